@@ -1,0 +1,245 @@
+"""The ``cnnviewer`` command: argparse over the core (classify, models) and the window (gui)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from cnnviewer import __version__
+from cnnviewer.core.errors import CnnviewerError, UnknownModelError
+from cnnviewer.core.paths import log_file
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("classify", "models", "gui")
+
+log = logging.getLogger("cnnviewer")
+
+
+class UsageError(CnnviewerError):
+    """Bad usage that argparse cannot see (an unknown model name, a bad option value)."""
+
+
+def _setup_logging() -> None:
+    """Full tracebacks go to the log file; the terminal only ever gets one sentence."""
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("cnnviewer")
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
+def _print_err(message: str) -> None:
+    print(f"cnnviewer: {message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnviewer",
+        description="See what image-classification CNNs see, and compare them honestly.",
+        epilog="Run without a command to open the window. `cnnviewer COMMAND --help` tells more.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnviewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    classify = sub.add_parser("classify", help="print the top-k ImageNet classes of images")
+    classify.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    classify.add_argument("--model", "-m", help="model name (default: the last one used, else resnet50 if its "
+                          "weights are cached, else efficientnet_lite0); `cnnviewer models --all` lists them")
+    classify.add_argument("--top", "-k", type=_positive_int, default=5, help="how many classes (default 5)")
+    classify.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
+    classify.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    classify.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass")
+
+    models = sub.add_parser("models", help="list the models and whether their weights are here")
+    models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
+    models.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    gui = sub.add_parser("gui", help="open the window (the default)")
+    gui.add_argument("path", nargs="?", help="an image to classify or a folder to show")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+# -- classify ---------------------------------------------------------------------------------
+
+
+def _resolve_model(name: str | None):
+    from cnnviewer.core.catalog import get_entry
+    from cnnviewer.core.settings import default_model_name
+
+    try:
+        return get_entry(name or default_model_name())
+    except UnknownModelError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from cnnviewer.core.inference import Classifier
+    from cnnviewer.core.models import load_model
+    from cnnviewer.core.settings import remember_model
+
+    entry = _resolve_model(args.model)
+    classifier = Classifier(load_model(entry, args.device))
+    remember_model(entry.name)
+    results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size))
+    for result in results:
+        if not result.ok:
+            _print_err(f"{result.path}: {result.error}")
+    out = sys.stdout
+    if args.format == "json":
+        json.dump([_classification_json(r) for r in results], out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif args.format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["file", "model", "rank", "index", "name", "probability", "error"])
+        for r in results:
+            if not r.ok:
+                writer.writerow([r.path, r.model, "", "", "", "", r.error])
+            for rank, p in enumerate(r.predictions, 1):
+                writer.writerow([r.path, r.model, rank, p.index, p.name, f"{p.probability:.6f}", ""])
+    else:
+        out.write(_classification_table(entry, classifier.loaded.device, results))
+    failed = sum(not r.ok for r in results)
+    if failed:
+        _print_err(f"{failed} of {len(results)} image(s) could not be classified")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _classification_json(result) -> dict:
+    return {
+        "file": result.path,
+        "model": result.model,
+        "predictions": [
+            {"rank": rank, "index": p.index, "name": p.name, "probability": round(p.probability, 6)}
+            for rank, p in enumerate(result.predictions, 1)
+        ],
+        "error": result.error,
+    }
+
+
+def _classification_table(entry, device, results) -> str:
+    buf = io.StringIO()
+    state = entry.availability().value
+    buf.write(f"Model: {entry.name} ({entry.title}, {entry.weights_id}, {state} weights, {device})\n")
+    for result in results:
+        buf.write(f"\n{result.path}\n")
+        if not result.ok:
+            buf.write(f"  error: {result.error}\n")
+            continue
+        width = max([len("class")] + [len(p.name) for p in result.predictions])
+        buf.write(f"  {'rank':>4}  {'index':>5}  {'class':<{width}}  {'probability':>11}\n")
+        for rank, p in enumerate(result.predictions, 1):
+            buf.write(f"  {rank:>4}  {p.index:>5}  {p.name:<{width}}  {p.probability * 100:>9.2f} %\n")
+    return buf.getvalue()
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cnnviewer.core.catalog import catalog, checkpoints_dir
+
+    entries = [(e, e.availability()) for e in catalog()]
+    shown = entries if args.all else [(e, a) for e, a in entries if a.ready]
+    if args.format == "json":
+        rows = [
+            {
+                "name": e.name, "title": e.title, "source": e.source, "weights": e.weights_id,
+                "input_size": e.input_size, "params": e.num_params, "gmacs": e.gmacs,
+                "acc1": e.acc1, "acc5": e.acc5, "file_size_mb": e.file_size_mb,
+                "weights_file": e.weights_filename, "availability": a.value, "path": str(e.weights_path()),
+            }
+            for e, a in shown
+        ]
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    headers = ("name", "input", "params", "GMACs", "acc@1", "acc@5", "size", "weights")
+    table = [
+        (
+            e.name, str(e.input_size), f"{e.num_params / 1e6:.1f}M", f"{e.gmacs:.2f}",
+            f"{e.acc1:.1f}" if e.acc1 is not None else "-", f"{e.acc5:.1f}" if e.acc5 is not None else "-",
+            f"{e.file_size_mb:.0f} MB", a.value,
+        )
+        for e, a in shown
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
+    aligns = ["<", ">", ">", ">", ">", ">", ">", "<"]
+    for row in [headers, *table]:
+        print("  ".join(f"{cell:{al}{w}}" for cell, al, w in zip(row, aligns, widths)).rstrip())
+    missing = sum(not a.ready for _, a in entries)
+    print(f"\nWeights cache: {checkpoints_dir()}")
+    print("acc@1/acc@5: published ImageNet-1k validation figures of these weights (%).")
+    if not args.all and missing:
+        print(f"{missing} more models need weights first: `cnnviewer models --all` lists them; "
+              "`cnnviewer weights download NAME` or `cnnviewer weights import FILE` gets them.")
+    return EXIT_OK
+
+
+# -- gui --------------------------------------------------------------------------------------
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from cnnviewer.gui.app import run_app
+    except ImportError:
+        return _classify_samples()
+    return run_app(args.path)
+
+
+def _classify_samples() -> int:
+    """Until the window exists: classify the bundled sample photos with the default model."""
+    from cnnviewer.core.paths import sample_photos
+
+    args = build_parser().parse_args(["classify", *map(str, sample_photos())])
+    return cmd_classify(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    parser = build_parser()
+    # `cnnviewer PATH` (what a file manager's "Open with" runs) and bare `cnnviewer` open the window.
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["gui", *argv]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    handlers = {"classify": cmd_classify, "models": cmd_models, "gui": cmd_gui}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        _print_err(f"error: {exc}")
+        return EXIT_USAGE
+    except CnnviewerError as exc:
+        log.info("error shown to the user: %s", exc)
+        _print_err(f"error: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _print_err("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: one sentence here, the traceback in the log
+        log.exception("unexpected error")
+        _print_err(f"internal error: {type(exc).__name__}: {exc}. The details are in {log_file()}.")
+        return EXIT_FAILED

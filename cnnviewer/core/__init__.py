@@ -1,0 +1,1 @@
+"""The headless core: images, models, inference, datasets, benchmarks and reports (no Qt)."""

@@ -1,0 +1,45 @@
+"""ImageNet-1k class names in torchvision's order, and every WordNet lemma of each class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cnnviewer.core.paths import resources_dir
+
+NUM_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Synset:
+    """One ImageNet-1k class: its index, torchvision's name, WordNet id and every lemma."""
+
+    index: int
+    name: str
+    wnid: str
+    lemmas: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 class names exactly as torchvision's weights carry them."""
+    from torchvision.models import ResNet18_Weights
+
+    categories = tuple(ResNet18_Weights.DEFAULT.meta["categories"])
+    assert len(categories) == NUM_CLASSES
+    return categories
+
+
+@lru_cache(maxsize=1)
+def synsets() -> tuple[Synset, ...]:
+    """Every class with its WordNet id and lemmas, from the shipped ``imagenet_synsets.txt``."""
+    names = imagenet_categories()
+    rows = []
+    lines = (resources_dir() / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(line for line in lines if line.strip()):
+        wnid, _, rest = line.partition(" ")
+        lemmas = tuple(part.strip() for part in rest.split(",") if part.strip())
+        rows.append(Synset(index=index, name=names[index], wnid=wnid, lemmas=lemmas))
+    if len(rows) != NUM_CLASSES:
+        raise ValueError(f"imagenet_synsets.txt has {len(rows)} classes, expected {NUM_CLASSES}")
+    return tuple(rows)

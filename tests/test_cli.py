@@ -1,0 +1,114 @@
+"""The ``cnnviewer`` command end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PHOTOS_13
+
+GOOD = [str(PHOTOS_13 / "polar_bear.jpg"), str(PHOTOS_13 / "banana_0.jpg")]
+
+
+def run(*args, env_extra=None):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "cnnviewer", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_classify_table():
+    proc = run("classify", *GOOD, "--model", "efficientnet_lite0", "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "Model: efficientnet_lite0" in proc.stdout
+    assert "ice bear" in proc.stdout and "banana" in proc.stdout
+    lines = proc.stdout.splitlines()
+    bear = lines.index(GOOD[0])
+    first = lines[bear + 2].split()
+    assert first[:3] == ["1", "296", "ice"] and first[-1] == "%"
+    assert "Traceback" not in proc.stderr
+
+
+def test_classify_json_with_a_bad_file_beside_good_ones(tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("this is not a photo")
+    proc = run("classify", GOOD[0], str(bad), GOOD[1], "--format", "json", "-m", "efficientnet_lite0")
+    assert proc.returncode == 1
+    rows = json.loads(proc.stdout)
+    assert [r["file"] for r in rows] == [GOOD[0], str(bad), GOOD[1]]
+    assert set(rows[0]) == {"file", "model", "predictions", "error"}
+    assert rows[0]["model"] == "efficientnet_lite0" and rows[0]["error"] is None
+    top = rows[0]["predictions"][0]
+    assert top == {"rank": 1, "index": 296, "name": "ice bear", "probability": top["probability"]}
+    assert 0.5 < top["probability"] <= 1
+    assert len(rows[0]["predictions"]) == 5
+    assert rows[1]["predictions"] == [] and "not an image" in rows[1]["error"]
+    assert rows[2]["predictions"][0]["index"] == 954
+    assert f"{bad}: not an image" in proc.stderr
+    assert "1 of 3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_classify_csv():
+    proc = run("classify", GOOD[0], "--format", "csv", "-m", "efficientnet_lite1", "-k", "2")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert len(rows) == 2
+    assert rows[0]["model"] == "efficientnet_lite1" and rows[0]["index"] == "296" and rows[0]["rank"] == "1"
+    assert float(rows[0]["probability"]) > float(rows[1]["probability"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["classify"], ["classify", GOOD[0], "--top", "0"], ["classify", GOOD[0], "--format", "xml"],
+     ["classify", GOOD[0], "--model", "no_such_net"], ["frobnicate", "--x"]],
+    ids=["no-images", "top-0", "bad-format", "unknown-model", "unknown-option"],
+)
+def test_bad_usage_exits_2(args):
+    proc = run(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip() and "Traceback" not in proc.stderr
+
+
+def test_missing_weights_is_one_sentence_not_random_weights():
+    proc = run("classify", GOOD[0], "--model", "resnet50")
+    assert proc.returncode == 1
+    assert "resnet50-11ad3fa6.pth" in proc.stderr and "cnnviewer weights download resnet50" in proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+
+
+def test_last_model_used_becomes_the_default():
+    assert run("classify", GOOD[0], "-m", "efficientnet_lite2", "-f", "json").returncode == 0
+    proc = run("classify", GOOD[0], "-f", "json")
+    assert json.loads(proc.stdout)[0]["model"] == "efficientnet_lite2"
+
+
+def test_default_model_is_embedded_lite0_on_a_fresh_machine():
+    proc = run("classify", GOOD[0], "-f", "json")
+    assert json.loads(proc.stdout)[0]["model"] == "efficientnet_lite0"
+
+
+def test_models_lists_ready_and_all():
+    proc = run("models")
+    assert proc.returncode == 0
+    assert "efficientnet_lite0" in proc.stdout and "embedded" in proc.stdout
+    assert "resnet50" not in proc.stdout.split("\n\n")[0]
+    everything = json.loads(run("models", "--all", "--format", "json").stdout)
+    by_name = {row["name"]: row for row in everything}
+    assert len(by_name) >= 83
+    assert by_name["resnet50"]["availability"] == "not present"
+    assert by_name["inception_v3"]["input_size"] == 299
+    assert by_name["efficientnet_lite0"]["availability"] == "embedded"
+
+
+def test_cuda_asked_for_without_cuda_is_a_sentence():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the refusal cannot be seen here")
+    proc = run("classify", GOOD[0], "--device", "cuda")
+    assert proc.returncode == 1 and "CUDA" in proc.stderr and "Traceback" not in proc.stderr
