@@ -200,19 +200,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    try:
-        from cnnviewer.gui.app import run_app
-    except ImportError:
-        return _classify_samples()
+    from cnnviewer.gui.app import run_app
+
     return run_app(args.path)
-
-
-def _classify_samples() -> int:
-    """Until the window exists: classify the bundled sample photos with the default model."""
-    from cnnviewer.core.paths import sample_photos
-
-    args = build_parser().parse_args(["classify", *map(str, sample_photos())])
-    return cmd_classify(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""The Qt window: browser, preview, predictions, compare view, dialogs."""

@@ -1,0 +1,155 @@
+"""Compare models: the current image classified by several models side by side, each with its top-k."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.gui.predictions import PredictionsModel, make_predictions_table
+
+LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def default_comparison(ready: list[str]) -> list[str]:
+    """The lab report's three when their weights are here, else the three embedded models."""
+    if all(name in ready for name in LAB_REPORT_MODELS):
+        return list(LAB_REPORT_MODELS)
+    return [name for name in EMBEDDED_MODELS if name in ready]
+
+
+class CompareDialog(QDialog):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.setWindowTitle("Compare models")
+        self.resize(1240, 560)
+        self.path: str | None = None
+        self.image_label = QLabel("")
+        self.models = QListWidget(self)
+        self.models.setToolTip("Models whose weights are on this machine")
+        self.run_button = QPushButton("Compare")
+        self.run_button.setDefault(True)
+        self.run_button.clicked.connect(self.run)
+        self.progress = QLabel("")
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(QLabel("Models"))
+        left_layout.addWidget(self.models, 1)
+        left_layout.addWidget(self.run_button)
+        left_layout.addWidget(self.progress)
+
+        self.results = QWidget(self)
+        self.results_layout = QHBoxLayout(self.results)
+        self.results_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.results)
+
+        splitter = QSplitter(self)
+        splitter.addWidget(left)
+        splitter.addWidget(scroll)
+        splitter.setSizes([190, 1050])
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.image_label)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(buttons)
+        self.columns: dict[str, tuple[QGroupBox, PredictionsModel, QLabel]] = {}
+
+    def open_for(self, path: str, ready_rows) -> None:
+        self.path = path
+        self.image_label.setText(f"<b>{os.path.basename(path)}</b>  ({path})")
+        ready = [row.name for row in ready_rows]
+        checked = set(default_comparison(ready))
+        previously = {self.models.item(i).data(Qt.ItemDataRole.UserRole)
+                      for i in range(self.models.count())
+                      if self.models.item(i).checkState() == Qt.CheckState.Checked}
+        checked = previously & set(ready) or checked
+        self.models.clear()
+        for row in ready_rows:
+            item = QListWidgetItem(f"{row.name} ({row.availability})")
+            item.setData(Qt.ItemDataRole.UserRole, row.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if row.name in checked else Qt.CheckState.Unchecked)
+            self.models.addItem(item)
+        self._clear_columns()
+        self.show()
+        self.raise_()
+        self.run()
+
+    def checked_models(self) -> list[str]:
+        return [self.models.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.models.count())
+                if self.models.item(i).checkState() == Qt.CheckState.Checked]
+
+    def _clear_columns(self) -> None:
+        for box, _, _ in self.columns.values():
+            box.deleteLater()
+        self.columns = {}
+
+    def run(self) -> None:
+        models = self.checked_models()
+        self._clear_columns()
+        if not models or not self.path:
+            self.progress.setText("Tick at least one model.")
+            return
+        for name in models:
+            box = QGroupBox(name, self.results)
+            model = PredictionsModel(box)
+            table = make_predictions_table(model, box)
+            table.setMinimumWidth(320)
+            note = QLabel("waiting…", box)
+            note.setWordWrap(True)
+            inner = QVBoxLayout(box)
+            inner.addWidget(table, 1)
+            inner.addWidget(note)
+            self.results_layout.addWidget(box)
+            self.columns[name] = (box, model, note)
+        self.progress.setText(f"0 of {len(models)} done")
+        self._total = len(models)
+        self._done = 0
+        self.window.start_compare(self.path, models, self._on_item, self._on_progress)
+
+    def _on_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setText(f"{self._done} of {self._total} done · {text}")
+
+    def _on_item(self, item) -> None:
+        name, outcome = item
+        box, model, note = self.columns[name]
+        self._done += 1
+        self.progress.setText(f"{self._done} of {self._total} done")
+        if isinstance(outcome, Exception):
+            text = str(outcome) if isinstance(outcome, CnnviewerError) else f"{type(outcome).__name__}: {outcome}"
+            note.setText(text)
+            note.setStyleSheet("color: #b00020;")
+            return
+        result = outcome.classification
+        if not result.ok:
+            note.setText(result.error)
+            note.setStyleSheet("color: #b00020;")
+            return
+        model.set_predictions(result.predictions)
+        load = f"load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
+        note.setText(f"{load}inference {result.timings.inference_ms:.0f} ms")
+        note.setStyleSheet("")
+
+    def results_by_model(self) -> dict[str, list]:
+        """What each column shows (for tests and screenshots)."""
+        return {name: model.predictions() for name, (_, model, _) in self.columns.items()}

@@ -1,0 +1,520 @@
+"""The main window: browser on the left, preview in the centre, predictions on the right."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+)
+
+from cnnviewer import __version__
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError, WeightsMissingError
+from cnnviewer.core.images import IMAGE_SUFFIXES
+from cnnviewer.core.paths import config_dir, log_file
+from cnnviewer.core.settings import FALLBACK_MODEL, remember_model
+from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
+from cnnviewer.gui.predictions import PredictionsPanel
+from cnnviewer.gui.preview import PreviewPanel
+from cnnviewer.workers import jobs
+from cnnviewer.workers.base import Worker, new_pool
+
+log = logging.getLogger("cnnviewer.gui")
+
+MODEL_ROLE = Qt.ItemDataRole.UserRole
+READY_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def window_settings() -> QSettings:
+    """The window's own settings file, beside the core settings (so tests can isolate both)."""
+    return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+def default_folder() -> str:
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return pictures if pictures and os.path.isdir(pictures) else str(Path.home())
+
+
+class MainWindow(QMainWindow):
+    """Every long step runs in a worker; each request has an id and stale results are dropped."""
+
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("cnnviewer")
+        self.setAcceptDrops(True)
+        self.settings = settings or window_settings()
+        self.model_cache = jobs.ModelCache()
+        self.inference_pool = new_pool(1, "inference")  # one model run at a time: results stay in order
+        self.io_pool = new_pool(2, "io")
+        self._ids = itertools.count(1)
+        self._current: dict[str, int] = {}
+        self._workers: dict[int, Worker] = {}
+        self._catalog: dict[str, jobs.CatalogRow] = {}
+        self.current_path: str | None = None
+        self.classified_path: str | None = None  # the image the user asked to classify
+        self.last_outcome: jobs.ClassifyOutcome | None = None
+        self.compare_dialog = None
+
+        self.browser = FileBrowser(self)
+        self.preview = PreviewPanel(self)
+        self.predictions = PredictionsPanel(self)
+        self.predictions.action_requested.connect(self._on_panel_action)
+
+        centre = QSplitter(Qt.Orientation.Vertical, self)
+        centre.addWidget(self.preview)
+        centre.addWidget(self.browser.strip)
+        centre.setStretchFactor(0, 1)
+        self.browser.strip.setMinimumHeight(THUMBNAIL_SIZE + 44)
+        self.browser.strip.setMaximumHeight(THUMBNAIL_SIZE + 60)
+        self.setCentralWidget(centre)
+
+        self.browser_dock = self._dock("Files", "browserDock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.predictions_dock = self._dock("Predictions", "predictionsDock", self.predictions,
+                                           Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.browser_dock, self.predictions_dock], [300, 380], Qt.Orientation.Horizontal)
+
+        self._make_toolbar()
+        self._make_menus()
+        self.status_model = QLabel("")
+        self.statusBar().addPermanentWidget(self.status_model)
+
+        self.browser.file_selected.connect(self._on_file_selected)
+        self.browser.file_activated.connect(self._on_file_activated)
+        self.browser.folder_changed.connect(self._on_folder_changed)
+
+        self._restore_settings()
+        self._catalog_requested = False
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _dock(self, title, name, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _make_toolbar(self) -> None:
+        bar = QToolBar("Model", self)
+        bar.setObjectName("modelToolbar")
+        self.addToolBar(bar)
+        bar.addWidget(QLabel(" Model "))
+        self.model_combo = QComboBox(self)
+        self.model_combo.setMinimumContentsLength(30)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setToolTip("Every torchvision ImageNet-1k classifier and the embedded models; "
+                                    "grey ones need their weights first")
+        self.model_combo.addItem("loading the model catalog…")
+        self.model_combo.setEnabled(False)
+        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        bar.addWidget(self.model_combo)
+        bar.addWidget(QLabel("  Device "))
+        self.device_combo = QComboBox(self)
+        self.device_combo.addItem("cpu")
+        self.device_combo.currentTextChanged.connect(self._on_device_changed)
+        bar.addWidget(self.device_combo)
+        bar.addWidget(QLabel("  Top "))
+        self.top_k_spin = QSpinBox(self)
+        self.top_k_spin.setRange(1, 20)
+        self.top_k_spin.setValue(5)
+        self.top_k_spin.valueChanged.connect(lambda _: self._reclassify())
+        bar.addWidget(self.top_k_spin)
+        bar.addSeparator()
+        self.classify_action = QAction("Classify", self)
+        self.classify_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("F5")])
+        self.classify_action.setToolTip("Classify the selected image (double-click or Enter in the browser)")
+        self.classify_action.triggered.connect(self.classify_selected)
+        bar.addAction(self.classify_action)
+        self.auto_action = QAction("Classify on selection", self)
+        self.auto_action.setCheckable(True)
+        self.auto_action.setToolTip("Classify each image as you move through the browser")
+        bar.addAction(self.auto_action)
+        self.compare_action = QAction("Compare models…", self)
+        self.compare_action.setShortcut(QKeySequence("Ctrl+M"))
+        self.compare_action.triggered.connect(self.open_compare)
+        bar.addAction(self.compare_action)
+
+    def _make_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_image = file_menu.addAction("&Open image…", self.open_image_dialog)
+        open_image.setShortcut(QKeySequence.StandardKey.Open)
+        open_folder = file_menu.addAction("Open &folder…", self.open_folder_dialog)
+        open_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+
+        view_menu = self.menuBar().addMenu("&View")
+        for text, shortcut, slot in (
+            ("&Fit to window", "Ctrl+0", self.preview.view.fit),
+            ("&Actual size (100 %)", "Ctrl+1", self.preview.view.actual_size),
+            ("Zoom &in", QKeySequence.StandardKey.ZoomIn, lambda: self.preview.view.zoom_by(1.25)),
+            ("Zoom &out", QKeySequence.StandardKey.ZoomOut, lambda: self.preview.view.zoom_by(0.8)),
+        ):
+            action = view_menu.addAction(text, slot)
+            action.setShortcut(QKeySequence(shortcut) if isinstance(shortcut, str) else shortcut)
+        view_menu.addSeparator()
+        view_menu.addAction(self.browser_dock.toggleViewAction())
+        view_menu.addAction(self.predictions_dock.toggleViewAction())
+
+        image_menu = self.menuBar().addMenu("&Image")
+        image_menu.addAction(self.classify_action)
+        image_menu.addAction(self.auto_action)
+        image_menu.addAction(self.compare_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About cnnviewer", self.show_about)
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = s.value("windowState")
+        if state is not None:
+            self.restoreState(state)
+        self.top_k_spin.blockSignals(True)
+        self.top_k_spin.setValue(int(s.value("topK", 5)))
+        self.top_k_spin.blockSignals(False)
+        self.auto_action.setChecked(s.value("classifyOnSelection", False, type=bool))
+        self._wanted_model = s.value("model", None)
+        self._wanted_device = s.value("device", "cpu")
+        folder = s.value("lastFolder", None)
+        if not folder or not os.path.isdir(folder):
+            folder = default_folder()
+        self.browser.go_to(folder)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        if self.browser.folder:
+            s.setValue("lastFolder", self.browser.folder)
+        if self.selected_model():
+            s.setValue("model", self.selected_model())
+        s.setValue("device", self.device_combo.currentText())
+        s.setValue("topK", self.top_k_spin.value())
+        s.setValue("classifyOnSelection", self.auto_action.isChecked())
+        s.sync()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _start(self, kind: str, pool, job, *args, returned=None, yielded=None, progressed=None) -> int:
+        """Run ``job`` in ``pool``; only the newest request of each kind may reach the widgets."""
+        rid = next(self._ids)
+        previous = self._current.get(kind)
+        if previous in self._workers:
+            self._workers[previous].cancel()
+        self._current[kind] = rid
+        worker = Worker(rid, job, *args)
+        signals = worker.signals
+        if returned is not None:
+            signals.returned.connect(lambda r, result: self._is_current(kind, r) and returned(result))
+        if yielded is not None:
+            signals.yielded.connect(lambda r, item: self._is_current(kind, r) and yielded(item))
+        if progressed is not None:
+            signals.progressed.connect(lambda r, d, t, text: self._is_current(kind, r) and progressed(d, t, text))
+        signals.errored.connect(lambda r, exc: self._is_current(kind, r) and self._on_error(kind, exc))
+        signals.finished.connect(self._on_worker_finished)
+        self._workers[rid] = worker
+        pool.start(worker)
+        return rid
+
+    def _is_current(self, kind: str, rid: int) -> bool:
+        return self._current.get(kind) == rid
+
+    def _on_worker_finished(self, rid: int) -> None:
+        self._workers.pop(rid, None)
+
+    def running_workers(self) -> int:
+        return self.inference_pool.activeThreadCount() + self.io_pool.activeThreadCount()
+
+    def _on_error(self, kind: str, exc: Exception) -> None:
+        """The one place every failure of a worker is shown."""
+        if isinstance(exc, CnnviewerError):
+            text = str(exc)
+        else:
+            text = f"Unexpected error: {type(exc).__name__}: {exc}. The details are in {log_file()}."
+        self.statusBar().showMessage(text, 15000)
+        if kind == "preview":
+            self.preview.show_message(text)
+        elif kind == "catalog":
+            self.model_combo.clear()
+            self.model_combo.addItem("the model catalog could not be loaded")
+            self.predictions.show_error(text)
+        elif isinstance(exc, WeightsMissingError):
+            self.predictions.show_error(text, "use_embedded", f"Use the embedded {FALLBACK_MODEL} instead")
+        elif kind in ("classify", "compare"):
+            self.predictions.show_error(text)
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    def showEvent(self, event):  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._catalog_requested:
+            # Only now import torch: the window is already on screen.
+            self.torch_was_imported_before_show = "torch" in sys.modules
+            self._catalog_requested = True
+            QTimer.singleShot(0, self._load_catalog)
+
+    def _load_catalog(self) -> None:
+        self.statusBar().showMessage("Loading torch and the model catalog…")
+        self._start("catalog", self.io_pool, jobs.load_catalog, returned=self._on_catalog_loaded)
+
+    def _on_catalog_loaded(self, info: jobs.CatalogInfo) -> None:
+        self._catalog = {row.name: row for row in info.rows}
+        wanted = self._wanted_model if self._wanted_model in self._catalog else info.default_model
+        combo = self.model_combo
+        combo.blockSignals(True)
+        combo.clear()
+        grey = QColor(128, 128, 128)
+        for row in sorted(info.rows, key=lambda r: (not r.ready, r.name)):
+            state = row.availability if row.ready else f"needs weights, {row.file_size_mb:.0f} MB"
+            combo.addItem(f"{row.name}  ({state})")
+            combo.setItemData(combo.count() - 1, row.title, Qt.ItemDataRole.ToolTipRole)
+            index = combo.count() - 1
+            combo.setItemData(index, row.name, MODEL_ROLE)
+            combo.setItemData(index, row.ready, READY_ROLE)
+            if not row.ready:
+                combo.setItemData(index, grey, Qt.ItemDataRole.ForegroundRole)
+        combo.setCurrentIndex(max(0, combo.findData(wanted, MODEL_ROLE)))
+        combo.setEnabled(True)
+        combo.blockSignals(False)
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        self.device_combo.addItems(info.devices)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findText(self._wanted_device)))
+        self.device_combo.blockSignals(False)
+        ready = sum(r.ready for r in info.rows)
+        self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
+        self._update_status_model()
+        if self._pending_classify:
+            path, self._pending_classify = self._pending_classify, None
+            self.classify(path)
+
+    _pending_classify: str | None = None
+
+    def selected_model(self) -> str | None:
+        return self.model_combo.currentData(MODEL_ROLE)
+
+    def select_model(self, name: str) -> bool:
+        index = self.model_combo.findData(name, MODEL_ROLE)
+        if index < 0:
+            return False
+        self.model_combo.setCurrentIndex(index)
+        return True
+
+    def _update_status_model(self) -> None:
+        model = self.selected_model()
+        self.status_model.setText(f"{model} · {self.device_combo.currentText()}" if model else "")
+
+    def _on_model_changed(self, _index: int) -> None:
+        self._update_status_model()
+        self._reclassify()
+
+    def _on_device_changed(self, _text: str) -> None:
+        self._update_status_model()
+        self._reclassify()
+
+    def _reclassify(self) -> None:
+        """Switching model, device or top-k re-classifies the image on show."""
+        if self.classified_path and self.classified_path == self.current_path:
+            self.classify(self.classified_path)
+
+    # -- browsing and classifying -------------------------------------------------------------
+
+    def _on_folder_changed(self, folder: str) -> None:
+        paths = list_images(folder)
+        self.browser.reset_strip(paths)
+        if paths:
+            self._start("thumbnails", self.io_pool, jobs.thumbnails_job, paths[: len(self.browser._strip_items)],
+                        THUMBNAIL_SIZE, yielded=lambda item: self.browser.set_thumbnail(*item))
+
+    def _on_file_selected(self, path: str) -> None:
+        self.show_preview(path)
+        if self.auto_action.isChecked():
+            self.classify(path)
+
+    def _on_file_activated(self, path: str) -> None:
+        if path != self.current_path:
+            self.show_preview(path)
+        self.classify(path)
+
+    def show_preview(self, path: str) -> None:
+        if path != self.classified_path:
+            self.classified_path = None
+            self.last_outcome = None
+            self.predictions.clear(f"<b>{os.path.basename(path)}</b><br>Double-click or press Enter to classify it.")
+        self.current_path = path
+        self._start("preview", self.io_pool, jobs.preview_job, path, returned=self.preview.show_preview)
+
+    def classify_selected(self) -> None:
+        path = self.browser.selected_path()
+        if path and os.path.isfile(path):
+            self._on_file_activated(path)
+
+    def classify(self, path: str) -> int | None:
+        """Classify ``path`` with the chosen model in the inference pool; returns the request id."""
+        model = self.selected_model()
+        if model is None:  # the catalog is still loading: do it as soon as it is there
+            self._pending_classify = path
+            self.predictions.show_busy("Loading the model catalog…")
+            return None
+        self.current_path = self.classified_path = path
+        device = self.device_combo.currentText()
+        self.predictions.show_busy(f"Classifying {os.path.basename(path)} with {model}…")
+        return self._start("classify", self.inference_pool, jobs.classify_job, self.model_cache, path, model,
+                           device, self.top_k_spin.value(), returned=self._on_classified,
+                           progressed=lambda d, t, text: self.predictions.show_busy(text[:1].upper() + text[1:]))
+
+    def _on_classified(self, outcome: jobs.ClassifyOutcome | None) -> None:
+        if outcome is None:
+            return
+        self.last_outcome = outcome
+        result = outcome.classification
+        remember_model(outcome.model)
+        if not result.ok:
+            error = ImageLoadError(result.path, result.error)
+            self.predictions.show_error(str(error), title=f"<b>{os.path.basename(result.path)}</b><br>"
+                                        "could not be classified")
+            self.statusBar().showMessage(str(error), 15000)
+            return
+        self.predictions.show_result(outcome)
+        top = result.predictions[0]
+        self.statusBar().showMessage(
+            f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.1f} %) by {outcome.model}", 8000)
+
+    def _on_panel_action(self, action: str) -> None:
+        if action == "use_embedded":
+            self.select_model(FALLBACK_MODEL)
+
+    # -- opening things -----------------------------------------------------------------------
+
+    def open_path(self, path: str) -> bool:
+        """A folder is shown; a file is selected, previewed and classified (``cnnviewer PATH``, drops)."""
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(path):
+            self.statusBar().showMessage(f"{path}: no such file or folder", 15000)
+            self.preview.show_message(f"{path}: no such file or folder")
+            return False
+        self.browser.go_to(path)
+        if os.path.isfile(path):
+            self._on_file_activated(path)
+        return True
+
+    def open_image_dialog(self) -> None:
+        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.browser.folder or "",
+                                              f"Images ({patterns});;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.browser.folder or "")
+        if folder:
+            self.open_path(folder)
+
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # -- compare ------------------------------------------------------------------------------
+
+    def open_compare(self) -> None:
+        from cnnviewer.gui.compare import CompareDialog
+
+        if not self.current_path:
+            self.statusBar().showMessage("Select an image first, then compare models on it.", 8000)
+            return
+        if self.compare_dialog is None:
+            self.compare_dialog = CompareDialog(self)
+        self.compare_dialog.open_for(self.current_path, [r for r in self._catalog.values() if r.ready])
+
+    def start_compare(self, path: str, models: list[str], on_item, on_progress) -> int:
+        return self._start("compare", self.inference_pool, jobs.compare_job, self.model_cache, path, models,
+                           self.device_combo.currentText(), self.top_k_spin.value(), yielded=on_item,
+                           progressed=on_progress)
+
+    # -- about and closing --------------------------------------------------------------------
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About cnnviewer", about_text(self.device_combo.currentText()))
+
+    def closeEvent(self, event):  # noqa: N802 - Qt override
+        self.save_settings()
+        for worker in list(self._workers.values()):
+            worker.cancel()
+        self.inference_pool.clear()
+        self.io_pool.clear()
+        self.inference_pool.waitForDone(5000)
+        self.io_pool.waitForDone(5000)
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        super().closeEvent(event)
+
+
+def about_text(device: str) -> str:
+    import platform
+
+    from PySide6 import __version__ as pyside_version
+    from PySide6.QtCore import qVersion
+
+    lines = [f"<b>cnnviewer {__version__}</b>",
+             "See what image-classification CNNs see, and compare them honestly.<br>",
+             f"Python {platform.python_version()} · Qt {qVersion()} · PySide6 {pyside_version}"]
+    torch = sys.modules.get("torch")
+    torchvision = sys.modules.get("torchvision")
+    if torch is not None:
+        lines.append(f"torch {torch.__version__} · torchvision {getattr(torchvision, '__version__', '?')}")
+        from cnnviewer.core.catalog import checkpoints_dir
+
+        lines.append(f"Weights cache: {checkpoints_dir()}")
+    lines.append(f"Device: {device}")
+    lines.append(f"Settings: {config_dir()}")
+    lines.append(f"Log file (full error details): {log_file()}")
+    return "<br>".join(lines)
+
+
+def run_window(path: str | None = None) -> MainWindow:
+    window = MainWindow()
+    window.show()
+    if path:
+        QTimer.singleShot(0, lambda: window.open_path(path))
+    return window
+
+
+def ensure_app() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("cnnviewer")
+        app.setOrganizationName("cnnviewer")
+        app.setApplicationVersion(__version__)
+    return app

@@ -1,0 +1,166 @@
+"""The predictions panel: a table model over core Prediction records, with a probability bar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStyledItemDelegate,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+PREDICTION_ROLE = Qt.ItemDataRole.UserRole
+
+
+class PredictionsModel(QAbstractTableModel):
+    """Rows are ``Prediction(index, name, probability)``; the record sits under ``UserRole``."""
+
+    HEADERS = ("#", "Class", "Name", "Probability")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._rows: list = []
+
+    def set_predictions(self, predictions) -> None:
+        self.beginResetModel()
+        self._rows = list(predictions)
+        self.endResetModel()
+
+    def predictions(self) -> list:
+        return list(self._rows)
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        prediction = self._rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (str(index.row() + 1), str(prediction.index), prediction.name,
+                    f"{prediction.probability * 100:.2f} %")[column]
+        if role == PREDICTION_ROLE:
+            return prediction
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 1):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"ImageNet class {prediction.index}: {prediction.name} ({prediction.probability:.4f})"
+        return None
+
+
+class ProbabilityDelegate(QStyledItemDelegate):
+    """Draws the probability as a bar behind its number."""
+
+    def paint(self, painter: QPainter, option, index):
+        prediction = index.data(PREDICTION_ROLE)
+        if prediction is None:
+            return super().paint(painter, option, index)
+        painter.save()
+        rect: QRect = option.rect.adjusted(3, 4, -3, -4)
+        painter.fillRect(rect, option.palette.color(QPalette.ColorRole.AlternateBase))
+        bar = QRect(rect)
+        bar.setWidth(max(1, int(rect.width() * prediction.probability)))
+        painter.fillRect(bar, QColor(70, 130, 200))
+        painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+        painter.drawText(rect.adjusted(4, 0, -4, 0), int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                         f"{prediction.probability * 100:.2f} %")
+        painter.restore()
+
+
+def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
+    table = QTableView(parent)
+    table.setModel(model)
+    table.setItemDelegateForColumn(3, ProbabilityDelegate(table))
+    table.verticalHeader().hide()
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+    header.setSectionResizeMode(3, QHeaderView.ResizeMode.Fixed)
+    table.setColumnWidth(3, 120)
+    return table
+
+
+class PredictionsPanel(QWidget):
+    """Top-k table, the model used, where the time went, and one place for messages and errors."""
+
+    action_requested = Signal(str)  # the name of the way out offered with an error
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = PredictionsModel(self)
+        self.title = QLabel("No image classified yet.")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = make_predictions_table(self.model, self)
+        self.timings = QLabel("")
+        self.timings.setWordWrap(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+        self.action_button = QPushButton("")
+        self.action_button.hide()
+        self.action_button.clicked.connect(lambda: self.action_requested.emit(self._action))
+        self._action = ""
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.timings)
+        layout.addWidget(self.message)
+        layout.addWidget(self.action_button)
+
+    def show_busy(self, text: str) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+        self.message.show()
+        self.action_button.hide()
+
+    def show_result(self, outcome) -> None:
+        result = outcome.classification
+        name = result.path.rsplit("/", 1)[-1]
+        self.title.setText(f"<b>{name}</b><br>Model: {outcome.model} on {outcome.device}")
+        self.model.set_predictions(result.predictions)
+        t = result.timings
+        load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
+        self.timings.setText(f"{load}decode {t.decode_ms:.0f} ms · preprocessing {t.preprocess_ms:.0f} ms · "
+                             f"inference {t.inference_ms:.0f} ms")
+        self.message.hide()
+        self.action_button.hide()
+
+    def show_error(self, text: str, action: str = "", action_label: str = "", title: str = "") -> None:
+        if title:
+            self.title.setText(title)
+        self.model.set_predictions([])
+        self.timings.setText("")
+        self.message.setStyleSheet("color: #b00020;")
+        self.message.setText(text)
+        self.message.show()
+        self._action = action
+        self.action_button.setText(action_label)
+        self.action_button.setVisible(bool(action))
+
+    def clear(self, title: str = "") -> None:
+        self.model.set_predictions([])
+        self.timings.setText("")
+        self.title.setText(title)
+        self.message.hide()
+        self.action_button.hide()

@@ -1,0 +1,119 @@
+"""The preview: the image as it will be classified, fit to the view, with 100 % and wheel zoom."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class ImageView(QGraphicsView):
+    """Fits the image until the user zooms; the wheel zooms around the cursor."""
+
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._item)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._fit = True
+
+    def set_image(self, image: QImage | None) -> None:
+        self._item.setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
+        self.scene().setSceneRect(self._item.boundingRect())
+        self.fit()
+
+    def has_image(self) -> bool:
+        return not self._item.pixmap().isNull()
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        self._fit = True
+        if self.has_image():
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoom_changed.emit(self.zoom())
+
+    def actual_size(self) -> None:
+        self._fit = False
+        self.resetTransform()
+        self.zoom_changed.emit(1.0)
+
+    def zoom_by(self, factor: float) -> None:
+        new = self.zoom() * factor
+        if not 0.02 <= new <= 32:
+            return
+        self._fit = False
+        self.scale(factor, factor)
+        self.zoom_changed.emit(self.zoom())
+
+    def wheelEvent(self, event):  # noqa: N802 - Qt override
+        if not self.has_image():
+            return
+        self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class PreviewPanel(QWidget):
+    """The image view plus a line of facts (file size, dimensions, colour mode)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.view = ImageView(self)
+        self.placeholder = QLabel("Double-click a photo in the browser (or drop one here) to classify it.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.facts = QLabel("")
+        self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.zoom_label = QLabel("")
+        self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.placeholder, 1)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.facts)
+        self.view.hide()
+
+    def show_preview(self, data) -> None:
+        info = data.info
+        self.placeholder.hide()
+        self.view.show()
+        self.view.set_image(data.image)
+        frames = f" · {info.frames} frames (first shown)" if info.frames > 1 else ""
+        self.facts.setText(f"{info.path.rsplit('/', 1)[-1]} · {human_size(info.file_size)} · "
+                           f"{info.width} × {info.height} · {info.format} {info.mode}{frames}")
+
+    def show_message(self, text: str) -> None:
+        self.view.hide()
+        self.view.set_image(None)
+        self.placeholder.setText(text)
+        self.placeholder.show()
+        self.facts.setText("")

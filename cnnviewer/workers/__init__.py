@@ -1,0 +1,1 @@
+"""QRunnable workers and the jobs they run around core calls; no widgets here."""

@@ -1,0 +1,154 @@
+"""The jobs the window runs in worker threads: thin wrappers over core calls, returning plain records."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from PySide6.QtGui import QImage
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One model as the picker shows it."""
+
+    name: str
+    title: str
+    availability: str  # Availability.value
+    ready: bool
+    input_size: int
+    file_size_mb: float
+
+
+@dataclass(frozen=True)
+class ClassifyOutcome:
+    """What one classification produced, with where the time went and which thread did it."""
+
+    path: str
+    model: str
+    device: str
+    classification: object  # core.inference.Classification
+    load_ms: float | None  # None when the model was already loaded
+    thread_id: int
+
+
+@dataclass(frozen=True)
+class PreviewData:
+    path: str
+    image: QImage
+    info: object  # core.images.ImageInfo
+
+
+def pil_to_qimage(image) -> QImage:
+    """An RGB Pillow image as a QImage that owns its pixels (safe to pass between threads)."""
+    image = image.convert("RGB")
+    data = image.tobytes("raw", "RGB")
+    qimage = QImage(data, image.width, image.height, image.width * 3, QImage.Format.Format_RGB888)
+    return qimage.copy()
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    rows: list[CatalogRow]
+    devices: list[str]
+    default_model: str
+
+
+def load_catalog(token, report) -> CatalogInfo:
+    """Import torch and torchvision and list every model (done once, off the GUI thread)."""
+    from cnnviewer.core.catalog import catalog
+    from cnnviewer.core.models import available_devices
+    from cnnviewer.core.settings import default_model_name
+
+    rows = []
+    for entry in catalog():
+        availability = entry.availability()
+        rows.append(CatalogRow(entry.name, entry.title, availability.value, availability.ready,
+                               entry.input_size, entry.file_size_mb))
+    return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name())
+
+
+class ModelCache:
+    """Loaded models shared by the window's jobs; keeps the few most recently used (memory is finite)."""
+
+    def __init__(self, capacity: int = 3):
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._models: OrderedDict[tuple[str, str], object] = OrderedDict()
+
+    def get(self, name: str, device: str):
+        """(Classifier, load time in ms or None if it was already loaded)."""
+        from cnnviewer.core.catalog import get_entry
+        from cnnviewer.core.inference import Classifier
+        from cnnviewer.core.models import load_model
+
+        key = (name, device)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key], None
+            started = time.perf_counter()
+            classifier = Classifier(load_model(get_entry(name), device))
+            self._models[key] = classifier
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+            return classifier, (time.perf_counter() - started) * 1000
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+def classify_job(token, report, cache: ModelCache, path: str, model: str, device: str, top_k: int):
+    report(0, 1, f"loading {model}…")
+    classifier, load_ms = cache.get(model, device)
+    if token.cancelled:
+        return None
+    report(0, 1, f"classifying with {model}…")
+    result = classifier.classify_file(path, top_k=top_k)
+    return ClassifyOutcome(path=os.fspath(path), model=model, device=device, classification=result,
+                           load_ms=load_ms, thread_id=threading.get_ident())
+
+
+def compare_job(token, report, cache: ModelCache, path: str, models: list[str], device: str, top_k: int):
+    """Classify one image with several models, one result at a time (a generator: partial results show)."""
+    for done, model in enumerate(models):
+        if token.cancelled:
+            return
+        report(done, len(models), f"{model}…")
+        try:
+            outcome = classify_job(token, report, cache, path, model, device, top_k)
+        except Exception as exc:  # one model failing (weights missing) must not hide the others
+            yield model, exc
+        else:
+            yield model, outcome
+
+
+def preview_job(token, report, path: str) -> PreviewData:
+    """The image as it will be classified (EXIF-corrected RGB) plus its facts."""
+    from cnnviewer.core.images import image_info, load_image
+
+    info = image_info(path)
+    image = load_image(path)
+    return PreviewData(path=os.fspath(path), image=pil_to_qimage(image), info=info)
+
+
+def thumbnails_job(token, report, paths: list[str], size: int):
+    """Yield (path, QImage or None) for each file; JPEGs decode at reduced size."""
+    from cnnviewer.core.errors import ImageLoadError
+    from cnnviewer.core.images import load_image
+
+    for done, path in enumerate(paths):
+        if token.cancelled:
+            return
+        try:
+            image = load_image(path, min_side=size)
+            image.thumbnail((size, size))
+            yield path, pil_to_qimage(image)
+        except ImageLoadError:
+            yield path, None
+        if done % 16 == 0:
+            report(done, len(paths), "thumbnails")
