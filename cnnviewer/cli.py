@@ -15,7 +15,7 @@ from cnnviewer.core.errors import CnnviewerError, UnknownModelError
 from cnnviewer.core.paths import log_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("classify", "models", "gui")
+COMMANDS = ("classify", "models", "weights", "gui")
 
 log = logging.getLogger("cnnviewer")
 
@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models and whether their weights are here")
     models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
     models.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
+    wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    download = wsub.add_parser("download", help="download torchvision weights into torch's cache")
+    download.add_argument("names", nargs="+", metavar="NAME")
+    download.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    imp = wsub.add_parser("import", help="check a weights file and copy it into torch's cache")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--model", "-m", help="the model it is for (when the file name does not say)")
+    wsub.add_parser("list", help="the cache folder, its files, sizes and models")
+    verify = wsub.add_parser("verify", help="check cached files against the hashes in their names")
+    verify.add_argument("name", nargs="?", metavar="NAME")
+    remove = wsub.add_parser("remove", help="delete a model's weights from the cache")
+    remove.add_argument("name", metavar="NAME")
 
     gui = sub.add_parser("gui", help="open the window (the default)")
     gui.add_argument("path", nargs="?", help="an image to classify or a folder to show")
@@ -196,6 +210,98 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- weights ---------------------------------------------------------------------------------
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class _ProgressLine:
+    """Bytes, speed and time left on one stderr line (only when stderr is a terminal, else every 10 %)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.tty = sys.stderr.isatty()
+        self.last = -1.0
+
+    def __call__(self, p) -> None:
+        fraction = p.done / p.total if p.total else None
+        if not self.tty and fraction is not None and fraction - self.last < 0.1 and p.done != p.total:
+            return
+        self.last = fraction if fraction is not None else self.last
+        total = f" of {_human_bytes(p.total)} ({fraction * 100:.0f} %)" if p.total else ""
+        left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        line = f"{self.name}: {_human_bytes(p.done)}{total} at {_human_bytes(p.bytes_per_second)}/s{left}"
+        print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
+              flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from cnnviewer.core import weights
+    from cnnviewer.core.catalog import checkpoints_dir, get_entry
+
+    action = args.weights_command
+    try:
+        if action == "download":
+            entries = [_resolve_model(name) for name in args.names]
+            failed = 0
+            for entry in entries:
+                line = _ProgressLine(entry.name)
+                try:
+                    path = weights.download_weights(entry, progress=line, timeout=args.timeout)
+                except weights.WeightsError as exc:
+                    line.done()
+                    _print_err(str(exc))
+                    failed += 1
+                else:
+                    line.done()
+                    print(f"{entry.name}: {path} (SHA-256 checked)")
+            return EXIT_FAILED if failed else EXIT_OK
+        if action == "import":
+            if args.model:
+                _resolve_model(args.model)
+            entry, path = weights.import_weights(args.file, args.model)
+            print(f"{entry.name}: imported into {path}")
+            return EXIT_OK
+        if action == "list":
+            rows = weights.list_cache()
+            print(f"Weights cache: {checkpoints_dir()}")
+            for row in rows:
+                print(f"  {row.path.name:<44} {_human_bytes(row.size):>9}  {row.model or '(no model of the catalog)':<22}"
+                      f"  {row.state}")
+            if not rows:
+                print("  (empty)")
+            return EXIT_OK
+        if action == "verify":
+            if args.name:
+                _resolve_model(args.name)
+            rows = weights.verify(args.name)
+            for row in rows:
+                print(f"{row.path.name}: {row.state}")
+            bad = [row for row in rows if row.state == "hash mismatch"]
+            for row in bad:
+                _print_err(f"{row.path}: the SHA-256 does not match the hash in its name; download it again "
+                           f"(cnnviewer weights remove {row.model} && cnnviewer weights download {row.model})")
+            return EXIT_FAILED if bad else EXIT_OK
+        if action == "remove":
+            entry = _resolve_model(args.name)
+            print(f"removed {weights.remove(get_entry(entry.name).name)}")
+            return EXIT_OK
+    except weights.WeightsError as exc:
+        _print_err(str(exc))
+        return EXIT_FAILED
+    raise AssertionError(action)
+
+
 # -- gui --------------------------------------------------------------------------------------
 
 
@@ -216,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    handlers = {"classify": cmd_classify, "models": cmd_models, "gui": cmd_gui}
+    handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -125,6 +125,11 @@ class MainWindow(QMainWindow):
         self.model_combo.setEnabled(False)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         bar.addWidget(self.model_combo)
+        self.weights_action = QAction("Get weights…", self)
+        self.weights_action.setToolTip("Download or import the weights of the selected model")
+        self.weights_action.setEnabled(False)
+        self.weights_action.triggered.connect(lambda: self.open_weights_dialog())
+        bar.addAction(self.weights_action)
         bar.addWidget(QLabel("  Device "))
         self.device_combo = QComboBox(self)
         self.device_combo.addItem("cpu")
@@ -157,6 +162,7 @@ class MainWindow(QMainWindow):
         open_image.setShortcut(QKeySequence.StandardKey.Open)
         open_folder = file_menu.addAction("Open &folder…", self.open_folder_dialog)
         open_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        file_menu.addAction("&Import weights…", self.import_weights_dialog)
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -220,8 +226,11 @@ class MainWindow(QMainWindow):
 
     # -- workers ------------------------------------------------------------------------------
 
-    def _start(self, kind: str, pool, job, *args, returned=None, yielded=None, progressed=None) -> int:
+    def _start(self, kind: str, pool, job, *args, returned=None, yielded=None, progressed=None,
+               on_error=None) -> int:
         """Run ``job`` in ``pool``; only the newest request of each kind may reach the widgets."""
+        if self._closed:
+            return -1
         rid = next(self._ids)
         previous = self._current.get(kind)
         if previous in self._workers:
@@ -235,14 +244,23 @@ class MainWindow(QMainWindow):
             signals.yielded.connect(lambda r, item: self._is_current(kind, r) and yielded(item))
         if progressed is not None:
             signals.progressed.connect(lambda r, d, t, text: self._is_current(kind, r) and progressed(d, t, text))
-        signals.errored.connect(lambda r, exc: self._is_current(kind, r) and self._on_error(kind, exc))
+        handle_error = on_error or (lambda exc: self._on_error(kind, exc))
+        signals.errored.connect(lambda r, exc: self._is_current(kind, r) and handle_error(exc))
         signals.finished.connect(self._on_worker_finished)
         self._workers[rid] = worker
         pool.start(worker)
         return rid
 
+    def cancel_request(self, rid: int) -> bool:
+        """Ask a running or queued job to stop; False if it already ended."""
+        worker = self._workers.get(rid)
+        if worker is None:
+            return False
+        worker.cancel()
+        return True
+
     def _is_current(self, kind: str, rid: int) -> bool:
-        return self._current.get(kind) == rid
+        return not self._closed and self._current.get(kind) == rid
 
     def _on_worker_finished(self, rid: int) -> None:
         self._workers.pop(rid, None)
@@ -263,10 +281,13 @@ class MainWindow(QMainWindow):
             self.model_combo.clear()
             self.model_combo.addItem("the model catalog could not be loaded")
             self.predictions.show_error(text)
-        elif isinstance(exc, WeightsMissingError):
-            self.predictions.show_error(text, "use_embedded", f"Use the embedded {FALLBACK_MODEL} instead")
         elif kind in ("classify", "compare"):
-            self.predictions.show_error(text)
+            title = f"<b>{os.path.basename(self.classified_path or '')}</b><br>{self.selected_model()} cannot run"
+            actions = []
+            if isinstance(exc, WeightsMissingError):
+                actions = [("get_weights", "Get weights…"),
+                           ("use_embedded", f"Use the embedded {FALLBACK_MODEL} instead")]
+            self.predictions.show_error(text, actions, title=title)
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -276,7 +297,7 @@ class MainWindow(QMainWindow):
             # Only now import torch: the window is already on screen.
             self.torch_was_imported_before_show = "torch" in sys.modules
             self._catalog_requested = True
-            QTimer.singleShot(0, self._load_catalog)
+            QTimer.singleShot(0, self, self._load_catalog)
 
     def _load_catalog(self) -> None:
         self.statusBar().showMessage("Loading torch and the model catalog…")
@@ -309,11 +330,18 @@ class MainWindow(QMainWindow):
         ready = sum(r.ready for r in info.rows)
         self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
         self._update_status_model()
+        self._update_weights_action()
+        if self._reclassify_after_catalog:
+            self._reclassify_after_catalog = False
+            self._reclassify()
         if self._pending_classify:
             path, self._pending_classify = self._pending_classify, None
             self.classify(path)
 
     _pending_classify: str | None = None
+    _closed = False
+    _reclassify_after_catalog = False
+    weights_dialog = None
 
     def selected_model(self) -> str | None:
         return self.model_combo.currentData(MODEL_ROLE)
@@ -331,6 +359,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_changed(self, _index: int) -> None:
         self._update_status_model()
+        self._update_weights_action()
         self._reclassify()
 
     def _on_device_changed(self, _text: str) -> None:
@@ -408,6 +437,56 @@ class MainWindow(QMainWindow):
     def _on_panel_action(self, action: str) -> None:
         if action == "use_embedded":
             self.select_model(FALLBACK_MODEL)
+        elif action == "get_weights":
+            self.open_weights_dialog()
+
+    # -- weights ------------------------------------------------------------------------------
+
+    def open_weights_dialog(self, model: str | None = None):
+        """The download / import dialog for ``model`` (default: the selected one) if it needs weights."""
+        from cnnviewer.gui.weights_dialog import WeightsDialog
+
+        row = self._catalog.get(model or self.selected_model() or "")
+        if row is None or row.ready:
+            return None
+        dialog = WeightsDialog(self, row)
+        dialog.weights_ready.connect(self._on_weights_ready)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.weights_dialog = dialog
+        return dialog
+
+    def import_weights_dialog(self) -> None:
+        """File > Import weights: the model comes from the file name, or the user picks it."""
+        from PySide6.QtWidgets import QInputDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Import weights", "",
+                                              "PyTorch weights (*.pth *.pt *.bin);;All files (*)")
+        if not path:
+            return
+        from cnnviewer.core.weights import entry_for_filename
+
+        entry = entry_for_filename(os.path.basename(path))
+        model = entry.name if entry else None
+        if model is None:
+            names = sorted(name for name, row in self._catalog.items() if row.availability != "embedded")
+            model, ok = QInputDialog.getItem(self, "Import weights", f"Which model are these weights for?\n{path}",
+                                             names, 0, False)
+            if not ok:
+                return
+        self.statusBar().showMessage(f"Checking {path}…")
+        self._start("weights", self.io_pool, jobs.import_job, path, model,
+                    returned=lambda final: self._on_weights_ready(model, final))
+
+    def _on_weights_ready(self, model: str, path: str | None = None) -> None:
+        self.statusBar().showMessage(f"Weights of {model} are ready" + (f": {path}" if path else "."), 10000)
+        self._wanted_model = model
+        self._load_catalog()  # availability changed; the picker marks it ready and re-selects it
+        self._reclassify_after_catalog = True
+
+    def _update_weights_action(self) -> None:
+        row = self._catalog.get(self.selected_model() or "")
+        self.weights_action.setEnabled(row is not None and not row.ready)
 
     # -- opening things -----------------------------------------------------------------------
 
@@ -469,6 +548,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.save_settings()
+        self._closed = True  # signals still queued for this window now find no current request
         for worker in list(self._workers.values()):
             worker.cancel()
         self.inference_pool.clear()

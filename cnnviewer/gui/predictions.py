@@ -117,22 +117,29 @@ class PredictionsPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
-        self.action_button = QPushButton("")
-        self.action_button.hide()
-        self.action_button.clicked.connect(lambda: self.action_requested.emit(self._action))
-        self._action = ""
+        self.action_buttons: dict[str, QPushButton] = {}
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.timings)
         layout.addWidget(self.message)
-        layout.addWidget(self.action_button)
+        self._layout = layout
+
+    def _set_actions(self, actions: list[tuple[str, str]]) -> None:
+        for button in self.action_buttons.values():
+            button.deleteLater()
+        self.action_buttons = {}
+        for key, label in actions:
+            button = QPushButton(label, self)
+            button.clicked.connect(lambda _=False, k=key: self.action_requested.emit(k))
+            self._layout.addWidget(button)
+            self.action_buttons[key] = button
 
     def show_busy(self, text: str) -> None:
         self.message.setStyleSheet("")
         self.message.setText(text)
         self.message.show()
-        self.action_button.hide()
+        self._set_actions([])
 
     def show_result(self, outcome) -> None:
         result = outcome.classification
@@ -144,9 +151,9 @@ class PredictionsPanel(QWidget):
         self.timings.setText(f"{load}decode {t.decode_ms:.0f} ms · preprocessing {t.preprocess_ms:.0f} ms · "
                              f"inference {t.inference_ms:.0f} ms")
         self.message.hide()
-        self.action_button.hide()
+        self._set_actions([])
 
-    def show_error(self, text: str, action: str = "", action_label: str = "", title: str = "") -> None:
+    def show_error(self, text: str, actions: list[tuple[str, str]] = (), title: str = "") -> None:
         if title:
             self.title.setText(title)
         self.model.set_predictions([])
@@ -154,13 +161,11 @@ class PredictionsPanel(QWidget):
         self.message.setStyleSheet("color: #b00020;")
         self.message.setText(text)
         self.message.show()
-        self._action = action
-        self.action_button.setText(action_label)
-        self.action_button.setVisible(bool(action))
+        self._set_actions(list(actions))
 
     def clear(self, title: str = "") -> None:
         self.model.set_predictions([])
         self.timings.setText("")
         self.title.setText(title)
         self.message.hide()
-        self.action_button.hide()
+        self._set_actions([])

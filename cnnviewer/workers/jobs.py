@@ -152,3 +152,23 @@ def thumbnails_job(token, report, paths: list[str], size: int):
             yield path, None
         if done % 16 == 0:
             report(done, len(paths), "thumbnails")
+
+
+def download_job(token, report, name: str) -> str:
+    """Download a model's weights; progress is reported in thousandths (sizes pass 2 GB)."""
+    from cnnviewer.core.catalog import get_entry
+    from cnnviewer.core.weights import download_weights
+
+    def on_progress(p) -> None:
+        total = f" of {p.total / 2**20:.1f} MB" if p.total else ""
+        left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        permille = int(p.done * 1000 / p.total) if p.total else 0
+        report(permille, 1000, f"{p.done / 2**20:.1f} MB{total} at {p.bytes_per_second / 2**20:.1f} MB/s{left}")
+
+    return str(download_weights(get_entry(name), progress=on_progress, should_cancel=token))
+
+
+def import_job(token, report, path: str, model: str | None) -> str:
+    from cnnviewer.core.weights import import_weights
+
+    return str(import_weights(path, model)[1])

@@ -1,0 +1,121 @@
+"""Get a model's weights: download with progress and Cancel, or import a file carried over by hand."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from cnnviewer.core.errors import CnnviewerError
+
+
+class WeightsDialog(QDialog):
+    """Started from the model picker or the predictions panel; the work runs in the window's workers."""
+
+    weights_ready = Signal(str)  # model name
+
+    def __init__(self, window, row):
+        super().__init__(window)
+        self.window = window
+        self.row = row
+        self.setWindowTitle(f"Weights for {row.name}")
+        self.setMinimumWidth(560)
+        self.text = QLabel(
+            f"<b>{row.name}</b> ({row.title}) needs its pretrained weights, "
+            f"{row.file_size_mb:.1f} MB.<br>Download them into torch's cache, or import a file you copied "
+            "from another machine (torchvision's file name, or any file with the right keys).")
+        self.text.setWordWrap(True)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.download_button = QPushButton(f"Download ({row.file_size_mb:.0f} MB)")
+        self.download_button.setDefault(True)
+        self.import_button = QPushButton("Import a file…")
+        self.cancel_button = QPushButton("Cancel")
+        self.download_button.clicked.connect(self.start_download)
+        self.import_button.clicked.connect(self.choose_import)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+        self.request_id: int | None = None
+        self.finished_ok = False
+
+    def _busy(self, busy: bool) -> None:
+        self.download_button.setEnabled(not busy)
+        self.import_button.setEnabled(not busy)
+        self.cancel_button.setText("Cancel" if busy else "Close")
+
+    def start_download(self) -> None:
+        from cnnviewer.workers import jobs
+
+        self._busy(True)
+        self.progress.show()
+        self.progress.setValue(0)
+        self.status.setStyleSheet("")
+        self.status.setText("Connecting…")
+        self.request_id = self.window._start(
+            "weights", self.window.io_pool, jobs.download_job, self.row.name,
+            returned=self._on_done, progressed=self._on_progress, on_error=self._on_error)
+
+    def choose_import(self, path: str | None = None) -> None:
+        from cnnviewer.workers import jobs
+
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, f"Import weights for {self.row.name}", "",
+                                                  "PyTorch weights (*.pth *.pt *.bin);;All files (*)")
+        if not path:
+            return
+        self._busy(True)
+        self.status.setStyleSheet("")
+        self.status.setText(f"Checking {path}…")
+        self.request_id = self.window._start("weights", self.window.io_pool, jobs.import_job, path,
+                                             self.row.name, returned=self._on_done, on_error=self._on_error)
+
+    def _on_progress(self, done: int, total: int, text: str) -> None:
+        if total:
+            self.progress.setValue(int(done * 1000 / total))
+        self.status.setText(text)
+
+    def _on_done(self, path) -> None:
+        self._busy(False)
+        self.finished_ok = True
+        self.progress.setValue(1000)
+        self.status.setText(f"Ready: {path}")
+        self.cancel_button.setText("Close")
+        self.weights_ready.emit(self.row.name)
+        self.accept()
+
+    def _on_error(self, exc: Exception) -> None:
+        self._busy(False)
+        text = str(exc) if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
+        self.status.setStyleSheet("color: #b00020;")
+        self.status.setText(text)
+
+    def cancel(self) -> None:
+        if self.request_id is not None and self.window.cancel_request(self.request_id):
+            self.status.setText("Cancelling…")
+            return
+        self.reject()
+
+    def is_busy(self) -> bool:
+        return not self.download_button.isEnabled()
