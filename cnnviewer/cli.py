@@ -15,7 +15,7 @@ from cnnviewer.core.errors import CnnviewerError, UnknownModelError
 from cnnviewer.core.paths import log_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("classify", "models", "weights", "gui")
+COMMANDS = ("classify", "models", "weights", "bench", "gui")
 
 log = logging.getLogger("cnnviewer")
 
@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models and whether their weights are here")
     models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
     models.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    bench = sub.add_parser("bench", help="benchmark models on a labelled folder: accuracy, speed, memory")
+    bench.add_argument("folder", metavar="FOLDER", help="one sub-folder per class, or a labels.csv (file,label)")
+    bench.add_argument("--models", help="comma-separated names (default: resnet50,googlenet,inception_v3 when "
+                       "their weights are here, else the three embedded models)")
+    bench.add_argument("--batch-size", type=_positive_int, default=16)
+    bench.add_argument("--out", metavar="DIR", help="where report.json, results.csv, report.md and the charts "
+                       "go (default: ./cnnviewer-bench-DATE)")
+    bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
+    bench.add_argument("--device", default="cpu")
 
     weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -302,6 +312,103 @@ def cmd_weights(args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
+# -- bench -----------------------------------------------------------------------------------
+
+
+class _BenchProgress:
+    """A progress bar with time left on stderr (a line per model when stderr is not a terminal)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.started = None
+        self.last_model = None
+
+    def __call__(self, p) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        elapsed = now - self.started
+        fraction = p.fraction
+        left = f", {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
+        if self.tty:
+            bar = "#" * int(fraction * 30)
+            print(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
+                  f"{p.done}/{p.total}{left}\033[K", end="", file=sys.stderr, flush=True)
+        elif p.model != self.last_model or p.done == p.total:
+            print(f"model {p.model_number}/{p.models} {p.model}: {p.done}/{p.total} images{left}", file=sys.stderr)
+        self.last_model = p.model
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from cnnviewer.core.benchmark import BenchmarkConfig, default_models, run_benchmark
+    from cnnviewer.core.datasets import load_labelled_folder
+    from cnnviewer.core.report import ResultsCsv, save_json, write_all
+
+    if args.models:
+        names = tuple(_resolve_model(n).name for n in args.models.split(",") if n.strip())
+    else:
+        names, why = default_models()
+        print(f"Models: {why}.", file=sys.stderr)
+    dataset = load_labelled_folder(args.folder)
+    for problem in dataset.problems:
+        _print_err(problem)
+    print(f"{len(dataset.images)} labelled images in {dataset.root} ({dataset.layout})"
+          + (f"; {sum(len(f) for f in dataset.unmatched.values()) + sum(len(v[1]) for v in dataset.ambiguous.values())}"
+             " file(s) left out for their labels" if dataset.problems else ""), file=sys.stderr)
+    out = Path(args.out or f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device)
+    results = ResultsCsv(out / "results.csv")
+    bar = _BenchProgress()
+    try:
+        report = run_benchmark(dataset, config, progress=bar, on_rows=results.add,
+                               on_update=lambda r: save_json(r, out / "report.json"))
+    except KeyboardInterrupt:
+        bar.done()
+        _print_err(f"interrupted; the results so far are in {out}")
+        return 130
+    finally:
+        results.close()
+    bar.done()
+    write_all(report, out)
+    print(_bench_table(report))
+    for m in report.models:
+        if m.error:
+            _print_err(f"{m.name} did not run: {m.error}")
+    for skipped in report.skipped:
+        _print_err(f"{skipped['file']}: {skipped['reason']}")
+    print(f"\nReport: {out / 'report.md'} (and report.json, results.csv, charts) in {out}")
+    failed = bool(report.skipped) or any(m.error for m in report.models)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _bench_table(report) -> str:
+    from cnnviewer.core.report import conclusions
+
+    headers = ("model", "images", "top-1 %", "95% CI", "top-5 %", "img/s", "p50 ms", "p99 ms", "peak MB", "load s")
+    rows = []
+    for m in report.models:
+        if m.error:
+            rows.append((m.name, "-", "not run", "", "", "", "", "", "", ""))
+            continue
+        rows.append((m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}-{m.top1_ci[1] * 100:.0f}",
+                     f"{m.top5 * 100:.1f}", f"{m.throughput_ips:.1f}", f"{m.latency_ms['p50']:.0f}",
+                     f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in [headers, *rows]]
+    lines += [""] + conclusions(report)
+    return "\n".join(lines)
+
+
 # -- gui --------------------------------------------------------------------------------------
 
 
@@ -322,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "gui": cmd_gui}
+    handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "bench": cmd_bench,
+                "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -121,6 +121,7 @@ class CompareDialog(QDialog):
             inner.addWidget(table, 1)
             inner.addWidget(note)
             self.results_layout.addWidget(box)
+            box.show()
             self.columns[name] = (box, model, note)
         self.progress.setText(f"0 of {len(models)} done")
         self._total = len(models)

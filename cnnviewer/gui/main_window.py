@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.browser.file_selected.connect(self._on_file_selected)
         self.browser.file_activated.connect(self._on_file_activated)
         self.browser.folder_changed.connect(self._on_folder_changed)
+        self.browser.folder_context_requested.connect(self._on_folder_context)
 
         self._restore_settings()
         self._catalog_requested = False
@@ -162,6 +163,9 @@ class MainWindow(QMainWindow):
         open_image.setShortcut(QKeySequence.StandardKey.Open)
         open_folder = file_menu.addAction("Open &folder…", self.open_folder_dialog)
         open_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        bench = file_menu.addAction("&Benchmark folder…", lambda: self.open_benchmark())
+        bench.setShortcut(QKeySequence("Ctrl+B"))
+        file_menu.addAction("Open benchmark &report…", self.open_report_dialog)
         file_menu.addAction("&Import weights…", self.import_weights_dialog)
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
@@ -227,15 +231,23 @@ class MainWindow(QMainWindow):
     # -- workers ------------------------------------------------------------------------------
 
     def _start(self, kind: str, pool, job, *args, returned=None, yielded=None, progressed=None,
-               on_error=None) -> int:
-        """Run ``job`` in ``pool``; only the newest request of each kind may reach the widgets."""
+               on_error=None, exclusive: bool = True) -> int:
+        """Run ``job`` in ``pool``; only the newest request of each kind may reach the widgets.
+
+        ``exclusive=False`` is for jobs that add to one another (thumbnails asked for in pieces):
+        they neither cancel nor outdate each other.
+        """
         if self._closed:
             return -1
         rid = next(self._ids)
-        previous = self._current.get(kind)
-        if previous in self._workers:
-            self._workers[previous].cancel()
-        self._current[kind] = rid
+        if exclusive:
+            previous = self._current.get(kind)
+            if previous in self._workers:
+                self._workers[previous].cancel()
+            self._current[kind] = rid
+        else:
+            kind = f"{kind}#{rid}"
+            self._current[kind] = rid
         worker = Worker(rid, job, *args)
         signals = worker.signals
         if returned is not None:
@@ -264,6 +276,8 @@ class MainWindow(QMainWindow):
 
     def _on_worker_finished(self, rid: int) -> None:
         self._workers.pop(rid, None)
+        for kind in [k for k, v in self._current.items() if v == rid and "#" in k]:
+            del self._current[kind]
 
     def running_workers(self) -> int:
         return self.inference_pool.activeThreadCount() + self.io_pool.activeThreadCount()
@@ -524,6 +538,48 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_path(paths[0])
 
+    # -- benchmark ----------------------------------------------------------------------------
+
+    benchmark_window = None
+
+    def open_benchmark(self, folder: str | None = None):
+        """File > Benchmark folder, or a folder's context menu in the browser."""
+        from cnnviewer.gui.benchmark_window import BenchmarkWindow
+
+        if self.benchmark_window is None:
+            self.benchmark_window = BenchmarkWindow(self)
+        window = self.benchmark_window
+        if not window.is_running():
+            window._fill_models()  # weights may have arrived since it was last opened
+        window.show()
+        window.raise_()
+        if folder:
+            window.set_folder(folder)
+        elif not window.folder:
+            window.choose_folder()
+        return window
+
+    def open_report_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open benchmark report", "", "report.json (*.json)")
+        if path:
+            self.open_benchmark_report(path)
+
+    def open_benchmark_report(self, path: str):
+        from cnnviewer.gui.benchmark_window import BenchmarkWindow
+
+        if self.benchmark_window is None:
+            self.benchmark_window = BenchmarkWindow(self)
+        self.benchmark_window.show()
+        self.benchmark_window.open_report(path)
+        return self.benchmark_window
+
+    def _on_folder_context(self, folder: str, position) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        menu.addAction("Benchmark this folder…", lambda: self.open_benchmark(folder))
+        menu.exec(position)
+
     # -- compare ------------------------------------------------------------------------------
 
     def open_compare(self) -> None:
@@ -557,6 +613,8 @@ class MainWindow(QMainWindow):
         self.io_pool.waitForDone(5000)
         if self.compare_dialog is not None:
             self.compare_dialog.close()
+        if self.benchmark_window is not None:
+            self.benchmark_window.close()
         super().closeEvent(event)
 
 

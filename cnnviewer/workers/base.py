@@ -39,10 +39,25 @@ class CancelToken:
     __call__ = lambda self: self.cancelled  # noqa: E731 - usable as a should_cancel callable
 
 
+class Reporter:
+    """What a job gets to talk back with: ``report(done, total, text)`` and ``report.emit(item)``."""
+
+    def __init__(self, worker: "Worker"):
+        self._worker = worker
+
+    def __call__(self, done: int, total: int, text: str = "") -> None:
+        if not self._worker.token.cancelled:
+            self._worker.signals.progressed.emit(self._worker.request_id, done, total, text)
+
+    def emit(self, item: Any) -> None:
+        """Send one partial result to the GUI thread as ``yielded``."""
+        self._worker.signals.yielded.emit(self._worker.request_id, item)
+
+
 class Worker(QRunnable):
     """Runs ``job(token, report, *args)``; a generator job emits ``yielded`` for each item.
 
-    ``report(done, total, text)`` emits ``progressed``. Workers never touch widgets: every result
+    ``report(done, total, text)`` emits ``progressed`` and ``report.emit(item)`` emits ``yielded``. Workers never touch widgets: every result
     reaches the GUI thread as a queued signal carrying the request id it was started with.
     """
 
@@ -58,10 +73,6 @@ class Worker(QRunnable):
     def cancel(self) -> None:
         self.token.cancel()
 
-    def _report(self, done: int, total: int, text: str = "") -> None:
-        if not self.token.cancelled:
-            self.signals.progressed.emit(self.request_id, done, total, text)
-
     def run(self) -> None:
         rid = self.request_id
         if self.token.cancelled:  # superseded while it waited in the queue
@@ -69,7 +80,7 @@ class Worker(QRunnable):
             return
         try:
             self.signals.started.emit(rid)
-            result = self._job(self.token, self._report, *self._args, **self._kwargs)
+            result = self._job(self.token, Reporter(self), *self._args, **self._kwargs)
             if hasattr(result, "__next__"):
                 for item in result:
                     if self.token.cancelled:

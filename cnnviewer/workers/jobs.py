@@ -172,3 +172,48 @@ def import_job(token, report, path: str, model: str | None) -> str:
     from cnnviewer.core.weights import import_weights
 
     return str(import_weights(path, model)[1])
+
+
+@dataclass(frozen=True)
+class BenchmarkEvent:
+    """What the benchmark job sends while it runs: progress, a snapshot of the report, or the end."""
+
+    kind: str  # "progress", "snapshot"
+    progress: object = None  # core.benchmark.Progress
+    report: object = None  # a copy of core.benchmark.BenchmarkReport
+
+
+def benchmark_job(token, report, folder: str, models: list[str], batch_size: int, limit: int | None,
+                  device: str, out_dir: str):
+    """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report."""
+    import copy
+    from pathlib import Path
+
+    from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
+    from cnnviewer.core.datasets import load_labelled_folder
+    from cnnviewer.core.report import ResultsCsv, save_json, write_all
+
+    dataset = load_labelled_folder(folder)
+    config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device)
+    out = Path(out_dir)
+    results = ResultsCsv(out / "results.csv")
+    last = [0.0]
+
+    def on_progress(p) -> None:
+        report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {p.done}/{p.total}")
+        now = time.monotonic()
+        if now - last[0] > 0.5:
+            last[0] = now
+            report.emit(BenchmarkEvent("progress", progress=p))
+
+    def on_update(current) -> None:
+        save_json(current, out / "report.json")
+        report.emit(BenchmarkEvent("snapshot", report=copy.deepcopy(current)))
+
+    try:
+        final = run_benchmark(dataset, config, progress=on_progress, should_cancel=token,
+                              on_update=on_update, on_rows=results.add)
+    finally:
+        results.close()
+    write_all(final, out)
+    return final

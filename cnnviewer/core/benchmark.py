@@ -1,0 +1,370 @@
+"""Benchmark several models on a labelled folder: accuracy, latency, throughput and memory.
+
+``run_benchmark`` is a plain function driven by ``progress`` and ``should_cancel`` callables, so the
+CLI, the window's worker and the tests run it the same way. Results are written as they come.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import psutil
+import torch
+
+from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.datasets import LabelledImage, LabelledSet
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError
+from cnnviewer.core.images import load_image
+from cnnviewer.core.inference import Classifier
+from cnnviewer.core.models import load_model
+from cnnviewer.core.stats import mcnemar_exact, wilson_interval
+
+LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+SIGNIFICANCE = 0.05
+
+
+def default_models() -> tuple[tuple[str, ...], str]:
+    """The lab report's three when their weights are here, else the embedded three; and why."""
+    if all(get_entry(name).availability().ready for name in LAB_REPORT_MODELS):
+        return LAB_REPORT_MODELS, "the lab report's models (ResNet50, GoogLeNet, Inception V3)"
+    return EMBEDDED_MODELS, ("the three embedded EfficientNet-Lite models, because the weights of the lab "
+                             "report's ResNet50, GoogLeNet and Inception V3 are not all on this machine")
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    models: tuple[str, ...]
+    batch_size: int = 8
+    limit: int | None = None
+    device: str = "cpu"
+    latency_samples: int = 20  # batch-1 forwards per model for the latency distribution
+
+
+@dataclass(frozen=True)
+class Progress:
+    model: str
+    model_number: int  # 1-based
+    models: int
+    done: int  # images of this model
+    total: int
+    text: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Of the whole run."""
+        per_model = self.done / self.total if self.total else 1.0
+        return ((self.model_number - 1) + per_model) / max(1, self.models)
+
+
+@dataclass
+class ModelResult:
+    name: str
+    title: str
+    weights: str
+    images: int = 0  # images that loaded and were classified
+    failed: int = 0
+    top1: float = 0.0
+    top5: float = 0.0
+    top1_ci: tuple[float, float] = (0.0, 1.0)
+    top5_ci: tuple[float, float] = (0.0, 1.0)
+    throughput_ips: float = 0.0  # model forward only, at the chosen batch size
+    end_to_end_ips: float = 0.0  # file on disk to top-5, decode included
+    latency_ms: dict = field(default_factory=lambda: {"p50": 0.0, "p90": 0.0, "p99": 0.0})
+    latencies_ms: list = field(default_factory=list)
+    decode_ms_mean: float = 0.0
+    peak_rss_mb: float = 0.0
+    param_mb: float = 0.0
+    load_s: float = 0.0
+    seconds: float = 0.0
+    published: dict = field(default_factory=dict)
+    error: str | None = None  # the model could not run at all (weights missing, ...)
+    complete: bool = False
+
+
+@dataclass
+class ImageRow:
+    """One image of the set with every model's top-5 (indices and probabilities)."""
+
+    file: str
+    label: str
+    truth: int
+    top5: dict = field(default_factory=dict)  # model -> [index, ...]
+    probabilities: dict = field(default_factory=dict)  # model -> [p, ...]
+
+
+@dataclass
+class BenchmarkReport:
+    root: str
+    config: dict
+    environment: dict
+    models: list[ModelResult] = field(default_factory=list)
+    images: list[ImageRow] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {file, reason}
+    label_problems: list[str] = field(default_factory=list)
+    comparisons: list[dict] = field(default_factory=list)
+    per_class: dict = field(default_factory=dict)  # model -> {truth index: [correct, total]}
+    confusions: dict = field(default_factory=dict)  # model -> [[truth, predicted, count], ...]
+    cancelled: bool = False
+    complete: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> BenchmarkReport:
+        models = [ModelResult(**{**m, "top1_ci": tuple(m["top1_ci"]), "top5_ci": tuple(m["top5_ci"])})
+                  for m in data.get("models", [])]
+        images = [ImageRow(**row) for row in data.get("images", [])]
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("models", "images")}
+        report = cls(**fields)
+        report.models, report.images = models, images
+        return report
+
+    def result(self, name: str) -> ModelResult | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def environment(config: BenchmarkConfig) -> dict:
+    import torchvision
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "torch_threads": torch.get_num_threads(),
+        "decode_threads": 1,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": config.device,
+        "precision": "fp32",
+        "batch_size": config.batch_size,
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+class _PeakMemory:
+    """Samples this process's resident memory in a thread while a model runs."""
+
+    def __init__(self, interval: float = 0.01):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._process = psutil.Process()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.peak = self._process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
+    p50, p90, p99 = np.percentile(np.asarray(values), [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
+
+
+def _decode_batch(classifier: Classifier, batch: list[LabelledImage]):
+    """Decode and preprocess a batch; returns [(item, tensor or None, error or None, ms)]."""
+    out = []
+    for item in batch:
+        started = time.perf_counter()
+        try:
+            tensor = classifier.preprocess(load_image(item.path))
+            out.append((item, tensor, None, (time.perf_counter() - started) * 1000))
+        except ImageLoadError as exc:
+            out.append((item, None, exc.reason, (time.perf_counter() - started) * 1000))
+    return out
+
+
+def run_benchmark(
+    dataset: LabelledSet,
+    config: BenchmarkConfig,
+    progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    on_update: Callable[[BenchmarkReport], None] | None = None,
+    on_rows: Callable[[str, list[ImageRow]], None] | None = None,
+) -> BenchmarkReport:
+    """Run every model of ``config`` over ``dataset``; ``on_update`` sees the report after each model
+    and ``on_rows`` the image rows of each batch as soon as the batch is classified.
+
+    A model that cannot run is recorded with its reason and the others go on; a file that cannot
+    be read is listed in ``skipped`` and left out of the accuracy. Cancelling keeps what was done.
+    """
+    items = dataset.images[: config.limit] if config.limit else list(dataset.images)
+    report = BenchmarkReport(root=dataset.root, config=asdict(config), environment=environment(config),
+                             label_problems=dataset.problems)
+    rows = {item.path: ImageRow(item.path, item.label, item.index) for item in items}
+    report.images = list(rows.values())
+    skipped: dict[str, str] = {}
+    cancelled = should_cancel or (lambda: False)
+    batch_size = max(1, config.batch_size)
+    batches = [items[i: i + batch_size] for i in range(0, len(items), batch_size)]
+
+    def publish() -> None:
+        report.skipped = [{"file": f, "reason": r} for f, r in skipped.items()]
+        if on_update is not None:
+            on_update(report)
+
+    for number, name in enumerate(config.models, 1):
+        if cancelled():
+            break
+        entry = get_entry(name)
+        result = ModelResult(name=name, title=entry.title, weights=entry.weights_id,
+                             published={"acc1": entry.acc1, "acc5": entry.acc5, "gmacs": entry.gmacs,
+                                        "params": entry.num_params})
+        report.models.append(result)
+        if progress:
+            progress(Progress(name, number, len(config.models), 0, len(items), f"loading {name}"))
+        started = time.perf_counter()
+        with _PeakMemory() as memory:
+            try:
+                loaded = load_model(entry, config.device)
+            except CnnviewerError as exc:
+                result.error = str(exc)
+                publish()
+                continue
+            result.load_s = loaded.load_seconds
+            result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
+            classifier = Classifier(loaded)
+            top1 = top5 = classified = 0
+            decode_ms: list[float] = []
+            forward_s = 0.0
+            latency_inputs: list[torch.Tensor] = []
+            warmed = False
+            done = 0
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+                pending = pool.submit(_decode_batch, classifier, batches[0]) if batches else None
+                for index in range(len(batches)):
+                    decoded = pending.result()
+                    # Decode the next batch while this one runs through the model.
+                    pending = pool.submit(_decode_batch, classifier, batches[index + 1]) \
+                        if index + 1 < len(batches) and not cancelled() else None
+                    good = [(item, tensor) for item, tensor, _, _ in decoded if tensor is not None]
+                    for item, tensor, error, ms in decoded:
+                        decode_ms.append(ms)
+                        if error is not None:
+                            skipped[item.path] = error
+                    if good:
+                        batch = torch.stack([tensor for _, tensor in good])
+                        if not warmed:
+                            classifier.predict_batch(batch, top_k=5)  # warm-up: allocator, kernels
+                            warmed = True
+                        t0 = time.perf_counter()
+                        predictions = classifier.predict_batch(batch, top_k=5)
+                        forward_s += time.perf_counter() - t0
+                        for (item, tensor), top in zip(good, predictions):
+                            indices = [p.index for p in top]
+                            rows[item.path].top5[name] = indices
+                            rows[item.path].probabilities[name] = [round(p.probability, 6) for p in top]
+                            top1 += indices[0] == item.index
+                            top5 += item.index in indices
+                            classified += 1
+                            if len(latency_inputs) < config.latency_samples:
+                                latency_inputs.append(tensor)
+                    done += len(decoded)
+                    result.images = classified
+                    result.failed = done - classified
+                    result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
+                    if on_rows is not None:
+                        on_rows(name, [rows[item.path] for item, _ in good])
+                    if progress:
+                        progress(Progress(name, number, len(config.models), done, len(items), name))
+                    if cancelled():
+                        break
+                if pending is not None:
+                    pending.cancel()
+            latencies = []
+            for tensor in latency_inputs:
+                if cancelled():
+                    break
+                t0 = time.perf_counter()
+                classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
+                latencies.append((time.perf_counter() - t0) * 1000)
+        n = result.images
+        result.top1_ci = wilson_interval(top1, n)
+        result.top5_ci = wilson_interval(top5, n)
+        result.throughput_ips = n / forward_s if forward_s else 0.0
+        result.seconds = time.perf_counter() - started
+        result.end_to_end_ips = n / max(1e-9, result.seconds - result.load_s) if n else 0.0
+        result.latencies_ms = [round(v, 3) for v in latencies]
+        result.latency_ms = _percentiles(latencies)
+        result.decode_ms_mean = float(np.mean(decode_ms)) if decode_ms else 0.0
+        result.peak_rss_mb = memory.peak / 2**20
+        result.complete = done == len(items) and not cancelled()
+        del classifier, loaded
+        _finish_statistics(report)
+        publish()
+    report.cancelled = cancelled()
+    report.complete = not report.cancelled and all(m.complete or m.error for m in report.models)
+    _finish_statistics(report)
+    publish()
+    return report
+
+
+def _finish_statistics(report: BenchmarkReport) -> None:
+    """Pairwise McNemar tests, per-class accuracy and the most confused pairs, from the image rows."""
+    ran = [m for m in report.models if m.error is None and m.images]
+    report.comparisons = []
+    for i, a in enumerate(ran):
+        for b in ran[i + 1:]:
+            both = [r for r in report.images if a.name in r.top5 and b.name in r.top5]
+            only_a = sum(1 for r in both if r.top5[a.name][0] == r.truth and r.top5[b.name][0] != r.truth)
+            only_b = sum(1 for r in both if r.top5[b.name][0] == r.truth and r.top5[a.name][0] != r.truth)
+            p = mcnemar_exact(only_a, only_b)
+            report.comparisons.append({
+                "a": a.name, "b": b.name, "images": len(both), "only_a_right": only_a, "only_b_right": only_b,
+                "p_value": p, "significant": p < SIGNIFICANCE,
+                "more_accurate": (a.name if only_a > only_b else b.name) if p < SIGNIFICANCE else None,
+                "speed_ratio": (a.throughput_ips / b.throughput_ips) if b.throughput_ips else None,
+            })
+    report.per_class, report.confusions = {}, {}
+    for model in ran:
+        per_class: dict[int, list[int]] = {}
+        confused: dict[tuple[int, int], int] = {}
+        for row in report.images:
+            top = row.top5.get(model.name)
+            if not top:
+                continue
+            stats = per_class.setdefault(row.truth, [0, 0])
+            stats[1] += 1
+            if top[0] == row.truth:
+                stats[0] += 1
+            else:
+                confused[(row.truth, top[0])] = confused.get((row.truth, top[0]), 0) + 1
+        report.per_class[model.name] = {str(k): v for k, v in sorted(per_class.items())}
+        worst = sorted(confused.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        report.confusions[model.name] = [[t, p, c] for (t, p), c in worst]
+
+
+def environment_line(env: dict) -> str:
+    return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
+            f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
+            f"· {env.get('device')} · {env.get('precision')} · batch {env.get('batch_size')} · {env.get('date')}")

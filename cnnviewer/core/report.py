@@ -1,0 +1,272 @@
+"""Benchmark reports on disk: report.json, results.csv, report.md and PNG charts (written safely)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, environment_line
+from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.labels import imagenet_categories
+
+
+class ReportError(CnnviewerError):
+    """A report that cannot be written or read; the sentence names the file."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never half a file under ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_json(report: BenchmarkReport, path: Path) -> None:
+    data = json.dumps(report.to_json(), indent=1, ensure_ascii=False).encode("utf-8")
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def load_json(path: str | os.PathLike) -> BenchmarkReport:
+    path = Path(os.fspath(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return BenchmarkReport.from_json(data)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ReportError(f"{path}: not a cnnviewer report.json ({exc})") from exc
+
+
+CSV_HEADER = ["file", "label", "truth_index", "truth_name", "model", "correct_top1", "correct_top5"] + [
+    f"{kind}{rank}" for rank in range(1, 6) for kind in ("index", "probability")]
+
+
+class ResultsCsv:
+    """results.csv, one row per image and model, appended and flushed batch by batch."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(CSV_HEADER)
+        self._handle.flush()
+
+    def add(self, model: str, rows: list[ImageRow]) -> None:
+        names = imagenet_categories()
+        for row in rows:
+            top = row.top5.get(model, [])
+            probabilities = row.probabilities.get(model, [])
+            cells = [row.file, row.label, row.truth, names[row.truth], model,
+                     int(bool(top) and top[0] == row.truth), int(row.truth in top)]
+            for index, probability in zip(top, probabilities):
+                cells += [index, f"{probability:.6f}"]
+            self._writer.writerow(cells)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def _ci(ci) -> str:
+    return f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}"
+
+
+def markdown(report: BenchmarkReport) -> str:
+    names = imagenet_categories()
+    ran = [m for m in report.models if m.error is None]
+    n = max((m.images for m in ran), default=0)
+    lines = [f"# Benchmark of {len(report.models)} model(s) on `{report.root}`", ""]
+    if report.cancelled:
+        lines += ["**The run was cancelled; these are the results it had.**", ""]
+    lines += [f"{n} labelled images classified; {len(report.skipped)} file(s) could not be read and are left out "
+              "of the accuracy (listed at the end).", ""]
+    lines += ["## The lab report's table", "",
+              "| Name | Time, s | Peak memory, MB | Top-1 acc, % | Top-5 acc, % |",
+              "| --- | --- | --- | --- | --- |"]
+    for m in ran:
+        lines.append(f"| {m.title} | {m.seconds:.2f} | {m.peak_rss_mb:.0f} | {_pct(m.top1)} | {_pct(m.top5)} |")
+    lines += ["", "## Measured and published", "",
+              "| Model | Top-1 % (95 % CI) | Top-5 % (95 % CI) | Published acc@1 / acc@5 | GMACs | Params (M) "
+              "| Throughput img/s | Latency p50 / p90 / p99 ms | Decode ms | Params MB | Load s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m in ran:
+        pub = m.published
+        published = (f"{pub['acc1']:.1f} / " + (f"{pub['acc5']:.1f}" if pub.get("acc5") is not None else "-")
+                     ) if pub.get("acc1") is not None else "-"
+        lat = m.latency_ms
+        lines.append(
+            f"| {m.name} | {_pct(m.top1)} ({_ci(m.top1_ci)}) | {_pct(m.top5)} ({_ci(m.top5_ci)}) | {published} "
+            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {m.throughput_ips:.1f} "
+            f"| {lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f} | {m.decode_ms_mean:.1f} "
+            f"| {m.param_mb:.0f} | {m.load_s:.2f} |")
+    failed = [m for m in report.models if m.error]
+    if failed:
+        lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {m.error}" for m in failed]
+    lines += ["", "## Conclusions", ""]
+    if n and n < 200:
+        width = max(((m.top1_ci[1] - m.top1_ci[0]) * 100 for m in ran), default=0)
+        lines.append(f"- With {n} images the 95 % intervals are wide (up to {width:.0f} points for top-1): "
+                     "small differences in accuracy here say little.")
+    lines += [f"- {sentence}" for sentence in conclusions(report)]
+    lines += ["", "## Per-class accuracy (top-1)", ""]
+    for model, classes in report.per_class.items():
+        weak = sorted(((c[0] / c[1], int(k)) for k, c in classes.items() if c[1]), key=lambda x: x[0])[:10]
+        lines.append(f"- **{model}** weakest classes: " + ", ".join(
+            f"{names[k]} {acc * 100:.0f} % ({classes[str(k)][0]}/{classes[str(k)][1]})" for acc, k in weak))
+    lines += ["", "## Most confused pairs (true → predicted, count)", ""]
+    for model, pairs in report.confusions.items():
+        text = ", ".join(f"{names[t]} → {names[p]} ({c})" for t, p, c in pairs[:8]) or "none"
+        lines.append(f"- **{model}**: {text}")
+    lines += ["", "## Environment", "", environment_line(report.environment), ""]
+    if report.label_problems:
+        lines += ["## Labels that were not used", ""] + [f"- {p}" for p in report.label_problems] + [""]
+    if report.skipped:
+        lines += ["## Files that could not be read", ""] + [f"- `{s['file']}`: {s['reason']}" for s in report.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def conclusions(report: BenchmarkReport) -> list[str]:
+    """Sentences written from the statistics: speed ratios, and accuracy claims only when significant."""
+    titles = {m.name: m.title for m in report.models}
+    sentences = []
+    for c in report.comparisons:
+        a, b = titles.get(c["a"], c["a"]), titles.get(c["b"], c["b"])
+        ratio = c.get("speed_ratio")
+        if ratio:
+            fast, slow, r = (a, b, ratio) if ratio >= 1 else (b, a, 1 / ratio)
+            speed = f"{fast} is {r:.1f}x faster than {slow}"
+        else:
+            speed = f"{a} and {b}"
+        if c["significant"]:
+            better = titles.get(c["more_accurate"], c["more_accurate"])
+            other = b if better == a else a
+            sentences.append(f"{speed}; {better} is more accurate than {other} on top-1 "
+                             f"(exact McNemar p = {c['p_value']:.3g}, {c['only_a_right']} vs {c['only_b_right']} "
+                             "discordant images).")
+        else:
+            sentences.append(f"{speed}; their top-1 difference is not significant, p = {c['p_value']:.2f}.")
+    return sentences
+
+
+# -- charts (Pillow, no Qt: the CLI draws them anywhere) ---------------------------------------
+
+COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _bar_chart(title: str, labels: list[str], values: list[float], unit: str, whiskers=None,
+               ymax: float | None = None) -> Image.Image:
+    width, height, left, bottom, top = 900, 480, 80, 90, 50
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((left, 14), title, fill="black", font=_font(20))
+    high = ymax or max([v for v in values] + [w[1] for w in (whiskers or [])] + [1e-9]) * 1.1
+    plot_h = height - bottom - top
+    draw.line([(left, top), (left, height - bottom), (width - 20, height - bottom)], fill="black")
+    for i in range(5):
+        y = height - bottom - plot_h * i / 4
+        draw.text((8, y - 8), f"{high * i / 4:.3g}", fill="black", font=_font(13))
+        draw.line([(left - 4, y), (left, y)], fill="black")
+    slot = (width - left - 40) / max(1, len(values))
+    for i, (label, value) in enumerate(zip(labels, values)):
+        x0 = left + 20 + i * slot
+        x1 = x0 + slot * 0.6
+        y = height - bottom - plot_h * value / high
+        draw.rectangle([x0, y, x1, height - bottom], fill=COLOURS[i % len(COLOURS)])
+        draw.text((x0, y - 18), f"{value:.3g}{unit}", fill="black", font=_font(13))
+        if whiskers:
+            lo, hi = whiskers[i]
+            xm = (x0 + x1) / 2
+            ylo, yhi = height - bottom - plot_h * lo / high, height - bottom - plot_h * hi / high
+            draw.line([(xm, ylo), (xm, yhi)], fill="black", width=2)
+            draw.line([(xm - 8, ylo), (xm + 8, ylo)], fill="black", width=2)
+            draw.line([(xm - 8, yhi), (xm + 8, yhi)], fill="black", width=2)
+        draw.text((x0, height - bottom + 8), label[:18], fill="black", font=_font(13))
+    return image
+
+
+def _scatter(report: BenchmarkReport) -> Image.Image:
+    ran = [m for m in report.models if m.error is None and m.images]
+    width, height, left, bottom, top = 900, 480, 80, 70, 50
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((left, 14), "Top-1 accuracy (%) against latency p50 (ms, batch 1)", fill="black", font=_font(20))
+    xmax = max([m.latency_ms["p50"] for m in ran] + [1e-9]) * 1.2
+    plot_w, plot_h = width - left - 40, height - bottom - top
+    draw.line([(left, top), (left, height - bottom), (width - 40, height - bottom)], fill="black")
+    for i in range(5):
+        y = height - bottom - plot_h * i / 4
+        draw.text((20, y - 8), f"{25 * i}", fill="black", font=_font(13))
+        x = left + plot_w * i / 4
+        draw.text((x - 10, height - bottom + 8), f"{xmax * i / 4:.0f}", fill="black", font=_font(13))
+    for i, m in enumerate(ran):
+        x = left + plot_w * m.latency_ms["p50"] / xmax
+        y = height - bottom - plot_h * m.top1
+        draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=COLOURS[i % len(COLOURS)])
+        draw.text((x + 10, y - 8), m.name, fill="black", font=_font(14))
+    return image
+
+
+def save_charts(report: BenchmarkReport, folder: Path) -> list[Path]:
+    ran = [m for m in report.models if m.error is None and m.images]
+    if not ran:
+        return []
+    folder = Path(folder)
+    names = [m.name for m in ran]
+    charts = {
+        "accuracy_top1.png": ("Top-1 accuracy (%) with 95 % Wilson intervals", [m.top1 * 100 for m in ran], "",
+                              [(m.top1_ci[0] * 100, m.top1_ci[1] * 100) for m in ran]),
+        "accuracy_top5.png": ("Top-5 accuracy (%) with 95 % Wilson intervals", [m.top5 * 100 for m in ran], "",
+                              [(m.top5_ci[0] * 100, m.top5_ci[1] * 100) for m in ran]),
+        "throughput.png": ("Throughput (images/s, model forward)", [m.throughput_ips for m in ran], "", None),
+        "memory.png": ("Peak resident memory (MB)", [m.peak_rss_mb for m in ran], "", None),
+    }
+    images = {name: _bar_chart(title, names, values, unit, whiskers, 100.0 if name.startswith("accuracy") else None)
+              for name, (title, values, unit, whiskers) in charts.items()}
+    images["accuracy_vs_latency.png"] = _scatter(report)
+    written = []
+    for filename, image in images.items():
+        atomic_write(folder / filename, lambda handle, im=image: im.save(handle, format="PNG"))
+        written.append(folder / filename)
+    return written
+
+
+def write_all(report: BenchmarkReport, folder: str | os.PathLike) -> dict[str, Path]:
+    """report.json, report.md and the charts; results.csv is written as the run goes (ResultsCsv)."""
+    folder = Path(os.fspath(folder))
+    save_json(report, folder / "report.json")
+    text = markdown(report).encode("utf-8")
+    atomic_write(folder / "report.md", lambda handle: handle.write(text))
+    charts = save_charts(report, folder)
+    return {"json": folder / "report.json", "markdown": folder / "report.md",
+            **{p.stem: p for p in charts}}

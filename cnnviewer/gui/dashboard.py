@@ -1,0 +1,430 @@
+"""The benchmark dashboard: charts (pyqtgraph), the summary table and the per-image table."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnviewer.gui.predictions import PredictionsModel, make_predictions_table
+
+COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
+GOOD, BAD = QColor(30, 130, 60), QColor(190, 30, 40)
+
+
+def _categories():
+    from cnnviewer.core.labels import imagenet_categories
+
+    return imagenet_categories()
+
+
+class SummaryModel(QAbstractTableModel):
+    """One row per model: the figures a careful reader needs, measured beside published."""
+
+    HEADERS = ("Model", "Images", "Top-1 %", "95 % CI", "Top-5 %", "95 % CI", "Published @1/@5", "img/s",
+               "p50 ms", "p90 ms", "p99 ms", "Peak MB", "Params MB", "Load s", "Status")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.results: list = []
+
+    def set_results(self, results) -> None:
+        self.beginResetModel()
+        self.results = list(results)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.results)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        m = self.results[index.row()]
+        if role == Qt.ItemDataRole.UserRole:
+            return m
+        if role == Qt.ItemDataRole.ToolTipRole and m.error:
+            return m.error
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if m.error:
+            return (m.name, "", "", "", "", "", "", "", "", "", "", "", "", "", "not run: weights missing"
+                    if "weights" in m.error else "not run")[index.column()]
+        pub = m.published or {}
+        published = "-" if pub.get("acc1") is None else (
+            f"{pub['acc1']:.1f} / " + ("-" if pub.get("acc5") is None else f"{pub['acc5']:.1f}"))
+        status = "done" if m.complete else "running…" if m.images else "waiting"
+        return (m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}–{m.top1_ci[1] * 100:.0f}",
+                f"{m.top5 * 100:.1f}", f"{m.top5_ci[0] * 100:.0f}–{m.top5_ci[1] * 100:.0f}", published,
+                f"{m.throughput_ips:.1f}", f"{m.latency_ms['p50']:.0f}", f"{m.latency_ms['p90']:.0f}",
+                f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.param_mb:.0f}", f"{m.load_s:.2f}",
+                status)[index.column()]
+
+
+class ImagesModel(QAbstractTableModel):
+    """One row per image: thumbnail, true label, each model's top-1 and whether it was right."""
+
+    thumbnails_wanted = Signal(list)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list = []
+        self.models: list[str] = []
+        self._icons: dict[str, QIcon] = {}
+        self._wanted: set[str] = set()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._request_thumbnails)
+
+    def set_report(self, report) -> None:
+        self.beginResetModel()
+        self.rows = list(report.images)
+        self.models = [m.name for m in report.models if m.error is None]
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else 2 + len(self.models)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return ("Image", "True label", *self.models)[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.UserRole:
+            return row
+        if column == 0:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return os.path.basename(row.file)
+            if role == Qt.ItemDataRole.DecorationRole:
+                icon = self._icons.get(row.file)
+                if icon is None and row.file not in self._wanted:
+                    self._wanted.add(row.file)
+                    self._timer.start()
+                return icon
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return row.file
+            return None
+        if column == 1:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return f"{row.truth} {_categories()[row.truth]}"
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return f"label in the folder: {row.label}"
+            return None
+        model = self.models[column - 2]
+        top = row.top5.get(model)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if not top:
+                return "—"
+            mark = "✓" if top[0] == row.truth else "✗"
+            return f"{mark} {_categories()[top[0]]} ({row.probabilities[model][0] * 100:.0f} %)"
+        if role == Qt.ItemDataRole.ForegroundRole and top:
+            return QBrush(GOOD if top[0] == row.truth else BAD)
+        return None
+
+    def _request_thumbnails(self) -> None:
+        wanted, self._wanted = sorted(self._wanted), set()
+        wanted = [path for path in wanted if path not in self._icons]
+        if wanted:
+            self.thumbnails_wanted.emit(wanted)
+            for path in wanted:
+                self._icons.setdefault(path, QIcon())  # asked for once
+
+    def set_thumbnail(self, path: str, image: QImage | None) -> None:
+        self._icons[path] = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
+        for number, row in enumerate(self.rows):
+            if row.file == path:
+                index = self.index(number, 0)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+                break
+
+
+class ImagesFilter(QSortFilterProxyModel):
+    """All images, only mistakes (any model wrong), or only disagreements (models' top-1 differ)."""
+
+    MODES = ("All images", "Mistakes", "Disagreements")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.mode = self.MODES[0]
+
+    def set_mode(self, mode: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.mode = mode
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.mode = mode
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row, source_parent):  # noqa: N802 - Qt override
+        row = self.sourceModel().rows[source_row]
+        tops = [top[0] for top in row.top5.values() if top]
+        if self.mode == "Mistakes":
+            return any(t != row.truth for t in tops)
+        if self.mode == "Disagreements":
+            return len(set(tops)) > 1
+        return True
+
+
+class Charts(pg.GraphicsLayoutWidget):
+    """Top-1/top-5 with interval whiskers, throughput, latency distributions, accuracy vs latency, memory."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("w")
+        self.accuracy = self._plot("Top-1 / top-5 accuracy (%), 95 % Wilson intervals", 0, 0)
+        self.throughput = self._plot("Throughput (images/s)", 0, 1)
+        self.memory = self._plot("Peak memory / parameters (MB)", 0, 2)
+        self.latency = self._plot("Latency at batch 1 (ms)", 1, 0)
+        self.scatter = self._plot("Top-1 (%) against latency p50 (ms)", 1, 1, colspan=2)
+        self.legend_text = QLabel("")  # placed under the charts by the dashboard
+
+    def _plot(self, title, row, column, colspan=1):
+        plot = self.addPlot(row=row, col=column, colspan=colspan, title=title)
+        plot.showGrid(y=True, alpha=0.3)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        return plot
+
+    def _ticks(self, plot, names):
+        plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(names)]])
+
+    def show_report(self, report) -> None:
+        ran = [m for m in report.models if m.error is None and m.images]
+        names = [m.name for m in ran]
+        x = np.arange(len(ran), dtype=float)
+        for plot in (self.accuracy, self.throughput, self.latency, self.scatter, self.memory):
+            plot.clear()
+        if not ran:
+            self.legend_text.setText("No model has results yet.")
+            return
+        top1 = np.array([m.top1 * 100 for m in ran])
+        top5 = np.array([m.top5 * 100 for m in ran])
+        self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, brush=COLOURS[0]))
+        self.accuracy.addItem(pg.BarGraphItem(x=x + 0.2, height=top5, width=0.38, brush=COLOURS[2]))
+        for offset, values, cis in ((-0.2, top1, [m.top1_ci for m in ran]), (0.2, top5, [m.top5_ci for m in ran])):
+            low = values - np.array([c[0] * 100 for c in cis])
+            high = np.array([c[1] * 100 for c in cis]) - values
+            self.accuracy.addItem(pg.ErrorBarItem(x=x + offset, y=values, top=high, bottom=low, beam=0.15,
+                                                  pen=pg.mkPen("k", width=1.5)))
+        self.accuracy.setYRange(0, 105)
+        self._ticks(self.accuracy, names)
+        self.throughput.addItem(pg.BarGraphItem(x=x, height=[m.throughput_ips for m in ran], width=0.6,
+                                                brushes=[COLOURS[i % len(COLOURS)] for i in range(len(ran))]))
+        self._ticks(self.throughput, names)
+        rng = np.random.default_rng(0)
+        for i, m in enumerate(ran):
+            values = np.asarray(m.latencies_ms or [m.latency_ms["p50"]], dtype=float)
+            jitter = i + rng.uniform(-0.15, 0.15, len(values))
+            self.latency.addItem(pg.ScatterPlotItem(jitter, values, size=6, brush=COLOURS[i % len(COLOURS)],
+                                                    pen=None))
+            for key, width in (("p50", 3), ("p90", 1.5), ("p99", 1)):
+                y = m.latency_ms[key]
+                self.latency.addItem(pg.PlotCurveItem([i - 0.3, i + 0.3], [y, y], pen=pg.mkPen("k", width=width)))
+        self._ticks(self.latency, names)
+        for i, m in enumerate(ran):
+            point = pg.ScatterPlotItem([m.latency_ms["p50"]], [m.top1 * 100], size=12,
+                                       brush=COLOURS[i % len(COLOURS)], pen=pg.mkPen("k"))
+            self.scatter.addItem(point)
+            label = pg.TextItem(m.name, color="k", anchor=(-0.1, 0.5 + 1.2 * (i % 3 - 1)))
+            label.setPos(m.latency_ms["p50"], m.top1 * 100)
+            self.scatter.addItem(label)
+        self.scatter.setYRange(0, 105)
+        self.scatter.setXRange(0, max(m.latency_ms["p50"] for m in ran) * 1.4 + 1)
+        self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
+                                            brush=COLOURS[3]))
+        self.memory.addItem(pg.BarGraphItem(x=x + 0.2, height=[m.param_mb for m in ran], width=0.38,
+                                            brush=COLOURS[4]))
+        self._ticks(self.memory, names)
+        self.legend_text.setText(
+            "Accuracy: <span style='color:#4682c8'>■</span> top-1 &nbsp; <span style='color:#50aa5a'>■</span> top-5"
+            " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
+            " &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> peak resident &nbsp; "
+            "<span style='color:#8c64be'>■</span> parameters")
+
+
+class ImageDetail(QWidget):
+    """The clicked image and every model's top-5."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.picture = QLabel("Click a row to see the image and every model's top-5.")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumSize(240, 200)
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+        self.tables = QWidget(self)
+        self.tables_layout = QVBoxLayout(self.tables)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.tables)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.picture)
+        layout.addWidget(self.caption)
+        layout.addWidget(scroll, 1)
+        self.shown: dict[str, list] = {}
+
+    def show_row(self, row, image: QImage | None) -> None:
+        from cnnviewer.core.inference import Prediction
+
+        names = _categories()
+        if image is not None:
+            self.picture.setPixmap(QPixmap.fromImage(image).scaled(
+                QSize(360, 260), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        else:
+            self.picture.setText("(the image cannot be shown)")
+        self.caption.setText(f"<b>{os.path.basename(row.file)}</b> · true class {row.truth} {names[row.truth]}")
+        while self.tables_layout.count():
+            item = self.tables_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.shown = {}
+        for model, indices in row.top5.items():
+            predictions = [Prediction(i, names[i], p) for i, p in zip(indices, row.probabilities[model])]
+            box = QGroupBox(f"{model} {'✓' if indices[0] == row.truth else '✗'}", self.tables)
+            table_model = PredictionsModel(box)
+            table_model.set_predictions(predictions)
+            table = make_predictions_table(table_model, box)
+            table.setMinimumHeight(175)
+            inner = QVBoxLayout(box)
+            inner.addWidget(table)
+            self.tables_layout.addWidget(box)
+            box.show()  # added to a visible parent: show now, not on the next event loop pass
+            self.shown[model] = predictions
+
+
+class Dashboard(QTabWidget):
+    """Everything a report holds, in three tabs; ``show_report`` can be called again as results grow."""
+
+    thumbnails_wanted = Signal(list)
+    row_clicked = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.report = None
+        self.charts = Charts(self)
+        self.summary_model = SummaryModel(self)
+        self.summary = QTableView(self)
+        self.summary.setModel(self.summary_model)
+        self.summary.verticalHeader().hide()
+        self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.conclusions = QLabel("")
+        self.conclusions.setWordWrap(True)
+        self.conclusions.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        overview = QWidget(self)
+        overview_layout = QVBoxLayout(overview)
+        split = QSplitter(Qt.Orientation.Vertical, overview)
+        upper = QWidget(split)
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.addWidget(self.charts, 1)
+        upper_layout.addWidget(self.charts.legend_text)
+        split.addWidget(upper)
+        lower = QWidget(split)
+        lower_layout = QVBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.addWidget(self.summary, 1)
+        lower_layout.addWidget(self.conclusions)
+        split.addWidget(lower)
+        split.setSizes([520, 260])
+        overview_layout.addWidget(split)
+        self.addTab(overview, "Dashboard")
+
+        self.images_model = ImagesModel(self)
+        self.images_model.thumbnails_wanted.connect(self.thumbnails_wanted)
+        self.images_filter = ImagesFilter(self)
+        self.images_filter.setSourceModel(self.images_model)
+        self.images = QTableView(self)
+        self.images.setModel(self.images_filter)
+        self.images.setIconSize(QSize(64, 64))
+        self.images.verticalHeader().setDefaultSectionSize(68)
+        self.images.verticalHeader().hide()
+        self.images.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.images.clicked.connect(self._on_image_clicked)
+        self.filter_combo = QComboBox(self)
+        self.filter_combo.addItems(ImagesFilter.MODES)
+        self.filter_combo.currentTextChanged.connect(self.images_filter.set_mode)
+        self.count_label = QLabel("")
+        self.detail = ImageDetail(self)
+        images_page = QWidget(self)
+        left = QWidget(images_page)
+        left_layout = QVBoxLayout(left)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.filter_combo)
+        bar.addStretch(1)
+        bar.addWidget(self.count_label)
+        left_layout.addLayout(bar)
+        left_layout.addWidget(self.images, 1)
+        page_split = QSplitter(images_page)
+        page_split.addWidget(left)
+        page_split.addWidget(self.detail)
+        page_split.setSizes([760, 420])
+        QVBoxLayout(images_page).addWidget(page_split)
+        self.addTab(images_page, "Images")
+        self.images_filter.layoutChanged.connect(self._update_count)
+        self.images_filter.rowsInserted.connect(self._update_count)
+        self.images_filter.modelReset.connect(self._update_count)
+        self.filter_combo.currentTextChanged.connect(lambda _: self._update_count())
+
+    def show_report(self, report) -> None:
+        from cnnviewer.core.report import conclusions
+
+        self.report = report
+        self.charts.show_report(report)
+        self.summary_model.set_results(report.models)
+        sentences = conclusions(report)
+        ran = [m for m in report.models if m.error is None]
+        n = max((m.images for m in ran), default=0)
+        notes = []
+        if report.cancelled:
+            notes.append("<b>Cancelled: these are the results the run had.</b>")
+        if n and n < 200:
+            notes.append(f"{n} images: the 95 % intervals are wide, so small accuracy differences say little.")
+        if report.skipped:
+            notes.append(f"{len(report.skipped)} file(s) could not be read and are left out of the accuracy.")
+        self.conclusions.setText("<br>".join(notes + sentences))
+        self.images_model.set_report(report)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        self.count_label.setText(f"{self.images_filter.rowCount()} of {self.images_model.rowCount()} images")
+
+    def _on_image_clicked(self, index) -> None:
+        if index.isValid():
+            self.row_clicked.emit(self.images_filter.mapToSource(index).data(Qt.ItemDataRole.UserRole))

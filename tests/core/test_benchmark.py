@@ -1,0 +1,129 @@
+"""The benchmark run on real photos with the embedded models: accuracy, partial results, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, default_models, run_benchmark
+from cnnviewer.core.datasets import load_labelled_folder
+from cnnviewer.core.report import ResultsCsv, load_json, markdown, save_json, write_all
+from tests.conftest import PHOTOS_13, VAL_100
+
+
+@pytest.fixture(scope="module")
+def val_report():
+    dataset = load_labelled_folder(VAL_100)
+    config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1", "resnet50"), batch_size=16)
+    return run_benchmark(dataset, config)
+
+
+def test_lite0_reproduces_the_reference_on_val_100(val_report):
+    lite0 = val_report.result("efficientnet_lite0")
+    assert lite0.images == 100 and lite0.failed == 0 and lite0.complete
+    assert abs(lite0.top1 * 100 - 88.0) <= 2 and abs(lite0.top5 * 100 - 98.0) <= 2
+    assert lite0.top1_ci[0] < lite0.top1 < lite0.top1_ci[1]
+    assert lite0.throughput_ips > 0 and lite0.latency_ms["p50"] > 0
+    assert lite0.latency_ms["p50"] <= lite0.latency_ms["p90"] <= lite0.latency_ms["p99"]
+    assert len(lite0.latencies_ms) == 20
+    assert lite0.peak_rss_mb > lite0.param_mb > 10 and lite0.published["acc1"] == 75.1
+
+
+def test_a_model_without_weights_is_reported_and_the_others_go_on(val_report):
+    resnet = val_report.result("resnet50")
+    assert resnet.error and "resnet50-11ad3fa6.pth" in resnet.error and resnet.images == 0
+    assert val_report.complete and not val_report.cancelled
+    assert [(c["a"], c["b"]) for c in val_report.comparisons] == [("efficientnet_lite0", "efficientnet_lite1")]
+    pair = val_report.comparisons[0]
+    assert 0 <= pair["p_value"] <= 1 and pair["speed_ratio"] > 0
+    assert set(val_report.per_class) == {"efficientnet_lite0", "efficientnet_lite1"}
+    assert sum(c[1] for c in val_report.per_class["efficientnet_lite0"].values()) == 100
+
+
+def test_reports_on_disk_round_trip(val_report, tmp_path):
+    written = write_all(val_report, tmp_path)
+    loaded = load_json(written["json"])
+    assert json.loads(json.dumps(loaded.to_json())) == json.loads(json.dumps(val_report.to_json()))
+    assert loaded.result("efficientnet_lite0").top1_ci == val_report.result("efficientnet_lite0").top1_ci
+    data = json.loads(written["json"].read_text())
+    model = data["models"][0]
+    for key in ("name", "top1", "top5", "top1_ci", "top5_ci", "images", "throughput_ips", "latency_ms",
+                "peak_rss_mb", "load_s"):
+        assert key in model
+    assert set(model["latency_ms"]) == {"p50", "p90", "p99"}
+    assert "skipped" in data and data["environment"]["torch"] and data["environment"]["batch_size"] == 16
+    text = written["markdown"].read_text()
+    assert "| Name | Time, s | Peak memory, MB | Top-1 acc, % | Top-5 acc, % |" in text
+    assert "faster than" in text and "not significant" in text and "intervals are wide" in text
+    for name in ("accuracy_top1", "accuracy_top5", "throughput", "memory", "accuracy_vs_latency"):
+        with Image.open(written[name]) as chart:
+            assert chart.size == (900, 480)
+
+
+def test_results_csv_has_a_row_per_image_and_model_with_top5(tmp_path):
+    dataset = load_labelled_folder(PHOTOS_13)
+    writer = ResultsCsv(tmp_path / "results.csv")
+    report = run_benchmark(dataset, BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite2"),
+                                                    batch_size=4), on_rows=writer.add)
+    writer.close()
+    rows = list(csv.DictReader(open(tmp_path / "results.csv", encoding="utf-8")))
+    assert len(rows) == 26
+    bear = next(r for r in rows if r["file"].endswith("polar_bear.jpg") and r["model"] == "efficientnet_lite0")
+    assert bear["truth_index"] == "296" and bear["index1"] == "296" and bear["correct_top1"] == "1"
+    assert float(bear["probability1"]) >= float(bear["probability5"])
+    assert report.result("efficientnet_lite0").top5 == 1.0  # every everyday label matched a class
+
+
+def test_cancel_keeps_the_partial_results_on_disk(tmp_path):
+    dataset = load_labelled_folder(VAL_100)
+    seen = []
+    saved = []
+
+    def on_update(report):
+        save_json(report, tmp_path / "report.json")
+        saved.append(report.cancelled)
+
+    report = run_benchmark(dataset, BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"),
+                                                    batch_size=8),
+                           progress=seen.append, should_cancel=lambda: len(seen) >= 4, on_update=on_update)
+    assert report.cancelled and not report.complete
+    lite0 = report.result("efficientnet_lite0")
+    assert 0 < lite0.images < 100 and not lite0.complete
+    assert report.result("efficientnet_lite1") is None
+    on_disk = load_json(tmp_path / "report.json")
+    assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == lite0.images
+    assert "cancelled" in markdown(on_disk)
+
+
+def test_bad_files_are_skipped_with_reasons_and_left_out_of_the_accuracy(tmp_path):
+    shutil.copy(PHOTOS_13 / "polar_bear.jpg", tmp_path / "polar_bear.jpg")
+    shutil.copy(PHOTOS_13 / "banana_0.jpg", tmp_path / "banana_0.jpg")
+    (tmp_path / "broken.jpg").write_bytes((PHOTOS_13 / "coral.jpg").read_bytes()[:1500])
+    (tmp_path / "labels.csv").write_text("file,label\npolar_bear.jpg,polar bear\nbroken.jpg,coral reef\n"
+                                         "banana_0.jpg,banana\ngone.jpg,banana\n")
+    report = run_benchmark(load_labelled_folder(tmp_path), BenchmarkConfig(models=("efficientnet_lite0",),
+                                                                           batch_size=2))
+    lite0 = report.result("efficientnet_lite0")
+    assert lite0.images == 2 and lite0.failed == 2 and lite0.top1 == 1.0
+    reasons = {s["file"].rsplit("/", 1)[-1]: s["reason"] for s in report.skipped}
+    assert "truncated" in reasons["broken.jpg"] and "does not exist" in reasons["gone.jpg"]
+    assert "2 file(s) could not be read" in markdown(report)
+
+
+def test_default_models_are_the_embedded_three_without_lab_report_weights():
+    names, why = default_models()
+    assert names == ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    assert "not all on this machine" in why
+
+
+def test_from_json_rejects_garbage(tmp_path):
+    from cnnviewer.core.report import ReportError
+
+    (tmp_path / "report.json").write_text('{"models": [{"nonsense": 1}]}')
+    with pytest.raises(ReportError, match="not a cnnviewer report.json"):
+        load_json(tmp_path / "report.json")
+    assert isinstance(BenchmarkReport.from_json({"root": "x", "config": {}, "environment": {}}), BenchmarkReport)

@@ -1,0 +1,64 @@
+"""The benchmark window: a real run with progress and cancel, and report.json back into the dashboard."""
+
+from __future__ import annotations
+
+from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
+from cnnviewer.core.datasets import load_labelled_folder
+from cnnviewer.core.report import load_json, write_all
+from tests.conftest import PHOTOS_13, VAL_100
+from tests.gui.conftest import save_screenshot
+
+
+def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path):
+    report = run_benchmark(load_labelled_folder(PHOTOS_13),
+                           BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4))
+    written = write_all(report, tmp_path)
+    window = make_window()
+    bench = window.open_benchmark_report(str(written["json"]))
+    dashboard = bench.dashboard
+    loaded = load_json(written["json"])
+    assert [m.name for m in dashboard.summary_model.results] == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert dashboard.summary_model.index(0, 2).data() == f"{loaded.models[0].top1 * 100:.1f}"
+    assert dashboard.images_model.rowCount() == 13
+    assert "faster than" in dashboard.conclusions.text()
+    save_screenshot(bench, "08-dashboard")
+    dashboard.setCurrentIndex(1)
+    dashboard.filter_combo.setCurrentText("Mistakes")
+    mistakes = dashboard.images_filter.rowCount()
+    expected = sum(1 for r in loaded.images if any(t[0] != r.truth for t in r.top5.values()))
+    assert mistakes == expected >= 1  # Grace Hopper is no "military uniform" to these models
+    dashboard.filter_combo.setCurrentText("All images")
+    assert dashboard.images_filter.rowCount() == 13
+    first = dashboard.images_filter.index(0, 0)
+    dashboard.images.clicked.emit(first)
+    qtbot.waitUntil(lambda: len(dashboard.detail.shown) == 2, timeout=20_000)
+    qtbot.waitUntil(lambda: dashboard.detail.picture.pixmap() is not None
+                    and not dashboard.detail.picture.pixmap().isNull(), timeout=20_000)
+    assert all(len(top) == 5 for top in dashboard.detail.shown.values())
+    def thumbnail_shown():
+        icon = dashboard.images_model.index(0, 0).data(1)  # DecorationRole; asks for it the first time
+        return icon is not None and not icon.isNull()
+
+    qtbot.waitUntil(thumbnail_shown, timeout=20_000)
+    save_screenshot(bench, "09-dashboard-images")
+
+
+def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(tmp_path / "run"))
+    window = make_window()
+    bench = window.open_benchmark(str(VAL_100))
+    assert bench.checked_models() == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert "100 labelled images" in bench.folder_label.text() and "Every label matched" in bench.labels_note.text()
+    bench.batch_size.setValue(8)
+    bench.start()
+    # Partial results: the first model's figures appear while the others still run.
+    qtbot.waitUntil(lambda: bench.report is not None and bench.report.result("efficientnet_lite0") is not None
+                    and bench.report.result("efficientnet_lite0").complete, timeout=120_000)
+    assert bench.is_running()
+    bench.cancel()
+    qtbot.waitUntil(lambda: not bench.is_running(), timeout=60_000)
+    assert bench.report.cancelled
+    assert "Cancelled" in bench.progress_text.text()
+    on_disk = load_json(tmp_path / "run" / "report.json")
+    assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 100
+    assert bench.start_button.isEnabled()
