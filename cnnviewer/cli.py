@@ -131,8 +131,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
             _print_err(f"{result.path}: {result.error}")
     out = sys.stdout
     if args.format == "json":
-        json.dump([_classification_json(r) for r in results], out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        rows = [_classification_json(r) for r in results]
+        text = json.dumps(rows, indent=2, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a non-UTF-8 file name: escape it, so the JSON stays valid UTF-8
+            text = json.dumps(rows, indent=2, ensure_ascii=True)
+        out.write(text + "\n")
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["file", "model", "rank", "index", "name", "probability", "error"])
@@ -421,6 +426,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging()
+    # File names are bytes on Linux; one that is not UTF-8 is printed as the same bytes, never a crash.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser()
     # `cnnviewer PATH` (what a file manager's "Open with" runs) and bare `cnnviewer` open the window.
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):

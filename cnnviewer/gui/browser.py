@@ -95,6 +95,7 @@ class FileBrowser(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.tree, 3)
         self.folder: str | None = None
+        self.thumbnails_shown = 0
         self._strip_items: dict[str, QListWidgetItem] = {}
         blank = QPixmap(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
         blank.fill(QColor(225, 225, 225))
@@ -162,6 +163,7 @@ class FileBrowser(QWidget):
     def reset_strip(self, paths: list[str]) -> None:
         self.strip.clear()
         self._strip_items = {}
+        self.thumbnails_shown = 0
         for path in paths[:MAX_THUMBNAILS]:
             item = QListWidgetItem(self._placeholder, os.path.basename(path))
             item.setData(Qt.ItemDataRole.UserRole, path)
@@ -179,3 +181,4 @@ class FileBrowser(QWidget):
             item.setText(f"⚠ {os.path.basename(path)}")
         else:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
+        self.thumbnails_shown += 1
