@@ -15,7 +15,7 @@ from cnnviewer.core.errors import CnnviewerError, UnknownModelError
 from cnnviewer.core.paths import log_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("classify", "models", "weights", "bench", "gui")
+COMMANDS = ("classify", "models", "weights", "bench", "explain", "gui")
 
 log = logging.getLogger("cnnviewer")
 
@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "go (default: ./cnnviewer-bench-DATE)")
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
     bench.add_argument("--device", default="cpu")
+
+    explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument("--model", "-m", help="model name (default as for classify)")
+    explain.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
+                         help="ImageNet class index to explain (default: the top-1)")
+    explain.add_argument("--out", required=True, metavar="overlay.png", help="where the overlay picture goes")
+    explain.add_argument("--heatmap", metavar="heat.npy", help="also save the map (image size, values 0..1)")
+    explain.add_argument("--opacity", type=float, default=0.6, help="0 (photo only) to 1 (map only)")
+    explain.add_argument("--device", default="cpu")
 
     weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -317,6 +327,47 @@ def cmd_weights(args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
+# -- explain ---------------------------------------------------------------------------------
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import io
+    from pathlib import Path
+
+    import numpy as np
+
+    from cnnviewer.core.explain import can_explain, grad_cam, overlay, target_layer
+    from cnnviewer.core.images import load_image
+    from cnnviewer.core.inference import Classifier
+    from cnnviewer.core.models import load_model
+    from cnnviewer.core.report import atomic_write
+
+    entry = _resolve_model(args.model)
+    if args.class_index is not None and not 0 <= args.class_index < 1000:
+        raise UsageError(f"--class must be an ImageNet-1k class index, 0-999, not {args.class_index}")
+    if not can_explain(entry.name):
+        target_layer(entry.name, None)  # raises the sentence that says why, before anything is loaded
+    image = load_image(args.image)
+    explanation = grad_cam(Classifier(load_model(entry, args.device)), image, args.class_index)
+    picture = overlay(image, explanation.heatmap, args.opacity)
+    out = Path(args.out)
+    atomic_write(out, lambda handle: picture.save(handle, format=_image_format(out)))
+    if args.heatmap:
+        buffer = io.BytesIO()
+        np.save(buffer, explanation.heatmap)
+        atomic_write(Path(args.heatmap), lambda handle: handle.write(buffer.getvalue()))
+    print(f"{entry.name}: Grad-CAM of class {explanation.class_index} {explanation.class_name} "
+          f"({explanation.probability * 100:.1f} %) over {args.image} written to {out}"
+          + (f"; map in {args.heatmap}" if args.heatmap else ""))
+    return EXIT_OK
+
+
+def _image_format(path) -> str:
+    suffix = path.suffix.lower()
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+            ".tiff": "TIFF"}.get(suffix, "PNG")
+
+
 # -- bench -----------------------------------------------------------------------------------
 
 
@@ -438,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "bench": cmd_bench,
-                "gui": cmd_gui}
+                "explain": cmd_explain, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -239,9 +239,19 @@ class BenchmarkWindow(QMainWindow):
                          yielded=lambda item: self.dashboard.images_model.set_thumbnail(*item), exclusive=False)
 
     def _show_row(self, row) -> None:
+        """The image and every model's top-5; for a mistake, where each model looked too."""
+        detail = self.dashboard.detail
+
+        def shown(image) -> None:
+            detail.show_row(row, image)
+            if detail.maps:
+                self.main._start("dashboard-maps", self.main.inference_pool, jobs.explain_many_job,
+                                 self.main.model_cache, self.main.explanations, row.file, list(detail.maps),
+                                 self.main.device_combo.currentText(), 240,
+                                 yielded=lambda item: detail.set_map(*item))
+
         self.main._start("dashboard-detail", self.main.io_pool, jobs.preview_job, row.file,
-                         returned=lambda data: self.dashboard.detail.show_row(row, data.image),
-                         on_error=lambda exc: self.dashboard.detail.show_row(row, None))
+                         returned=lambda data: shown(data.image), on_error=lambda exc: shown(None))
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.cancel()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QGroupBox,
@@ -48,10 +50,14 @@ class CompareDialog(QDialog):
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
         self.progress = QLabel("")
+        self.maps_box = QCheckBox("Grad-CAM maps")
+        self.maps_box.setToolTip("Where each model looked for its own top-1 class")
+        self.maps_box.toggled.connect(self._on_maps_toggled)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("Models"))
         left_layout.addWidget(self.models, 1)
+        left_layout.addWidget(self.maps_box)
         left_layout.addWidget(self.run_button)
         left_layout.addWidget(self.progress)
 
@@ -73,6 +79,8 @@ class CompareDialog(QDialog):
         layout.addWidget(splitter, 1)
         layout.addWidget(buttons)
         self.columns: dict[str, tuple[QGroupBox, PredictionsModel, QLabel]] = {}
+        self.maps: dict[str, QLabel] = {}
+        self.explained: dict[str, object] = {}
 
     def open_for(self, path: str, ready_rows) -> None:
         self.path = path
@@ -103,6 +111,8 @@ class CompareDialog(QDialog):
         for box, _, _ in self.columns.values():
             box.deleteLater()
         self.columns = {}
+        self.maps = {}
+        self.explained = {}
 
     def run(self) -> None:
         models = self.checked_models()
@@ -117,7 +127,12 @@ class CompareDialog(QDialog):
             table.setMinimumWidth(320)
             note = QLabel("waiting…", box)
             note.setWordWrap(True)
+            picture = QLabel(box)
+            picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            picture.setVisible(self.maps_box.isChecked())
+            self.maps[name] = picture
             inner = QVBoxLayout(box)
+            inner.addWidget(picture)
             inner.addWidget(table, 1)
             inner.addWidget(note)
             self.results_layout.addWidget(box)
@@ -136,6 +151,11 @@ class CompareDialog(QDialog):
         box, model, note = self.columns[name]
         self._done += 1
         self.progress.setText(f"{self._done} of {self._total} done")
+        self._show_outcome(model, note, outcome)
+        if self._done == self._total and self.maps_box.isChecked():
+            self._start_maps()  # after the last column is filled: maps for every model that ran
+
+    def _show_outcome(self, model, note, outcome) -> None:
         if isinstance(outcome, Exception):
             text = str(outcome) if isinstance(outcome, CnnviewerError) else f"{type(outcome).__name__}: {outcome}"
             note.setText(text)
@@ -150,6 +170,35 @@ class CompareDialog(QDialog):
         load = f"load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
         note.setText(f"{load}inference {result.timings.inference_ms:.0f} ms")
         note.setStyleSheet("")
+
+    def _on_maps_toggled(self, on: bool) -> None:
+        for picture in self.maps.values():
+            picture.setVisible(on)
+        if on and self.columns and self._done == self._total and not self.explained:
+            self._start_maps()
+
+    def _start_maps(self) -> None:
+        from cnnviewer.workers import jobs
+
+        models = [name for name, (_, model, _) in self.columns.items() if model.rowCount()]
+        for name in models:
+            self.maps[name].setText("Grad-CAM…")
+        self.window._start("compare-maps", self.window.inference_pool, jobs.explain_many_job, self.window.model_cache,
+                           self.window.explanations, self.path, models, self.window.device_combo.currentText(), 300,
+                           yielded=self._on_map)
+
+    def _on_map(self, item) -> None:
+        name, outcome = item
+        picture = self.maps.get(name)
+        if picture is None:
+            return
+        self.explained[name] = outcome
+        if isinstance(outcome, Exception):
+            picture.setText(str(outcome))
+            picture.setWordWrap(True)
+        else:
+            picture.setPixmap(QPixmap.fromImage(outcome.overlay_thumbnail))
+            picture.setToolTip(f"Grad-CAM of {outcome.class_name} ({outcome.probability * 100:.1f} %)")
 
     def results_by_model(self) -> dict[str, list]:
         """What each column shows (for tests and screenshots)."""

@@ -296,6 +296,21 @@ class ImageDetail(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(scroll, 1)
         self.shown: dict[str, list] = {}
+        self.maps: dict[str, QLabel] = {}
+
+    def is_mistake(self, row) -> bool:
+        return any(top and top[0] != row.truth for top in row.top5.values())
+
+    def set_map(self, model: str, outcome) -> None:
+        """The model's Grad-CAM over the image (shown for mistakes)."""
+        picture = self.maps.get(model)
+        if picture is None:
+            return
+        if isinstance(outcome, Exception):
+            picture.setText(str(outcome))
+        else:
+            picture.setPixmap(QPixmap.fromImage(outcome.overlay_thumbnail))
+            picture.setToolTip(f"Grad-CAM of {outcome.class_name}, this model's top-1")
 
     def show_row(self, row, image: QImage | None) -> None:
         from cnnviewer.core.inference import Prediction
@@ -312,6 +327,8 @@ class ImageDetail(QWidget):
             if item.widget():
                 item.widget().deleteLater()
         self.shown = {}
+        self.maps = {}
+        mistake = self.is_mistake(row)
         for model, indices in row.top5.items():
             predictions = [Prediction(i, names[i], p) for i, p in zip(indices, row.probabilities[model])]
             box = QGroupBox(f"{model} {'✓' if indices[0] == row.truth else '✗'}", self.tables)
@@ -320,6 +337,11 @@ class ImageDetail(QWidget):
             table = make_predictions_table(table_model, box)
             table.setMinimumHeight(175)
             inner = QVBoxLayout(box)
+            if mistake:
+                picture = QLabel("Grad-CAM…", box)
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                inner.addWidget(picture)
+                self.maps[model] = picture
             inner.addWidget(table)
             self.tables_layout.addWidget(box)
             box.show()  # added to a visible parent: show now, not on the next event loop pass

@@ -59,6 +59,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or window_settings()
         self.model_cache = jobs.ModelCache()
+        self.explanations = jobs.ExplanationCache()
+        self.explain_class: int | None = None  # None: the top-1
         self.inference_pool = new_pool(1, "inference")  # one model run at a time: results stay in order
         self.io_pool = new_pool(2, "io")
         self._ids = itertools.count(1)
@@ -74,6 +76,8 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPanel(self)
         self.predictions = PredictionsPanel(self)
         self.predictions.action_requested.connect(self._on_panel_action)
+        self.predictions.table.clicked.connect(self._on_prediction_clicked)
+        self.preview.explain_box.toggled.connect(self._on_explain_toggled)
 
         centre = QSplitter(Qt.Orientation.Vertical, self)
         centre.addWidget(self.preview)
@@ -152,6 +156,13 @@ class MainWindow(QMainWindow):
         self.auto_action.setCheckable(True)
         self.auto_action.setToolTip("Classify each image as you move through the browser")
         bar.addAction(self.auto_action)
+        self.explain_action = QAction("Grad-CAM", self)
+        self.explain_action.setCheckable(True)
+        self.explain_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.explain_action.setToolTip("Overlay where the model looked (Ctrl+E); click a prediction to switch class")
+        self.explain_action.toggled.connect(self.preview.explain_box.setChecked)
+        self.preview.explain_box.toggled.connect(self.explain_action.setChecked)
+        bar.addAction(self.explain_action)
         self.compare_action = QAction("Compare models…", self)
         self.compare_action.setShortcut(QKeySequence("Ctrl+M"))
         self.compare_action.triggered.connect(self.open_compare)
@@ -187,6 +198,7 @@ class MainWindow(QMainWindow):
         image_menu = self.menuBar().addMenu("&Image")
         image_menu.addAction(self.classify_action)
         image_menu.addAction(self.auto_action)
+        image_menu.addAction(self.explain_action)
         image_menu.addAction(self.compare_action)
 
         help_menu = self.menuBar().addMenu("&Help")
@@ -208,6 +220,7 @@ class MainWindow(QMainWindow):
         self.top_k_spin.setValue(int(s.value("topK", 5)))
         self.top_k_spin.blockSignals(False)
         self.auto_action.setChecked(s.value("classifyOnSelection", False, type=bool))
+        self.preview.opacity.setValue(int(s.value("camOpacity", 60)))
         self._wanted_model = s.value("model", None)
         self._wanted_device = s.value("device", "cpu")
         folder = s.value("lastFolder", None)
@@ -226,6 +239,7 @@ class MainWindow(QMainWindow):
         s.setValue("device", self.device_combo.currentText())
         s.setValue("topK", self.top_k_spin.value())
         s.setValue("classifyOnSelection", self.auto_action.isChecked())
+        s.setValue("camOpacity", self.preview.opacity.value())
         s.sync()
 
     # -- workers ------------------------------------------------------------------------------
@@ -405,6 +419,9 @@ class MainWindow(QMainWindow):
         self.classify(path)
 
     def show_preview(self, path: str) -> None:
+        if path != self.current_path:
+            self.explain_class = None
+            self.preview.clear_explanation()
         if path != self.classified_path:
             self.classified_path = None
             self.last_outcome = None
@@ -444,9 +461,53 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(error), 15000)
             return
         self.predictions.show_result(outcome)
+        if self.explain_action.isChecked():
+            self.explain()
         top = result.predictions[0]
         self.statusBar().showMessage(
             f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.1f} %) by {outcome.model}", 8000)
+
+    # -- Grad-CAM -----------------------------------------------------------------------------
+
+    def explain(self) -> int | None:
+        """Compute (or take from the cache) the map for the classified image and the chosen class."""
+        outcome = self.last_outcome
+        if outcome is None or not outcome.classification.ok:
+            self.preview.clear_explanation("Grad-CAM: classify the image first (double-click or Enter).")
+            return None
+        self.preview.clear_explanation(f"Grad-CAM with {outcome.model}…")
+        return self._start("explain", self.inference_pool, jobs.explain_job, self.model_cache, self.explanations,
+                           outcome.path, outcome.model, outcome.device, self.explain_class,
+                           returned=self._on_explained, on_error=self._on_explain_error)
+
+    def _on_explained(self, outcome: jobs.ExplainOutcome) -> None:
+        if self.explain_action.isChecked() and outcome.path == self.current_path:
+            self.preview.show_explanation(outcome)
+
+    def _on_explain_error(self, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, CnnviewerError) else f"Grad-CAM failed: {type(exc).__name__}: {exc}"
+        self.preview.clear_explanation(text)
+        self.statusBar().showMessage(text, 15000)
+
+    def _on_explain_toggled(self, on: bool) -> None:
+        if on:
+            if self.preview.scale.pixmap() is None or self.preview.scale.pixmap().isNull():
+                from cnnviewer.core.explain import colour_scale
+
+                self.preview.set_colour_scale(jobs.pil_to_qimage(colour_scale(120, 12)))
+            self.explain()
+        else:
+            self.preview.clear_explanation()
+
+    def _on_prediction_clicked(self, index) -> None:
+        prediction = index.data(Qt.ItemDataRole.UserRole)
+        if prediction is None:
+            return
+        self.explain_class = prediction.index
+        if not self.explain_action.isChecked():
+            self.explain_action.setChecked(True)  # clicking a class asks to see it
+        else:
+            self.explain()
 
     def _on_panel_action(self, action: str) -> None:
         if action == "use_embedded":

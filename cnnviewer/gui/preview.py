@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
+    QHBoxLayout,
+    QSlider,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
@@ -26,6 +29,11 @@ class ImageView(QGraphicsView):
         self._item = QGraphicsPixmapItem()
         self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._item)
+        # The Grad-CAM map sits on the photo as a child item: zoom and scroll move them together.
+        self._heat = QGraphicsPixmapItem(self._item)
+        self._heat.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._heat.setOpacity(0.6)
+        self._heat.hide()
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -33,7 +41,24 @@ class ImageView(QGraphicsView):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._fit = True
 
+    def set_heat(self, heat: QImage | None) -> None:
+        """Draw a map over the photo, stretched to cover it (the map may be smaller than the photo)."""
+        if heat is None or not self.has_image():
+            self._heat.hide()
+            return
+        self._heat.setPixmap(QPixmap.fromImage(heat))
+        photo = self._item.pixmap()
+        self._heat.setTransform(QTransform.fromScale(photo.width() / heat.width(), photo.height() / heat.height()))
+        self._heat.show()
+
+    def heat_visible(self) -> bool:
+        return self._heat.isVisible()
+
+    def set_heat_opacity(self, opacity: float) -> None:
+        self._heat.setOpacity(opacity)
+
     def set_image(self, image: QImage | None) -> None:
+        self._heat.hide()
         self._item.setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
         self.scene().setSceneRect(self._item.boundingRect())
         self.fit()
@@ -95,12 +120,46 @@ class PreviewPanel(QWidget):
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.zoom_label = QLabel("")
         self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.explain_box = QCheckBox("Grad-CAM")
+        self.explain_box.setToolTip("Show where the model looked for the class (click a prediction to switch class)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.opacity.setMinimumWidth(90)
+        self.opacity.setMaximumWidth(140)
+        self.opacity.setToolTip("Opacity of the map")
+        self.opacity.valueChanged.connect(lambda v: self.view.set_heat_opacity(v / 100))
+        self.scale = QLabel()
+        self.scale.setToolTip("Colour scale: low (left) to high (right) contribution to the class")
+        self.explain_caption = QLabel("")
+        controls = QHBoxLayout()
+        controls.addWidget(self.explain_box)
+        controls.addWidget(QLabel("opacity"))
+        controls.addWidget(self.opacity)
+        controls.addWidget(QLabel("low"))
+        controls.addWidget(self.scale)
+        controls.addWidget(QLabel("high"))
+        controls.addWidget(self.explain_caption, 1)
+        controls.addWidget(self.zoom_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.placeholder, 1)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.facts)
+        layout.addLayout(controls)
         self.view.hide()
+
+    def set_colour_scale(self, image: QImage) -> None:
+        self.scale.setPixmap(QPixmap.fromImage(image))
+
+    def show_explanation(self, outcome) -> None:
+        self.view.set_heat(outcome.heat)
+        self.explain_caption.setText(f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, "
+                                     f"{outcome.probability * 100:.1f} %) · {outcome.model}")
+
+    def clear_explanation(self, text: str = "") -> None:
+        self.view.set_heat(None)
+        self.explain_caption.setText(text)
 
     def show_preview(self, data) -> None:
         info = data.info

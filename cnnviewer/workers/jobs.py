@@ -217,3 +217,89 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
         results.close()
     write_all(final, out)
     return final
+
+
+@dataclass(frozen=True)
+class ExplainOutcome:
+    """A Grad-CAM map ready to draw: RGBA at display size, and what it explains."""
+
+    path: str
+    model: str
+    class_index: int
+    class_name: str
+    probability: float
+    heat: QImage  # RGBA, alpha grows with the map's value
+    overlay_thumbnail: QImage  # the map over a small copy of the photo, for side-by-side views
+
+
+class ExplanationCache:
+    """Maps computed once per (image, model, class); the newest few are kept."""
+
+    def __init__(self, capacity: int = 48):
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+
+def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, model: str, device: str,
+                 class_index: int | None, thumbnail: int) -> ExplainOutcome:
+    import numpy as np
+
+    from cnnviewer.core.explain import grad_cam, heat_rgba, overlay
+    from cnnviewer.core.images import load_image
+
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (path, stamp, model, device, class_index)
+    cached = explanations.get(key)
+    if cached is not None:
+        return cached
+    classifier, _ = cache.get(model, device)
+    image = load_image(path)
+    explanation = grad_cam(classifier, image, class_index)
+    rgba = np.ascontiguousarray(heat_rgba(explanation.heatmap))
+    heat = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4, QImage.Format.Format_RGBA8888).copy()
+    small = image.copy()
+    small.thumbnail((thumbnail, thumbnail))
+    from PIL import Image
+
+    small_map = np.asarray(Image.fromarray(explanation.heatmap, "F").resize(small.size, Image.Resampling.BILINEAR))
+    outcome = ExplainOutcome(os.fspath(path), model, explanation.class_index, explanation.class_name,
+                             explanation.probability, heat, pil_to_qimage(overlay(small, small_map)))
+    explanations.put(key, outcome)
+    if class_index is None:  # the top-1 request and the explicit class are the same map
+        explanations.put((path, stamp, model, device, explanation.class_index), outcome)
+    return outcome
+
+
+def explain_job(token, report, cache: ModelCache, explanations: ExplanationCache, path: str, model: str,
+                device: str, class_index: int | None):
+    report(0, 1, f"Grad-CAM with {model}…")
+    return _explain_one(cache, explanations, path, model, device, class_index, 320)
+
+
+def explain_many_job(token, report, cache: ModelCache, explanations: ExplanationCache, path: str,
+                     models: list[str], device: str, thumbnail: int = 320):
+    """One map per model (each model's own top-1), one at a time: (model, outcome or exception)."""
+    for model in models:
+        if token.cancelled:
+            return
+        try:
+            yield model, _explain_one(cache, explanations, path, model, device, None, thumbnail)
+        except Exception as exc:  # a transformer among convolutional models: say so in its column
+            yield model, exc
