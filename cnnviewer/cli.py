@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run without a command to open the window. `cnnviewer COMMAND --help` tells more.",
     )
     parser.add_argument("--version", action="version", version=f"cnnviewer {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="classify the bundled sample photos, open the window offscreen, save a screenshot, quit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     classify = sub.add_parser("classify", help="print the top-k ImageNet classes of images")
@@ -100,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name", metavar="NAME")
 
     gui = sub.add_parser("gui", help="open the window (the default)")
-    gui.add_argument("path", nargs="?", help="an image to classify or a folder to show")
+    gui.add_argument("paths", nargs="*", metavar="PATH",
+                     help="an image to classify or a folder to show (a file manager may pass several: the first "
+                     "is opened)")
     return parser
 
 
@@ -471,7 +475,70 @@ def _bench_table(report) -> str:
 def cmd_gui(args: argparse.Namespace) -> int:
     from cnnviewer.gui.app import run_app
 
-    return run_app(args.path)
+    return run_app(args.paths[0] if args.paths else None)
+
+
+# Samples shipped in resources/samples and what the embedded model must say about them.
+SELF_TEST_EXPECTATIONS = {
+    "chelsea.jpg": ("top-1 is a cat", lambda top: top[0] in (281, 282, 283, 284, 285)),
+    "coffee.jpg": ("top-1 is espresso (967) or cup (968)", lambda top: top[0] in (967, 968)),
+    "grace_hopper.jpg": ("military uniform (652) in the top-5", lambda top: 652 in top),
+}
+
+
+def self_test(out_dir: str | None = None) -> int:
+    """Check an installation end to end, offscreen: exit 0 only if every step worked."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    failures = []
+
+    def check(ok: bool, text: str) -> None:
+        print(f"[{'ok' if ok else 'FAIL'}] {text}")
+        if not ok:
+            failures.append(text)
+
+    try:
+        from cnnviewer.core.catalog import get_entry
+        from cnnviewer.core.inference import Classifier
+        from cnnviewer.core.models import load_model
+        from cnnviewer.core.paths import sample_photos
+
+        classifier = Classifier(load_model(get_entry("efficientnet_lite0")))
+        photos = {p.name: p for p in sample_photos()}
+        for name, (expectation, test) in SELF_TEST_EXPECTATIONS.items():
+            result = classifier.classify_file(photos[name]) if name in photos else None
+            top = [p.index for p in result.predictions] if result and result.ok else []
+            shown = ", ".join(f"{p.index} {p.name}" for p in result.predictions[:2]) if top else "no result"
+            check(bool(top) and test(top), f"{name}: {expectation} ({shown})")
+    except Exception as exc:  # a self-test reports, it does not crash
+        log.exception("self-test: classification failed")
+        check(False, f"classification: {type(exc).__name__}: {exc}")
+    try:
+        from PySide6.QtCore import QElapsedTimer
+
+        from cnnviewer.gui.main_window import MainWindow, ensure_app
+
+        app = ensure_app()
+        window = MainWindow()
+        window.show()
+        timer = QElapsedTimer()
+        timer.start()
+        while window.selected_model() is None and timer.elapsed() < 60_000:
+            app.processEvents()
+        check(window.selected_model() is not None, f"window opened; model catalog loaded ({window.model_combo.count()} "
+              "models)")
+        shot = Path(out_dir or tempfile.mkdtemp(prefix="cnnviewer-self-test-")) / "self-test-window.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        check(window.grab().save(str(shot)) and shot.stat().st_size > 0, f"screenshot saved: {shot}")
+        window.close()
+    except Exception as exc:
+        log.exception("self-test: window failed")
+        check(False, f"window: {type(exc).__name__}: {exc}")
+    print("self-test passed" if not failures else f"self-test FAILED: {len(failures)} problem(s)")
+    return EXIT_OK if not failures else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -481,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser()
+    if argv and argv[0] == "--self-test":
+        return self_test(argv[1] if len(argv) > 1 else None)
     # `cnnviewer PATH` (what a file manager's "Open with" runs) and bare `cnnviewer` open the window.
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["gui", *argv]

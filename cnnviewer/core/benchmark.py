@@ -11,7 +11,6 @@ import platform
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -46,6 +45,10 @@ class BenchmarkConfig:
     limit: int | None = None
     device: str = "cpu"
     latency_samples: int = 20  # batch-1 forwards per model for the latency distribution
+    precision: str = "fp32"  # or "bf16" (the fast path, where the hardware has it)
+    channels_last: bool = True  # NHWC convolutions: faster on CPUs, the same classes
+    fast_decode: bool = True  # large JPEGs decode at reduced size (never below the model's resize)
+    decode_threads: int = 1  # decoding overlaps inference in this many threads
 
 
 @dataclass(frozen=True)
@@ -146,13 +149,15 @@ def environment(config: BenchmarkConfig) -> dict:
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
         "torch_threads": torch.get_num_threads(),
-        "decode_threads": 1,
+        "decode_threads": config.decode_threads,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": config.device,
-        "precision": "fp32",
+        "precision": config.precision,
+        "channels_last": config.channels_last,
+        "fast_decode": config.fast_decode,
         "batch_size": config.batch_size,
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
@@ -191,17 +196,34 @@ def _percentiles(values: list[float]) -> dict:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def _decode_batch(classifier: Classifier, batch: list[LabelledImage]):
-    """Decode and preprocess a batch; returns [(item, tensor or None, error or None, ms)]."""
-    out = []
-    for item in batch:
-        started = time.perf_counter()
+def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: int) -> list[torch.Tensor]:
+    """Up to ``count`` preprocessed images of the set (the ones that load)."""
+    tensors = []
+    for item in items:
+        if len(tensors) >= count:
+            break
         try:
-            tensor = classifier.preprocess(load_image(item.path))
-            out.append((item, tensor, None, (time.perf_counter() - started) * 1000))
-        except ImageLoadError as exc:
-            out.append((item, None, exc.reason, (time.perf_counter() - started) * 1000))
-    return out
+            tensors.append(classifier.preprocess(load_image(item.path)))
+        except ImageLoadError:
+            continue
+    return tensors
+
+
+def _warm_up(classifier: Classifier, items: list[LabelledImage], batch_size: int) -> None:
+    """One untimed forward at the run's batch size (allocator, oneDNN kernels, caches)."""
+    tensors = _first_tensors(classifier, items, 1)
+    if tensors:
+        classifier.forward(torch.stack(tensors * max(1, min(batch_size, len(items)))))
+
+
+def _latencies(classifier: Classifier, items: list[LabelledImage], config: BenchmarkConfig) -> list[float]:
+    """Batch-1 forward times (ms) over the first images, for the latency distribution."""
+    values = []
+    for tensor in _first_tensors(classifier, items, config.latency_samples):
+        started = time.perf_counter()
+        classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
+        values.append((time.perf_counter() - started) * 1000)
+    return values
 
 
 def run_benchmark(
@@ -246,7 +268,7 @@ def run_benchmark(
         started = time.perf_counter()
         with _PeakMemory() as memory:
             try:
-                loaded = load_model(entry, config.device)
+                loaded = load_model(entry, config.device, config.precision, config.channels_last)
             except CnnviewerError as exc:
                 result.error = str(exc)
                 publish()
@@ -254,60 +276,46 @@ def run_benchmark(
             result.load_s = loaded.load_seconds
             result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
             classifier = Classifier(loaded)
-            top1 = top5 = classified = 0
+            _warm_up(classifier, items, config.batch_size)
+            top1 = top5 = classified = done = 0
             decode_ms: list[float] = []
-            forward_s = 0.0
-            latency_inputs: list[torch.Tensor] = []
-            warmed = False
-            done = 0
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-                pending = pool.submit(_decode_batch, classifier, batches[0]) if batches else None
-                for index in range(len(batches)):
-                    decoded = pending.result()
-                    # Decode the next batch while this one runs through the model.
-                    pending = pool.submit(_decode_batch, classifier, batches[index + 1]) \
-                        if index + 1 < len(batches) and not cancelled() else None
-                    good = [(item, tensor) for item, tensor, _, _ in decoded if tensor is not None]
-                    for item, tensor, error, ms in decoded:
-                        decode_ms.append(ms)
-                        if error is not None:
-                            skipped[item.path] = error
-                    if good:
-                        batch = torch.stack([tensor for _, tensor in good])
-                        if not warmed:
-                            classifier.predict_batch(batch, top_k=5)  # warm-up: allocator, kernels
-                            warmed = True
-                        t0 = time.perf_counter()
-                        predictions = classifier.predict_batch(batch, top_k=5)
-                        forward_s += time.perf_counter() - t0
-                        for (item, tensor), top in zip(good, predictions):
-                            indices = [p.index for p in top]
-                            rows[item.path].top5[name] = indices
-                            rows[item.path].probabilities[name] = [round(p.probability, 6) for p in top]
-                            top1 += indices[0] == item.index
-                            top5 += item.index in indices
-                            classified += 1
-                            if len(latency_inputs) < config.latency_samples:
-                                latency_inputs.append(tensor)
-                    done += len(decoded)
-                    result.images = classified
-                    result.failed = done - classified
+            forward_ms = 0.0
+            batch_rows: list[ImageRow] = []
+            by_path = {item.path: item for item in items}
+            outcomes = classifier.classify_files([item.path for item in items], top_k=5,
+                                                 batch_size=config.batch_size, should_cancel=cancelled,
+                                                 fast_decode=config.fast_decode,
+                                                 decode_threads=config.decode_threads)
+            for outcome in outcomes:
+                item = by_path[outcome.path]
+                done += 1
+                decode_ms.append(outcome.timings.decode_ms + outcome.timings.preprocess_ms)
+                if not outcome.ok:
+                    skipped[item.path] = outcome.error
+                else:
+                    indices = [p.index for p in outcome.predictions]
+                    row = rows[item.path]
+                    row.top5[name] = indices
+                    row.probabilities[name] = [round(p.probability, 6) for p in outcome.predictions]
+                    batch_rows.append(row)
+                    top1 += indices[0] == item.index
+                    top5 += item.index in indices
+                    classified += 1
+                    forward_ms += outcome.timings.inference_ms
+                if done % max(1, config.batch_size) == 0 or done == len(items):
+                    result.images, result.failed = classified, done - classified
                     result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
-                    if on_rows is not None:
-                        on_rows(name, [rows[item.path] for item, _ in good])
+                    if on_rows is not None and batch_rows:
+                        on_rows(name, batch_rows)
+                    batch_rows = []
                     if progress:
                         progress(Progress(name, number, len(config.models), done, len(items), name))
-                    if cancelled():
-                        break
-                if pending is not None:
-                    pending.cancel()
-            latencies = []
-            for tensor in latency_inputs:
-                if cancelled():
-                    break
-                t0 = time.perf_counter()
-                classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
-                latencies.append((time.perf_counter() - t0) * 1000)
+            result.images, result.failed = classified, done - classified
+            result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
+            if on_rows is not None and batch_rows:
+                on_rows(name, batch_rows)
+            latencies = [] if cancelled() else _latencies(classifier, items, config)
+        forward_s = forward_ms / 1000
         n = result.images
         result.top1_ci = wilson_interval(top1, n)
         result.top5_ci = wilson_interval(top5, n)
@@ -319,7 +327,7 @@ def run_benchmark(
         result.decode_ms_mean = float(np.mean(decode_ms)) if decode_ms else 0.0
         result.peak_rss_mb = memory.peak / 2**20
         result.complete = done == len(items) and not cancelled()
-        del classifier, loaded
+        del classifier, loaded, outcomes
         _finish_statistics(report)
         publish()
     report.cancelled = cancelled()

@@ -81,10 +81,22 @@ class Classifier:
         """One RGB image -> one normalised CHW tensor of the model's input size."""
         return self.transform(image)
 
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for a preprocessed NCHW batch, in the model's precision and memory format."""
+        loaded = self.loaded
+        batch = batch.to(loaded.device)
+        if loaded.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if loaded.precision == "bf16":
+                with torch.autocast(device_type=loaded.device.type, dtype=torch.bfloat16):
+                    return loaded.module(batch)
+            return loaded.module(batch)
+
     @torch.inference_mode()
     def predict_batch(self, batch: torch.Tensor, top_k: int = 5) -> list[tuple[Prediction, ...]]:
         """Forward a preprocessed NCHW batch; the top-k of the softmax for each row."""
-        logits = self.loaded.module(batch.to(self.loaded.device))
+        logits = self.forward(batch)
         probabilities = torch.softmax(logits.float(), dim=1)
         k = max(1, min(top_k, probabilities.shape[1]))
         values, indices = probabilities.topk(k, dim=1)
@@ -104,55 +116,71 @@ class Classifier:
         """Load, preprocess and classify one file; a bad file gives a Classification with an error."""
         return next(self.classify_files([path], top_k=top_k, batch_size=1))
 
+    def _decode(self, path: str, fast_decode: bool) -> tuple[str, torch.Tensor | None, str | None, float, float]:
+        """(path, tensor or None, error or None, decode ms, preprocess ms) for one file."""
+        started = time.perf_counter()
+        try:
+            image = load_image(path, min_side=self.decode_min_side if fast_decode else None)
+        except ImageLoadError as exc:
+            return path, None, exc.reason, (time.perf_counter() - started) * 1000, 0.0
+        decoded = time.perf_counter()
+        tensor = self.preprocess(image)
+        return path, tensor, None, (decoded - started) * 1000, (time.perf_counter() - decoded) * 1000
+
     def classify_files(
         self,
         paths: Iterable[str | os.PathLike],
         top_k: int = 5,
         batch_size: int = 8,
         should_cancel: Callable[[], bool] | None = None,
+        fast_decode: bool = False,
+        decode_threads: int = 1,
     ) -> Iterator[Classification]:
         """Classify files in batches, yielding one Classification per file in input order.
 
-        A file that cannot be read yields a Classification with ``error`` set; the rest go on.
+        The next batch is decoded and preprocessed in ``decode_threads`` threads while this one
+        runs through the model. ``fast_decode`` lets large JPEGs decode at reduced size (never below
+        what the model's resize needs). A file that cannot be read yields a Classification with
+        ``error`` set; the rest go on.
         """
-        pending: list[tuple[str, torch.Tensor | None, str | None, float, float]] = []
+        from concurrent.futures import ThreadPoolExecutor
 
-        def flush() -> Iterator[Classification]:
-            tensors = [t for _, t, _, _, _ in pending if t is not None]
-            results: list[tuple[Prediction, ...]] = []
-            inference_ms = 0.0
-            if tensors:
-                started = time.perf_counter()
-                results = self.predict_batch(torch.stack(tensors), top_k)
-                inference_ms = (time.perf_counter() - started) * 1000 / len(tensors)
-            good = iter(results)
-            for path, tensor, error, decode_ms, preprocess_ms in pending:
-                if tensor is None:
-                    yield Classification(path=path, model=self.entry.name, error=error,
-                                         timings=Timings(decode_ms=decode_ms))
-                else:
-                    yield Classification(path=path, model=self.entry.name, predictions=next(good),
-                                         timings=Timings(decode_ms, preprocess_ms, inference_ms))
-            pending.clear()
+        names = [os.fspath(p) for p in paths]
+        size = max(1, batch_size)
+        batches = [names[i: i + size] for i in range(0, len(names), size)]
+        cancelled = should_cancel or (lambda: False)
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, decode_threads), thread_name_prefix="decode") as pool:
+            def submit(batch):
+                return [pool.submit(self._decode, path, fast_decode) for path in batch]
 
-        for path in paths:
-            if should_cancel is not None and should_cancel():
-                break
-            path = os.fspath(path)
+            ahead = submit(batches[0])
+            for number in range(len(batches)):
+                if cancelled():
+                    for future in ahead:
+                        future.cancel()
+                    return
+                decoded = [future.result() for future in ahead]
+                if number + 1 < len(batches):
+                    ahead = submit(batches[number + 1])  # decoded while this batch runs
+                yield from self._run_batch(decoded, top_k)
+
+    def _run_batch(self, decoded, top_k: int) -> Iterator[Classification]:
+        tensors = [tensor for _, tensor, _, _, _ in decoded if tensor is not None]
+        results: list[tuple[Prediction, ...]] = []
+        inference_ms = 0.0
+        if tensors:
             started = time.perf_counter()
-            try:
-                image = load_image(path)
-            except ImageLoadError as exc:
-                pending.append((path, None, exc.reason, (time.perf_counter() - started) * 1000, 0.0))
+            results = self.predict_batch(torch.stack(tensors), top_k)
+            inference_ms = (time.perf_counter() - started) * 1000 / len(tensors)
+        good = iter(results)
+        for path, tensor, error, decode_ms, preprocess_ms in decoded:
+            if tensor is None:
+                yield Classification(path=path, model=self.entry.name, error=error, timings=Timings(decode_ms=decode_ms))
             else:
-                decoded = time.perf_counter()
-                tensor = self.preprocess(image)
-                pending.append((path, tensor, None, (decoded - started) * 1000,
-                                (time.perf_counter() - decoded) * 1000))
-            if len(pending) >= max(1, batch_size):
-                yield from flush()
-        if pending:
-            yield from flush()
+                yield Classification(path=path, model=self.entry.name, predictions=next(good),
+                                     timings=Timings(decode_ms, preprocess_ms, inference_ms))
 
 
 def classify_paths(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,15 +18,30 @@ class WeightsFileError(CnnviewerError):
     """A weights file that cannot be used: unreadable, unsafe, or made for another architecture."""
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class LoadedModel:
-    """A pretrained module in eval mode with the entry it came from."""
+    """A pretrained module in eval mode with the entry it came from, and how it runs."""
 
     entry: ModelEntry
     module: nn.Module
     device: torch.device
     load_seconds: float
-    extras: dict = field(default_factory=dict)
+    precision: str = "fp32"  # "bf16": autocast to bfloat16 where the hardware supports it
+    channels_last: bool = False
+
+
+def bf16_supported(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 runs natively here (AVX-512 BF16 / AMX on CPUs; Ampere and newer GPUs)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _builder_kwargs(entry: ModelEntry) -> dict:
@@ -162,19 +177,31 @@ def fit_state_dict(entry: ModelEntry, module: nn.Module, state: dict[str, torch.
     module.load_state_dict(state, strict=True)
 
 
-def load_model(entry: ModelEntry, device: str | torch.device = "cpu") -> LoadedModel:
-    """The pretrained model, in eval mode on ``device``; raises WeightsMissingError if not present."""
+def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision: str = "fp32",
+               channels_last: bool = False) -> LoadedModel:
+    """The pretrained model, in eval mode on ``device``; raises WeightsMissingError if not present.
+
+    ``precision="bf16"`` runs under bfloat16 autocast (refused where the hardware has no bf16);
+    ``channels_last`` stores convolution weights NHWC, which oneDNN runs faster on CPUs.
+    """
     started = time.perf_counter()
+    if precision not in PRECISIONS:
+        raise CnnviewerError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     if entry.availability() is Availability.MISSING:
         raise WeightsMissingError(missing_weights_message(entry))
     device = resolve_device(device)
+    if precision == "bf16" and not bf16_supported(device):
+        raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
     path = entry.weights_path()
     state = read_state_dict(path)
     module = _build_for_weights(entry)
     fit_state_dict(entry, module, state, str(path))
     _drop_auxiliary_heads(entry, module)
     module = module.to(device).eval()
-    return LoadedModel(entry=entry, module=module, device=device, load_seconds=time.perf_counter() - started)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return LoadedModel(entry=entry, module=module, device=device, load_seconds=time.perf_counter() - started,
+                       precision=precision, channels_last=channels_last)
 
 
 def available_devices() -> list[str]:

@@ -71,13 +71,12 @@ def test_a_batch_with_every_kind_goes_on_and_keeps_order(bad_files, classifier):
 
 
 def test_a_file_deleted_between_listing_and_reading(tmp_path, classifier):
-    victim = tmp_path / "soon-gone.jpg"
+    (tmp_path / "a-banana.jpg").write_bytes((PHOTOS_13 / "banana_0.jpg").read_bytes())
+    victim = tmp_path / "b-soon-gone.jpg"
     victim.write_bytes(PHOTO.read_bytes())
-    listing = [PHOTOS_13 / "banana_0.jpg", victim]
-    results = classifier.classify_files(listing, batch_size=1)
-    first = next(results)
+    listing = sorted(tmp_path.iterdir())
     victim.unlink()
-    second = next(results)
+    first, second = classifier.classify_files(listing, batch_size=1)
     assert first.ok and not second.ok and "does not exist" in second.error
 
 
