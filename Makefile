@@ -9,7 +9,7 @@ run: install  ## install (in .venv, created when absent) and start cnnviewer
 	$(BIN)/cnnviewer
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[onnx]"
 
 test-deps: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"

@@ -3,8 +3,8 @@
     python benchmarks/speed.py [--images ../shared/datasets/imagenet-val-100] [--models resnet50,googlenet,inception_v3]
 
 Every path goes from the file on disk to a top-5. The torchvision models run with random weights
-(speed does not depend on the values); the fast path's accuracy change is measured separately on
-the embedded pretrained models (benchmarks/accuracy_fast_path.py). Prints images/s per path and
+(speed does not depend on the values); the fast paths' accuracy against FP32 is checked on the
+embedded pretrained models by tests/core/test_fast_paths.py and printed by benchmarks/fast_path_accuracy.py. Prints images/s per path and
 model, and each path's total time as a ratio to the lab report's loop.
 """
 
@@ -53,23 +53,44 @@ def plain_eager(module, transform, paths, batch_size=16):
     return tops
 
 
-def cnnviewer_path(entry, module, paths, precision, batch_size=16):
-    loaded = LoadedModel(entry, module, torch.device("cpu"), 0.0, precision=precision, channels_last=True)
-    classifier = Classifier(loaded)
-    module.to(memory_format=torch.channels_last)
+def cnnviewer_classifier(entry, state, run_as):
+    """What load_model builds for each "Run as" choice, with these (random) weights instead of a file."""
+    module = build_architecture(entry)
+    module.load_state_dict(state)
+    runner = None
+    if run_as == "onnxruntime":
+        from cnnviewer.core.engines import OnnxRunner
+
+        runner = OnnxRunner(entry.name, module, entry.input_size)
+    precision = "bf16" if run_as == "bf16" else "fp32"
+    if precision == "bf16":
+        module = module.to(torch.bfloat16)
+    module = module.to(memory_format=torch.channels_last)
+    return Classifier(LoadedModel(entry, module, torch.device("cpu"), 0.0, precision=precision, channels_last=True,
+                                  engine="onnxruntime" if runner else "torch", runner=runner))
+
+
+def cnnviewer_path(classifier, paths, batch_size=16):
     return [[p.index for p in r.predictions]
             for r in classifier.classify_files(paths, top_k=5, batch_size=batch_size, fast_decode=True)]
 
 
-def onnx_path(module, transform, paths, size, batch_size=16):
+def onnx_session(module, size):
+    """A plain ONNX Runtime session, made before the timing (export is load time, as for cnnviewer)."""
     import io
+    import warnings
 
     import onnxruntime as ort
 
     buffer = io.BytesIO()
-    torch.onnx.export(module, torch.zeros(1, 3, size, size), buffer, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, torch.zeros(1, 3, size, size), buffer, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    return ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+
+
+def onnx_path(session, transform, paths, batch_size=16):
     tops = []
     for i in range(0, len(paths), batch_size):
         batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i: i + batch_size]])
@@ -89,23 +110,25 @@ def main() -> int:
     parser.add_argument("--images", default=str(ROOT.parent / "shared" / "datasets" / "imagenet-val-100"))
     parser.add_argument("--models", default="resnet50,googlenet,inception_v3")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="every path runs this many times, interleaved; the fastest round counts")
     args = parser.parse_args()
     paths = image_paths(Path(args.images))
     names = args.models.split(",")
     torch.manual_seed(0)
-    have_onnx = True
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        have_onnx = False
-    paths_list = ["lab-report loop", "plain eager b16 NHWC", "cnnviewer fp32", "cnnviewer bf16"]
+    from cnnviewer.core.engines import onnxruntime_available
+
+    have_onnx = onnxruntime_available()
+    paths_list = ["lab-report loop", "plain eager b16 NHWC", "cnnviewer fp32"]
     if have_onnx:
-        paths_list.append("ONNX Runtime b16")
+        paths_list += ["plain ONNX Runtime b16", "cnnviewer onnxruntime"]
+    if bf16_supported():
+        paths_list.append("cnnviewer bf16")
     totals = {name: 0.0 for name in paths_list}
-    mismatches = 0
+    mismatches = ort_mismatches = 0
     print(f"{len(paths)} images from {args.images}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"bf16 {'native' if bf16_supported() else 'not native'}")
-    print(f"{'model':<14}" + "".join(f"{p:>22}" for p in paths_list) + "   (images/s)")
+    print(f"{'model':<14}" + "".join(f"{p:>24}" for p in paths_list) + "   (images/s, best of rounds)")
     for name in names:
         entry = get_entry(name)
         module = build_architecture(entry)  # random weights: speed only
@@ -114,28 +137,44 @@ def main() -> int:
 
         lab_transform = get_model_weights(name).DEFAULT.transforms()
         transform = make_transform(entry.preprocessing)
-        cnnviewer_path(entry, module, paths[:16], "fp32")  # warm-up for every path's kernels
-        row = {}
-        row["lab-report loop"], _ = timed(lab_report_loop, module, lab_transform, paths)
-        row["plain eager b16 NHWC"], eager = timed(plain_eager, module, transform, paths, args.batch_size)
-        row["cnnviewer fp32"], fp32 = timed(cnnviewer_path, entry, module, paths, "fp32", args.batch_size)
-        if bf16_supported():
-            row["cnnviewer bf16"], _ = timed(cnnviewer_path, entry, module, paths, "bf16", args.batch_size)
+        state = module.state_dict()
+        classifiers = {"cnnviewer fp32": cnnviewer_classifier(entry, state, "fp32")}
         if have_onnx:
-            module.to(memory_format=torch.contiguous_format)
-            row["ONNX Runtime b16"], _ = timed(onnx_path, module, transform, paths, entry.input_size,
-                                               args.batch_size)
+            classifiers["cnnviewer onnxruntime"] = cnnviewer_classifier(entry, state, "onnxruntime")
+        if bf16_supported():
+            classifiers["cnnviewer bf16"] = cnnviewer_classifier(entry, state, "bf16")
+        for classifier in classifiers.values():  # warm-up (one-time kernel selection; the load time)
+            cnnviewer_path(classifier, paths[:args.batch_size], args.batch_size)
+        eager_module = build_architecture(entry)
+        eager_module.load_state_dict(state)
+        runs = {"lab-report loop": lambda: lab_report_loop(module, lab_transform, paths),
+                "plain eager b16 NHWC": lambda: plain_eager(eager_module, transform, paths, args.batch_size)}
+        if have_onnx:
+            session = onnx_session(module, entry.input_size)
+            runs["plain ONNX Runtime b16"] = lambda: onnx_path(session, transform, paths, args.batch_size)
+        for label, classifier in classifiers.items():
+            runs[label] = lambda c=classifier: cnnviewer_path(c, paths, args.batch_size)
+        row, results = {}, {}
+        for _ in range(max(1, args.rounds)):  # interleaved, so a slow spell of the machine hits every path
+            for label, run in runs.items():
+                seconds, results[label] = timed(run)
+                row[label] = min(seconds, row.get(label, float("inf")))
+        eager, fp32 = results["plain eager b16 NHWC"], results["cnnviewer fp32"]
         mismatches += sum(a != b for a, b in zip(eager, fp32))
+        if "cnnviewer onnxruntime" in results:
+            ort_mismatches += sum(a != b for a, b in zip(eager, results["cnnviewer onnxruntime"]))
         for key, seconds in row.items():
             totals[key] += seconds
-        print(f"{name:<14}" + "".join(f"{len(paths) / row[p]:>22.1f}" if p in row else f"{'-':>22}"
+        print(f"{name:<14}" + "".join(f"{len(paths) / row[p]:>24.1f}" if p in row else f"{'-':>24}"
                                       for p in paths_list))
     base = totals["lab-report loop"]
-    print(f"{'total s':<14}" + "".join(f"{totals[p]:>22.1f}" for p in paths_list))
-    print(f"{'vs lab loop':<14}" + "".join(f"{base / totals[p]:>21.2f}x" if totals[p] else f"{'-':>22}"
+    print(f"{'total s':<14}" + "".join(f"{totals[p]:>24.2f}" for p in paths_list))
+    print(f"{'vs lab loop':<14}" + "".join(f"{base / totals[p]:>23.2f}x" if totals[p] else f"{'-':>24}"
                                           for p in paths_list))
-    print(f"cnnviewer fp32 top-5 differs from plain fp32 eager on {mismatches} of {len(paths) * len(names)} "
-          "image-model pairs")
+    pairs = len(paths) * len(names)
+    print(f"top-5 differing from plain fp32 eager: cnnviewer fp32 {mismatches} of {pairs}, cnnviewer onnxruntime "
+          f"{ort_mismatches if have_onnx else '-'} of {pairs} (random weights; pretrained: "
+          "tests/core/test_fast_paths.py, benchmarks/fast_path_accuracy.py)")
     return 0
 
 

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     classify.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass")
+    _add_speed_options(classify)
 
     models = sub.add_parser("models", help="list the models and whether their weights are here")
     models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "go (default: ./cnnviewer-bench-DATE)")
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
     bench.add_argument("--device", default="cpu")
+    _add_speed_options(bench)
 
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
@@ -108,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_speed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16 is the fast path where the CPU or GPU has native bfloat16 (default fp32)")
+    parser.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+                        help="onnxruntime runs the same FP32 weights faster on CPUs (needs the onnxruntime package)")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -137,9 +146,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from cnnviewer.core.settings import remember_model
 
     entry = _resolve_model(args.model)
-    classifier = Classifier(load_model(entry, args.device))
+    classifier = Classifier(load_model(entry, args.device, args.precision, channels_last=True, engine=args.engine))
     remember_model(entry.name)
-    results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size))
+    results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size,
+                                             fast_decode=True))
     for result in results:
         if not result.ok:
             _print_err(f"{result.path}: {result.error}")
@@ -161,7 +171,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             for rank, p in enumerate(r.predictions, 1):
                 writer.writerow([r.path, r.model, rank, p.index, p.name, f"{p.probability:.6f}", ""])
     else:
-        out.write(_classification_table(entry, classifier.loaded.device, results))
+        out.write(_classification_table(entry, classifier, results))
     failed = sum(not r.ok for r in results)
     if failed:
         _print_err(f"{failed} of {len(results)} image(s) could not be classified")
@@ -180,10 +190,13 @@ def _classification_json(result) -> dict:
     }
 
 
-def _classification_table(entry, device, results) -> str:
+def _classification_table(entry, classifier, results) -> str:
+    device = classifier.loaded.device
     buf = io.StringIO()
     state = entry.availability().value
-    buf.write(f"Model: {entry.name} ({entry.title}, {entry.weights_id}, {state} weights, {device})\n")
+    loaded = classifier.loaded
+    run_as = f"{loaded.engine} {loaded.precision}" if loaded.engine != "torch" or loaded.precision != "fp32" else "fp32"
+    buf.write(f"Model: {entry.name} ({entry.title}, {entry.weights_id}, {state} weights, {device}, {run_as})\n")
     for result in results:
         buf.write(f"\n{result.path}\n")
         if not result.ok:
@@ -425,7 +438,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
           + (f"; {sum(len(f) for f in dataset.unmatched.values()) + sum(len(v[1]) for v in dataset.ambiguous.values())}"
              " file(s) left out for their labels" if dataset.problems else ""), file=sys.stderr)
     out = Path(args.out or f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device)
+    config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
+                             precision=args.precision, engine=args.engine)
     results = ResultsCsv(out / "results.csv")
     bar = _BenchProgress()
     try:

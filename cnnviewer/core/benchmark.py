@@ -21,7 +21,7 @@ from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.datasets import LabelledImage, LabelledSet
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.images import load_image
-from cnnviewer.core.inference import Classifier
+from cnnviewer.core.inference import Classifier, default_decode_threads
 from cnnviewer.core.models import load_model
 from cnnviewer.core.stats import mcnemar_exact, wilson_interval
 
@@ -48,7 +48,8 @@ class BenchmarkConfig:
     precision: str = "fp32"  # or "bf16" (the fast path, where the hardware has it)
     channels_last: bool = True  # NHWC convolutions: faster on CPUs, the same classes
     fast_decode: bool = True  # large JPEGs decode at reduced size (never below the model's resize)
-    decode_threads: int = 1  # decoding overlaps inference in this many threads
+    decode_threads: int | None = None  # decoding overlaps inference in this many threads; None: for the machine
+    engine: str = "torch"  # or "onnxruntime" (FP32 on the CPU)
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,14 @@ def environment(config: BenchmarkConfig) -> dict:
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
         "torch_threads": torch.get_num_threads(),
-        "decode_threads": config.decode_threads,
+        "decode_threads": default_decode_threads() if config.decode_threads is None else config.decode_threads,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": config.device,
         "precision": config.precision,
+        "engine": config.engine,
         "channels_last": config.channels_last,
         "fast_decode": config.fast_decode,
         "batch_size": config.batch_size,
@@ -268,7 +270,7 @@ def run_benchmark(
         started = time.perf_counter()
         with _PeakMemory() as memory:
             try:
-                loaded = load_model(entry, config.device, config.precision, config.channels_last)
+                loaded = load_model(entry, config.device, config.precision, config.channels_last, config.engine)
             except CnnviewerError as exc:
                 result.error = str(exc)
                 publish()
@@ -375,4 +377,5 @@ def _finish_statistics(report: BenchmarkReport) -> None:
 def environment_line(env: dict) -> str:
     return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
-            f"· {env.get('device')} · {env.get('precision')} · batch {env.get('batch_size')} · {env.get('date')}")
+            f"· {env.get('device')} · {env.get('engine', 'torch')} {env.get('precision')} · batch {env.get('batch_size')} "
+            f"· decode threads {env.get('decode_threads')} · {env.get('date')}")

@@ -72,7 +72,8 @@ def grad_cam(classifier: Classifier, image: Image.Image, class_index: int | None
 
     handle = layer.register_forward_hook(forward_hook)
     try:
-        batch = classifier.preprocess(image).unsqueeze(0).to(classifier.loaded.device)
+        parameter = next(module.parameters())
+        batch = classifier.preprocess(image).unsqueeze(0).to(classifier.loaded.device, parameter.dtype)
         with torch.enable_grad():
             module.zero_grad(set_to_none=True)
             logits = module(batch)
@@ -86,7 +87,7 @@ def grad_cam(classifier: Classifier, image: Image.Image, class_index: int | None
     activation = captured["activation"]
     gradient = activation.grad
     weights = gradient.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * activation).sum(dim=1))[0].detach().float().cpu().numpy()
+    cam = torch.relu((weights * activation).sum(dim=1))[0].detach().float().cpu().numpy().astype(np.float32)
     module.zero_grad(set_to_none=True)
     peak = float(cam.max())
     cam = cam / peak if peak > 0 else np.zeros_like(cam)

@@ -63,6 +63,17 @@ def make_transform(preprocessing: Preprocessing):
     )
 
 
+def default_decode_threads() -> int:
+    """Decoding overlaps inference only where a core is left over for it.
+
+    Measured on 2 cores: a decoding thread beside torch's two compute threads made the whole run
+    slower (benchmarks/speed.py), so there the decode runs inline; from 4 cores on, one thread
+    per 4 cores decodes ahead.
+    """
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else max(1, cores // 4)
+
+
 class Classifier:
     """A loaded model plus its preprocessing; turns images into top-k predictions."""
 
@@ -84,13 +95,14 @@ class Classifier:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits for a preprocessed NCHW batch, in the model's precision and memory format."""
         loaded = self.loaded
+        if loaded.runner is not None:
+            return loaded.runner(batch)
         batch = batch.to(loaded.device)
+        if loaded.precision == "bf16":
+            batch = batch.to(torch.bfloat16)
         if loaded.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            if loaded.precision == "bf16":
-                with torch.autocast(device_type=loaded.device.type, dtype=torch.bfloat16):
-                    return loaded.module(batch)
             return loaded.module(batch)
 
     @torch.inference_mode()
@@ -134,12 +146,12 @@ class Classifier:
         batch_size: int = 8,
         should_cancel: Callable[[], bool] | None = None,
         fast_decode: bool = False,
-        decode_threads: int = 1,
+        decode_threads: int | None = None,
     ) -> Iterator[Classification]:
         """Classify files in batches, yielding one Classification per file in input order.
 
-        The next batch is decoded and preprocessed in ``decode_threads`` threads while this one
-        runs through the model. ``fast_decode`` lets large JPEGs decode at reduced size (never below
+        With ``decode_threads`` > 0 the next batch is decoded and preprocessed in that many threads
+        while this one runs through the model; None chooses for the machine (default_decode_threads). ``fast_decode`` lets large JPEGs decode at reduced size (never below
         what the model's resize needs). A file that cannot be read yields a Classification with
         ``error`` set; the rest go on.
         """
@@ -149,13 +161,19 @@ class Classifier:
         size = max(1, batch_size)
         batches = [names[i: i + size] for i in range(0, len(names), size)]
         cancelled = should_cancel or (lambda: False)
-        if not batches:
+        if decode_threads is None:
+            decode_threads = default_decode_threads()
+        if decode_threads <= 0:  # decode inline: on two cores a decoding thread slows the model's threads
+            for batch in batches:
+                if cancelled():
+                    return
+                yield from self._run_batch([self._decode(path, fast_decode) for path in batch], top_k)
             return
-        with ThreadPoolExecutor(max_workers=max(1, decode_threads), thread_name_prefix="decode") as pool:
+        with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
             def submit(batch):
                 return [pool.submit(self._decode, path, fast_decode) for path in batch]
 
-            ahead = submit(batches[0])
+            ahead = submit(batches[0]) if batches else []
             for number in range(len(batches)):
                 if cancelled():
                     for future in ahead:

@@ -29,8 +29,10 @@ class LoadedModel:
     module: nn.Module
     device: torch.device
     load_seconds: float
-    precision: str = "fp32"  # "bf16": autocast to bfloat16 where the hardware supports it
+    precision: str = "fp32"  # "bf16": weights and activations in bfloat16, where the hardware has it
     channels_last: bool = False
+    engine: str = "torch"  # or "onnxruntime" (FP32 only)
+    runner: object = None  # the engine's callable when it is not eager torch
 
 
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
@@ -178,18 +180,25 @@ def fit_state_dict(entry: ModelEntry, module: nn.Module, state: dict[str, torch.
 
 
 def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision: str = "fp32",
-               channels_last: bool = False) -> LoadedModel:
+               channels_last: bool = False, engine: str = "torch") -> LoadedModel:
     """The pretrained model, in eval mode on ``device``; raises WeightsMissingError if not present.
 
-    ``precision="bf16"`` runs under bfloat16 autocast (refused where the hardware has no bf16);
-    ``channels_last`` stores convolution weights NHWC, which oneDNN runs faster on CPUs.
+    ``precision="bf16"`` stores weights and runs in bfloat16 (refused where the hardware has no bf16);
+    ``channels_last`` stores convolution weights NHWC, which oneDNN runs faster on CPUs;
+    ``engine="onnxruntime"`` exports the FP32 model once and runs it with ONNX Runtime.
     """
+    from cnnviewer.core.engines import ENGINES, OnnxRunner
+
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise CnnviewerError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     if entry.availability() is Availability.MISSING:
         raise WeightsMissingError(missing_weights_message(entry))
+    if engine not in ENGINES:
+        raise CnnviewerError(f"Unknown engine '{engine}'; choose one of {', '.join(ENGINES)}.")
     device = resolve_device(device)
+    if engine == "onnxruntime" and (precision != "fp32" or device.type != "cpu"):
+        raise CnnviewerError("The onnxruntime engine runs FP32 on the CPU; use --precision fp32 --device cpu.")
     if precision == "bf16" and not bf16_supported(device):
         raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
     path = entry.weights_path()
@@ -198,10 +207,13 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision:
     fit_state_dict(entry, module, state, str(path))
     _drop_auxiliary_heads(entry, module)
     module = module.to(device).eval()
+    runner = OnnxRunner(entry.name, module, entry.input_size) if engine == "onnxruntime" else None
+    if precision == "bf16":
+        module = module.to(torch.bfloat16)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     return LoadedModel(entry=entry, module=module, device=device, load_seconds=time.perf_counter() - started,
-                       precision=precision, channels_last=channels_last)
+                       precision=precision, channels_last=channels_last, engine=engine, runner=runner)
 
 
 def available_devices() -> list[str]:

@@ -79,6 +79,9 @@ class BenchmarkWindow(QMainWindow):
         form = QFormLayout()
         form.addRow("Batch size", self.batch_size)
         form.addRow("Images", self.limit)
+        self.run_as_note = QLabel("")
+        self.run_as_note.setToolTip("Device and Run as come from the main window's toolbar")
+        form.addRow("Runs as", self.run_as_note)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
@@ -121,6 +124,10 @@ class BenchmarkWindow(QMainWindow):
         if not {"resnet50", "googlenet", "inception_v3"} <= {row.name for row in ready}:
             self.models.setToolTip("The lab report's ResNet50, GoogLeNet and Inception V3 need their weights "
                                    "(Get weights… in the main window); the embedded models are ticked instead.")
+
+    def showEvent(self, event):  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self.run_as_note.setText(f"{self.main.device_combo.currentText()}, {self.main.run_as_combo.currentText()}")
 
     def checked_models(self) -> list[str]:
         return [self.models.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.models.count())
@@ -169,7 +176,7 @@ class BenchmarkWindow(QMainWindow):
         self.request_id = self.main._start(
             "benchmark", self.main.inference_pool, jobs.benchmark_job, self.folder, models,
             self.batch_size.value(), self.limit.value() or None, self.main.device_combo.currentText(),
-            self.out_dir, returned=self._on_finished, yielded=self._on_event, progressed=self._on_progress,
+            self.out_dir, self.main.run_as_combo.currentText(), returned=self._on_finished, yielded=self._on_event, progressed=self._on_progress,
             on_error=self._on_error)
 
     def cancel(self) -> None:

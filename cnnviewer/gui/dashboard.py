@@ -396,7 +396,9 @@ class Dashboard(QTabWidget):
         self.images.verticalHeader().hide()
         self.images.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths: ResizeToContents would ask every row for its size at each update (10,000 rows).
+        self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.images.horizontalHeader().setDefaultSectionSize(210)
         self.images.clicked.connect(self._on_image_clicked)
         self.filter_combo = QComboBox(self)
         self.filter_combo.addItems(ImagesFilter.MODES)
@@ -442,6 +444,7 @@ class Dashboard(QTabWidget):
             notes.append(f"{len(report.skipped)} file(s) could not be read and are left out of the accuracy.")
         self.conclusions.setText("<br>".join(notes + sentences))
         self.images_model.set_report(report)
+        self.images.setColumnWidth(0, 250)
         self._update_count()
 
     def _update_count(self) -> None:

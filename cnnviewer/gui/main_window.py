@@ -140,6 +140,13 @@ class MainWindow(QMainWindow):
         self.device_combo.addItem("cpu")
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
         bar.addWidget(self.device_combo)
+        bar.addWidget(QLabel("  Run as "))
+        self.run_as_combo = QComboBox(self)
+        self.run_as_combo.addItem("fp32")
+        self.run_as_combo.setToolTip("fp32: plain; bf16: the fast path where the hardware has bfloat16; "
+                                     "onnxruntime: the same FP32 weights on ONNX Runtime (CPU)")
+        self.run_as_combo.currentTextChanged.connect(self._on_device_changed)
+        bar.addWidget(self.run_as_combo)
         bar.addWidget(QLabel("  Top "))
         self.top_k_spin = QSpinBox(self)
         self.top_k_spin.setRange(1, 20)
@@ -223,6 +230,7 @@ class MainWindow(QMainWindow):
         self.preview.opacity.setValue(int(s.value("camOpacity", 60)))
         self._wanted_model = s.value("model", None)
         self._wanted_device = s.value("device", "cpu")
+        self._wanted_run_as = s.value("runAs", "fp32")
         folder = s.value("lastFolder", None)
         if not folder or not os.path.isdir(folder):
             folder = default_folder()
@@ -237,6 +245,7 @@ class MainWindow(QMainWindow):
         if self.selected_model():
             s.setValue("model", self.selected_model())
         s.setValue("device", self.device_combo.currentText())
+        s.setValue("runAs", self.run_as_combo.currentText())
         s.setValue("topK", self.top_k_spin.value())
         s.setValue("classifyOnSelection", self.auto_action.isChecked())
         s.setValue("camOpacity", self.preview.opacity.value())
@@ -355,6 +364,11 @@ class MainWindow(QMainWindow):
         self.device_combo.addItems(info.devices)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findText(self._wanted_device)))
         self.device_combo.blockSignals(False)
+        self.run_as_combo.blockSignals(True)
+        self.run_as_combo.clear()
+        self.run_as_combo.addItems(info.run_as)
+        self.run_as_combo.setCurrentIndex(max(0, self.run_as_combo.findText(self._wanted_run_as)))
+        self.run_as_combo.blockSignals(False)
         ready = sum(r.ready for r in info.rows)
         self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
         self._update_status_model()
@@ -383,7 +397,8 @@ class MainWindow(QMainWindow):
 
     def _update_status_model(self) -> None:
         model = self.selected_model()
-        self.status_model.setText(f"{model} · {self.device_combo.currentText()}" if model else "")
+        self.status_model.setText(f"{model} · {self.device_combo.currentText()} · {self.run_as_combo.currentText()}"
+                                  if model else "")
 
     def _on_model_changed(self, _index: int) -> None:
         self._update_status_model()
@@ -445,7 +460,8 @@ class MainWindow(QMainWindow):
         device = self.device_combo.currentText()
         self.predictions.show_busy(f"Classifying {os.path.basename(path)} with {model}…")
         return self._start("classify", self.inference_pool, jobs.classify_job, self.model_cache, path, model,
-                           device, self.top_k_spin.value(), returned=self._on_classified,
+                           device, self.top_k_spin.value(), self.run_as_combo.currentText(),
+                           returned=self._on_classified,
                            progressed=lambda d, t, text: self.predictions.show_busy(text[:1].upper() + text[1:]))
 
     def _on_classified(self, outcome: jobs.ClassifyOutcome | None) -> None:
@@ -655,7 +671,8 @@ class MainWindow(QMainWindow):
 
     def start_compare(self, path: str, models: list[str], on_item, on_progress) -> int:
         return self._start("compare", self.inference_pool, jobs.compare_job, self.model_cache, path, models,
-                           self.device_combo.currentText(), self.top_k_spin.value(), yielded=on_item,
+                           self.device_combo.currentText(), self.top_k_spin.value(), self.run_as_combo.currentText(),
+                           yielded=on_item,
                            progressed=on_progress)
 
     # -- about and closing --------------------------------------------------------------------

@@ -55,12 +55,14 @@ class CatalogInfo:
     rows: list[CatalogRow]
     devices: list[str]
     default_model: str
+    run_as: list[str]  # what this machine can run: fp32, and bf16 / onnxruntime where available
 
 
 def load_catalog(token, report) -> CatalogInfo:
     """Import torch and torchvision and list every model (done once, off the GUI thread)."""
     from cnnviewer.core.catalog import catalog
-    from cnnviewer.core.models import available_devices
+    from cnnviewer.core.engines import onnxruntime_available
+    from cnnviewer.core.models import available_devices, bf16_supported
     from cnnviewer.core.settings import default_model_name
 
     rows = []
@@ -68,7 +70,12 @@ def load_catalog(token, report) -> CatalogInfo:
         availability = entry.availability()
         rows.append(CatalogRow(entry.name, entry.title, availability.value, availability.ready,
                                entry.input_size, entry.file_size_mb))
-    return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name())
+    run_as = ["fp32"] + (["bf16"] if bf16_supported() else []) + (["onnxruntime"] if onnxruntime_available() else [])
+    return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name(), run_as=run_as)
+
+
+# What the "Run as" pickers offer: label -> (precision, engine).
+RUN_AS = {"fp32": ("fp32", "torch"), "bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
 
 
 class ModelCache:
@@ -79,19 +86,23 @@ class ModelCache:
         self._lock = threading.Lock()
         self._models: OrderedDict[tuple[str, str], object] = OrderedDict()
 
-    def get(self, name: str, device: str):
-        """(Classifier, load time in ms or None if it was already loaded)."""
+    def get(self, name: str, device: str, run_as: str = "fp32"):
+        """(Classifier, load time in ms or None if it was already loaded).
+
+        ``run_as`` is "fp32", "bf16" or "onnxruntime" (the engine and precision, see RUN_AS).
+        """
         from cnnviewer.core.catalog import get_entry
         from cnnviewer.core.inference import Classifier
         from cnnviewer.core.models import load_model
 
-        key = (name, device)
+        key = (name, device, run_as)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key], None
             started = time.perf_counter()
-            classifier = Classifier(load_model(get_entry(name), device))
+            precision, engine = RUN_AS[run_as]
+            classifier = Classifier(load_model(get_entry(name), device, precision, channels_last=True, engine=engine))
             self._models[key] = classifier
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
@@ -102,25 +113,27 @@ class ModelCache:
             self._models.clear()
 
 
-def classify_job(token, report, cache: ModelCache, path: str, model: str, device: str, top_k: int):
+def classify_job(token, report, cache: ModelCache, path: str, model: str, device: str, top_k: int,
+                 run_as: str = "fp32"):
     report(0, 1, f"loading {model}…")
-    classifier, load_ms = cache.get(model, device)
+    classifier, load_ms = cache.get(model, device, run_as)
     if token.cancelled:
         return None
     report(0, 1, f"classifying with {model}…")
-    result = classifier.classify_file(path, top_k=top_k)
+    result = next(classifier.classify_files([path], top_k=top_k, batch_size=1, fast_decode=True))
     return ClassifyOutcome(path=os.fspath(path), model=model, device=device, classification=result,
                            load_ms=load_ms, thread_id=threading.get_ident())
 
 
-def compare_job(token, report, cache: ModelCache, path: str, models: list[str], device: str, top_k: int):
+def compare_job(token, report, cache: ModelCache, path: str, models: list[str], device: str, top_k: int,
+                run_as: str = "fp32"):
     """Classify one image with several models, one result at a time (a generator: partial results show)."""
     for done, model in enumerate(models):
         if token.cancelled:
             return
         report(done, len(models), f"{model}…")
         try:
-            outcome = classify_job(token, report, cache, path, model, device, top_k)
+            outcome = classify_job(token, report, cache, path, model, device, top_k, run_as)
         except Exception as exc:  # one model failing (weights missing) must not hide the others
             yield model, exc
         else:
@@ -184,7 +197,7 @@ class BenchmarkEvent:
 
 
 def benchmark_job(token, report, folder: str, models: list[str], batch_size: int, limit: int | None,
-                  device: str, out_dir: str):
+                  device: str, out_dir: str, run_as: str = "fp32"):
     """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report."""
     import copy
     from pathlib import Path
@@ -194,7 +207,9 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
     from cnnviewer.core.report import ResultsCsv, save_json, write_all
 
     dataset = load_labelled_folder(folder)
-    config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device)
+    precision, engine = RUN_AS[run_as]
+    config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device,
+                             precision=precision, engine=engine)
     out = Path(out_dir)
     results = ResultsCsv(out / "results.csv")
     last = [0.0]

@@ -240,3 +240,17 @@ def test_started_with_a_path_selects_and_classifies_it(qtbot):
         assert folder_window.last_outcome is None
     finally:
         folder_window.close()
+
+
+def test_run_as_bf16_or_onnxruntime_reclassifies_with_the_same_answer(make_window, qtbot):
+    window = make_window()
+    window.open_path(POLAR)
+    wait_for_outcome(qtbot, window, POLAR)
+    choices = [window.run_as_combo.itemText(i) for i in range(window.run_as_combo.count())]
+    assert choices[0] == "fp32"
+    for choice in choices[1:]:
+        window.last_outcome = None
+        window.run_as_combo.setCurrentText(choice)
+        qtbot.waitUntil(lambda: window.last_outcome is not None, timeout=60_000)
+        assert window.predictions.model.predictions()[0].index == 296, choice
+        assert choice in window.status_model.text()
