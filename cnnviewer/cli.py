@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from cnnviewer import __version__
 from cnnviewer.core.errors import CnnviewerError, UnknownModelError
 from cnnviewer.core.paths import log_file
+from cnnviewer.core.units import human_bytes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("classify", "models", "weights", "bench", "explain", "gui")
@@ -255,14 +256,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 # -- weights ---------------------------------------------------------------------------------
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 class _ProgressLine:
     """Bytes, speed and time left on one stderr line (only when stderr is a terminal, else every 10 %)."""
 
@@ -276,9 +269,9 @@ class _ProgressLine:
         if not self.tty and fraction is not None and fraction - self.last < 0.1 and p.done != p.total:
             return
         self.last = fraction if fraction is not None else self.last
-        total = f" of {_human_bytes(p.total)} ({fraction * 100:.0f} %)" if p.total else ""
+        total = f" of {human_bytes(p.total)} ({fraction * 100:.0f} %)" if p.total else ""
         left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
-        line = f"{self.name}: {_human_bytes(p.done)}{total} at {_human_bytes(p.bytes_per_second)}/s{left}"
+        line = f"{self.name}: {human_bytes(p.done)}{total} at {human_bytes(p.bytes_per_second)}/s{left}"
         print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
               flush=True)
 
@@ -318,7 +311,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
             rows = weights.list_cache()
             print(f"Weights cache: {checkpoints_dir()}")
             for row in rows:
-                print(f"  {row.path.name:<44} {_human_bytes(row.size):>9}  {row.model or '(no model of the catalog)':<22}"
+                print(f"  {row.path.name:<44} {human_bytes(row.size):>9}  {row.model or '(no model of the catalog)':<22}"
                       f"  {row.state}")
             if not rows:
                 print("  (empty)")

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviewer.gui.predictions import PredictionsModel, make_predictions_table
+from cnnviewer.gui.predictions import PredictionsModel, RecordsModel, make_predictions_table
 
 COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
 GOOD, BAD = QColor(30, 130, 60), QColor(190, 30, 40)
@@ -35,31 +35,17 @@ def _categories():
     return imagenet_categories()
 
 
-class SummaryModel(QAbstractTableModel):
+class SummaryModel(RecordsModel):
     """One row per model: the figures a careful reader needs, measured beside published."""
 
     HEADERS = ("Model", "Images", "Top-1 %", "95 % CI", "Top-5 %", "95 % CI", "Published @1/@5", "img/s",
                "p50 ms", "p90 ms", "p99 ms", "Peak MB", "Params MB", "Load s", "Status")
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.results: list = []
+    set_results = RecordsModel.set_records
 
-    def set_results(self, results) -> None:
-        self.beginResetModel()
-        self.results = list(results)
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
-        return 0 if parent.isValid() else len(self.results)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    @property
+    def results(self) -> list:
+        return self._rows
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

@@ -18,21 +18,21 @@ from PySide6.QtWidgets import (
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole
 
 
-class PredictionsModel(QAbstractTableModel):
-    """Rows are ``Prediction(index, name, probability)``; the record sits under ``UserRole``."""
+class RecordsModel(QAbstractTableModel):
+    """A table over a list of core records (one per row); the record sits under ``UserRole``."""
 
-    HEADERS = ("#", "Class", "Name", "Probability")
+    HEADERS: tuple[str, ...] = ()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: list = []
 
-    def set_predictions(self, predictions) -> None:
+    def set_records(self, records) -> None:
         self.beginResetModel()
-        self._rows = list(predictions)
+        self._rows = list(records)
         self.endResetModel()
 
-    def predictions(self) -> list:
+    def records(self) -> list:
         return list(self._rows)
 
     def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
@@ -45,6 +45,15 @@ class PredictionsModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.HEADERS[section]
         return None
+
+
+class PredictionsModel(RecordsModel):
+    """Rows are ``Prediction(index, name, probability)``."""
+
+    HEADERS = ("#", "Class", "Name", "Probability")
+
+    set_predictions = RecordsModel.set_records
+    predictions = RecordsModel.records
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviewer.core.units import human_bytes
+
 
 class ImageView(QGraphicsView):
     """Fits the image until the user zooms; the wheel zooms around the cursor."""
@@ -99,14 +101,6 @@ class ImageView(QGraphicsView):
             self.fit()
 
 
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 class PreviewPanel(QWidget):
     """The image view plus a line of facts (file size, dimensions, colour mode)."""
 
@@ -167,7 +161,7 @@ class PreviewPanel(QWidget):
         self.view.show()
         self.view.set_image(data.image)
         frames = f" · {info.frames} frames (first shown)" if info.frames > 1 else ""
-        self.facts.setText(f"{info.path.rsplit('/', 1)[-1]} · {human_size(info.file_size)} · "
+        self.facts.setText(f"{info.path.rsplit('/', 1)[-1]} · {human_bytes(info.file_size)} · "
                            f"{info.width} × {info.height} · {info.format} {info.mode}{frames}")
 
     def show_message(self, text: str) -> None:
