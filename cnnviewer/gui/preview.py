@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGraphicsScene,
     QGraphicsView,
     QLabel,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -126,6 +127,9 @@ class PreviewPanel(QWidget):
         self.scale = QLabel()
         self.scale.setToolTip("Colour scale: low (left) to high (right) contribution to the class")
         self.explain_caption = QLabel("")
+        # Long captions must not widen the centre and squeeze the docks: they are cut instead.
+        for label in (self.explain_caption, self.facts):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         controls = QHBoxLayout()
         controls.addWidget(self.explain_box)
         controls.addWidget(QLabel("opacity"))
@@ -148,8 +152,10 @@ class PreviewPanel(QWidget):
 
     def show_explanation(self, outcome) -> None:
         self.view.set_heat(outcome.heat)
-        self.explain_caption.setText(f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, "
-                                     f"{outcome.probability * 100:.1f} %) · {outcome.model}")
+        text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.1f} %) "
+                f"· {outcome.model}")
+        self.explain_caption.setText(text)
+        self.explain_caption.setToolTip(text)
 
     def clear_explanation(self, text: str = "") -> None:
         self.view.set_heat(None)
