@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -120,10 +120,6 @@ class Classifier:
             for row_values, row_indices in zip(values.cpu(), indices.cpu())
         ]
 
-    def classify_image(self, image: Image.Image, top_k: int = 5) -> tuple[Prediction, ...]:
-        """Top-k for one already-loaded image."""
-        return self.predict_batch(self.preprocess(image).unsqueeze(0), top_k)[0]
-
     def classify_file(self, path: str | os.PathLike, top_k: int = 5) -> Classification:
         """Load, preprocess and classify one file; a bad file gives a Classification with an error."""
         return next(self.classify_files([path], top_k=top_k, batch_size=1))
@@ -200,9 +196,3 @@ class Classifier:
                 yield Classification(path=path, model=self.entry.name, predictions=next(good),
                                      timings=Timings(decode_ms, preprocess_ms, inference_ms))
 
-
-def classify_paths(
-    classifier: Classifier, paths: Sequence[str | os.PathLike], top_k: int = 5, batch_size: int = 8
-) -> list[Classification]:
-    """All of :meth:`Classifier.classify_files` as a list."""
-    return list(classifier.classify_files(paths, top_k=top_k, batch_size=batch_size))
