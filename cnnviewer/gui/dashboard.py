@@ -416,7 +416,10 @@ class Dashboard(QTabWidget):
         from cnnviewer.core.report import conclusions
 
         self.report = report
-        self.charts.show_report(report)
+        # The charts and the image table are redrawn in later turns of the event loop: one step each,
+        # so no single step holds the GUI thread long while a benchmark is running.
+        QTimer.singleShot(0, self, lambda: self.report is report and self.charts.show_report(report))
+        QTimer.singleShot(0, self, lambda: self.report is report and self._show_images(report))
         self.summary_model.set_results(report.models)
         sentences = conclusions(report)
         ran = [m for m in report.models if m.error is None]
@@ -429,6 +432,8 @@ class Dashboard(QTabWidget):
         if report.skipped:
             notes.append(f"{len(report.skipped)} file(s) could not be read and are left out of the accuracy.")
         self.conclusions.setText("<br>".join(notes + sentences))
+
+    def _show_images(self, report) -> None:
         self.images_model.set_report(report)
         self.images.setColumnWidth(0, 250)
         self._update_count()

@@ -16,6 +16,7 @@ def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path
     window = make_window()
     bench = window.open_benchmark_report(str(written["json"]))
     dashboard = bench.dashboard
+    qtbot.waitUntil(lambda: dashboard.images_model.rowCount() == 13, timeout=10_000)  # drawn a turn later
     loaded = load_json(written["json"])
     assert [m.name for m in dashboard.summary_model.results] == ["efficientnet_lite0", "efficientnet_lite1"]
     assert dashboard.summary_model.index(0, 2).data() == f"{loaded.models[0].top1 * 100:.1f}"

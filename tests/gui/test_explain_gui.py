@@ -50,6 +50,7 @@ def test_benchmark_mistake_shows_each_models_map(make_window, qtbot, tmp_path):
     window = make_window()
     bench = window.open_benchmark_report(str(path))
     dashboard = bench.dashboard
+    qtbot.waitUntil(lambda: dashboard.images_model.rowCount() == 13, timeout=10_000)
     dashboard.setCurrentIndex(1)
     dashboard.filter_combo.setCurrentText("Mistakes")
     assert dashboard.images_filter.rowCount() >= 1
