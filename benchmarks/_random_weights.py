@@ -18,11 +18,11 @@ def random_weights_cache(names: list[str]) -> str:
     home = tempfile.mkdtemp(prefix="cnnviewer-bench-torch-")
     os.environ["TORCH_HOME"] = home
     from cnnviewer.core.catalog import checkpoints_dir, get_entry
-    from cnnviewer.core.models import _build_for_weights
+    from cnnviewer.core.models import build_for_weights
 
     folder = checkpoints_dir()
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         entry = get_entry(name)
-        torch.save(_build_for_weights(entry).state_dict(), folder / entry.weights_filename)
+        torch.save(build_for_weights(entry).state_dict(), folder / entry.weights_filename)
     return home

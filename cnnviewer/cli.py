@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run without a command to open the window. `cnnviewer COMMAND --help` tells more.",
     )
     parser.add_argument("--version", action="version", version=f"cnnviewer {__version__}")
-    parser.add_argument("--self-test", action="store_true",
-                        help="classify the bundled sample photos, open the window offscreen, save a screenshot, quit")
+    parser.add_argument("--self-test", nargs="?", const="", metavar="DIR",
+                        help="classify the bundled sample photos, open the window offscreen, save a screenshot "
+                        "(in DIR, else a temporary folder), quit; exit 0 only if all of that worked")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     classify = sub.add_parser("classify", help="print the top-k ImageNet classes of images")
@@ -555,8 +556,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser()
-    if argv and argv[0] == "--self-test":
-        return self_test(argv[1] if len(argv) > 1 else None)
     # `cnnviewer PATH` (what a file manager's "Open with" runs) and bare `cnnviewer` open the window.
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["gui", *argv]
@@ -564,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.self_test is not None:
+        return self_test(args.self_test or None)
+    if args.command is None:
+        args = parser.parse_args(["gui"])
     handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "bench": cmd_bench,
                 "explain": cmd_explain, "gui": cmd_gui}
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
 import torchvision
 
 from tests.test_cli import run
-from tests.weights_server import WeightsServer, state_dict_bytes
+from tests.weights_server import WeightsServer, save_code_pickle, state_dict_bytes
 
 
 def test_download_with_a_wrong_hash_fails_clearly_and_leaves_no_file(isolated_home):
@@ -46,15 +45,8 @@ def test_import_list_verify_classify_remove(tmp_path, isolated_home):
 
 def test_import_of_a_pickle_with_code_is_refused(tmp_path):
     marker = tmp_path / "ran"
-
-    class Exploit:
-        def __reduce__(self):
-            import os
-
-            return (os.mkdir, (str(marker),))
-
     path = tmp_path / "alexnet.pth"
-    torch.save({"x": Exploit()}, path)
+    save_code_pickle(path, marker, key="x")
     proc = run("weights", "import", str(path), "--model", "alexnet")
     assert proc.returncode == 1 and "refused" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists()

@@ -78,3 +78,20 @@ def state_dict_bytes(state: dict) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
+
+
+class _MakesAFolder:
+    """Unpickling this would call os.mkdir: a stand-in for any code a hostile weights file runs."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def save_code_pickle(path, marker, key: str = "weight") -> None:
+    """A .pth whose loading would create the folder ``marker`` if pickled code were allowed to run."""
+    torch.save({key: _MakesAFolder(str(marker))}, path)

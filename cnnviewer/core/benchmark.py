@@ -249,8 +249,6 @@ def run_benchmark(
     report.images = list(rows.values())
     skipped: dict[str, str] = {}
     cancelled = should_cancel or (lambda: False)
-    batch_size = max(1, config.batch_size)
-    batches = [items[i: i + batch_size] for i in range(0, len(items), batch_size)]
 
     def publish() -> None:
         report.skipped = [{"file": f, "reason": r} for f, r in skipped.items()]

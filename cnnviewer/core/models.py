@@ -72,7 +72,7 @@ def _drop_auxiliary_heads(entry: ModelEntry, module: nn.Module) -> None:
         module.AuxLogits = None
 
 
-def _build_for_weights(entry: ModelEntry) -> nn.Module:
+def build_for_weights(entry: ModelEntry) -> nn.Module:
     """The architecture exactly as the published weights file expects it (auxiliary heads included)."""
     if entry.source == EMBEDDED_SOURCE:
         from efficientnet_lite_pytorch import EfficientNet
@@ -89,7 +89,7 @@ def build_architecture(entry: ModelEntry) -> nn.Module:
     Only for tests of shapes and speed: :func:`load_model` is the way to get a model whose
     predictions a person may look at.
     """
-    module = _build_for_weights(entry)
+    module = build_for_weights(entry)
     _drop_auxiliary_heads(entry, module)
     return module.eval()
 
@@ -203,7 +203,7 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision:
         raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
     path = entry.weights_path()
     state = read_state_dict(path)
-    module = _build_for_weights(entry)
+    module = build_for_weights(entry)
     fit_state_dict(entry, module, state, str(path))
     _drop_auxiliary_heads(entry, module)
     module = module.to(device).eval()

@@ -1,4 +1,4 @@
-"""Settings shared by the CLI and the window (last model, device, top-k), kept as versioned JSON."""
+"""Settings shared by the CLI and the window (the last model used), kept as versioned JSON."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ PREFERRED_MODEL = "resnet50"
 
 @dataclass
 class Settings:
-    """What cnnviewer remembers between runs; unknown or bad values fall back to defaults."""
+    """What the command line and the window share between runs (the window's own layout is in QSettings)."""
 
     schema_version: int = SCHEMA_VERSION
     last_model: str | None = None
-    device: str = "cpu"
-    top_k: int = 5
 
     @staticmethod
     def path() -> Path:
@@ -39,13 +37,9 @@ class Settings:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
         values["schema_version"] = SCHEMA_VERSION
-        try:
-            settings = cls(**values)
-        except TypeError:
-            return cls()
-        if not isinstance(settings.top_k, int) or not 1 <= settings.top_k <= 1000:
-            settings.top_k = 5
-        return settings
+        if not isinstance(values.get("last_model"), (str, type(None))):
+            values.pop("last_model")
+        return cls(**values)
 
     def save(self) -> None:
         """Write atomically (temp file, then rename) so a crash never leaves half a file."""

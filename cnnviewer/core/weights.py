@@ -242,7 +242,7 @@ def import_weights(source: str | os.PathLike, model: str | None = None) -> tuple
     The model comes from ``model`` or from the file name; a hash in the name is checked; the file is
     read with ``weights_only=True`` and must fit the architecture key for key and shape for shape.
     """
-    from cnnviewer.core.models import WeightsFileError, _build_for_weights, fit_state_dict, read_state_dict
+    from cnnviewer.core.models import WeightsFileError, build_for_weights, fit_state_dict, read_state_dict
 
     source = Path(os.fspath(source))
     if not source.is_file():
@@ -266,7 +266,7 @@ def import_weights(source: str | os.PathLike, model: str | None = None) -> tuple
                 f"({expected}); the file is damaged or renamed. Nothing was imported.")
     try:
         state = read_state_dict(source)
-        fit_state_dict(entry, _build_for_weights(entry), state, str(source))
+        fit_state_dict(entry, build_for_weights(entry), state, str(source))
     except WeightsFileError as exc:
         raise WeightsError(f"{exc} Nothing was imported.") from exc
     final = checkpoints_dir() / entry.weights_filename

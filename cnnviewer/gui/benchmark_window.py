@@ -176,7 +176,7 @@ class BenchmarkWindow(QMainWindow):
         self.request_id = self.main._start(
             "benchmark", self.main.inference_pool, jobs.benchmark_job, self.folder, models,
             self.batch_size.value(), self.limit.value() or None, self.main.device_combo.currentText(),
-            self.out_dir, self.main.run_as_combo.currentText(), returned=self._on_finished, yielded=self._on_event, progressed=self._on_progress,
+            self.out_dir, self.main.run_as_combo.currentText(), returned=self._on_finished, yielded=self._on_snapshot, progressed=self._on_progress,
             on_error=self._on_error)
 
     def cancel(self) -> None:
@@ -194,11 +194,10 @@ class BenchmarkWindow(QMainWindow):
         left = f" · about {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
         self.progress_text.setText(f"{text}{left}")
 
-    def _on_event(self, event) -> None:
-        if event.kind == "snapshot":
-            self.show_report(event.report)
-            if event.report.cancelled:
-                self._done(f"Cancelled; the partial results are in {self.out_dir}")
+    def _on_snapshot(self, snapshot) -> None:
+        self.show_report(snapshot.report)
+        if snapshot.report.cancelled:
+            self._done(f"Cancelled; the partial results are in {self.out_dir}")
 
     def _on_finished(self, report) -> None:
         self.show_report(report)

@@ -188,12 +188,10 @@ def import_job(token, report, path: str, model: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class BenchmarkEvent:
-    """What the benchmark job sends while it runs: progress, a snapshot of the report, or the end."""
+class BenchmarkSnapshot:
+    """A copy of the report as it stands after a model finished (or the run was cancelled)."""
 
-    kind: str  # "progress", "snapshot"
-    progress: object = None  # core.benchmark.Progress
-    report: object = None  # a copy of core.benchmark.BenchmarkReport
+    report: object  # core.benchmark.BenchmarkReport
 
 
 def benchmark_job(token, report, folder: str, models: list[str], batch_size: int, limit: int | None,
@@ -212,18 +210,13 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
                              precision=precision, engine=engine)
     out = Path(out_dir)
     results = ResultsCsv(out / "results.csv")
-    last = [0.0]
 
     def on_progress(p) -> None:
         report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {p.done}/{p.total}")
-        now = time.monotonic()
-        if now - last[0] > 0.5:
-            last[0] = now
-            report.emit(BenchmarkEvent("progress", progress=p))
 
     def on_update(current) -> None:
         save_json(current, out / "report.json")
-        report.emit(BenchmarkEvent("snapshot", report=copy.deepcopy(current)))
+        report.emit(BenchmarkSnapshot(copy.deepcopy(current)))
 
     try:
         final = run_benchmark(dataset, config, progress=on_progress, should_cancel=token,

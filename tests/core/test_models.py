@@ -11,6 +11,7 @@ from cnnviewer.core.errors import WeightsMissingError
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import WeightsFileError, load_model, read_state_dict
 from tests.conftest import PHOTOS_13
+from tests.weights_server import save_code_pickle
 
 
 def _cache(entry, state_dict):
@@ -71,15 +72,8 @@ def test_another_architectures_weights_are_refused_with_the_keys():
 
 def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
-
-    class Exploit:
-        def __reduce__(self):
-            import os
-
-            return (os.system, (f"touch {marker}",))
-
     path = tmp_path / "evil.pth"
-    torch.save({"weight": Exploit()}, path)
+    save_code_pickle(path, marker)
     with pytest.raises(WeightsFileError, match="refused"):
         read_state_dict(path)
     assert not marker.exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 
 import pytest
 import torch
@@ -24,7 +23,7 @@ from cnnviewer.core.weights import (
     verify,
     weights_url,
 )
-from tests.weights_server import WeightsServer, state_dict_bytes
+from tests.weights_server import WeightsServer, save_code_pickle, state_dict_bytes
 
 
 @pytest.fixture
@@ -125,13 +124,8 @@ def test_offline_is_one_sentence(monkeypatch, small):
 
 def test_pickle_that_would_create_a_file_is_refused_on_import(tmp_path):
     marker = tmp_path / "created-by-pickle"
-
-    class Exploit:
-        def __reduce__(self):
-            return (os.mkdir, (str(marker),))
-
     path = tmp_path / "resnet18-weights.pth"
-    torch.save({"fc.weight": Exploit()}, path)
+    save_code_pickle(path, marker, key="fc.weight")
     with pytest.raises(WeightsError, match="refused.*Python code"):
         import_weights(path, "resnet18")
     assert not marker.exists()
