@@ -370,7 +370,13 @@ class MainWindow(QMainWindow):
         self.run_as_combo.setCurrentIndex(max(0, self.run_as_combo.findText(self._wanted_run_as)))
         self.run_as_combo.blockSignals(False)
         ready = sum(r.ready for r in info.rows)
-        self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
+        if self.statusBar().currentMessage().startswith("Loading torch"):  # never hide an error said meanwhile
+            self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
+        scale = self.preview.scale.pixmap()
+        if scale is None or scale.isNull():
+            from cnnviewer.core.explain import colour_scale  # torch is imported by now
+
+            self.preview.set_colour_scale(jobs.pil_to_qimage(colour_scale(120, 12)))
         self._update_status_model()
         self._update_weights_action()
         if self._reclassify_after_catalog:
@@ -507,10 +513,6 @@ class MainWindow(QMainWindow):
 
     def _on_explain_toggled(self, on: bool) -> None:
         if on:
-            if self.preview.scale.pixmap() is None or self.preview.scale.pixmap().isNull():
-                from cnnviewer.core.explain import colour_scale
-
-                self.preview.set_colour_scale(jobs.pil_to_qimage(colour_scale(120, 12)))
             self.explain()
         else:
             self.preview.clear_explanation()
