@@ -25,24 +25,28 @@ def main() -> int:
     args = parser.parse_args()
     dataset = load_labelled_folder(args.images)
     paths, truth = [i.path for i in dataset.images], [i.index for i in dataset.images]
-    choices = {"fp32": ("fp32", "torch")}
+    # label: (precision, engine, cnnviewer's own changes: BatchNorm folded, NHWC)
+    choices = {"plain fp32": ("fp32", "torch", False), "fp32": ("fp32", "torch", True)}
     if bf16_supported():
-        choices["bf16"] = ("bf16", "torch")
+        choices["bf16"] = ("bf16", "torch", True)
     if onnxruntime_available():
-        choices["onnxruntime"] = ("fp32", "onnxruntime")
-    print(f"{len(paths)} images from {args.images}; top-1 % (change against fp32, answers that differ)")
+        choices["onnxruntime"] = ("fp32", "onnxruntime", True)
+    print(f"{len(paths)} images from {args.images}; top-1 % (change against plain fp32 eager, top-1 answers "
+          "that differ, top-5 lists that differ)")
     for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
         tops = {}
-        for label, (precision, engine) in choices.items():
-            classifier = Classifier(load_model(get_entry(name), precision=precision, channels_last=True,
-                                               engine=engine))
-            tops[label] = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16)]
-        base = sum(a == b for a, b in zip(tops["fp32"], truth)) * 100 / len(paths)
+        for label, (precision, engine, own) in choices.items():
+            classifier = Classifier(load_model(get_entry(name), precision=precision, channels_last=own,
+                                               engine=engine, fold=own))
+            tops[label] = [[p.index for p in r.predictions] for r in classifier.classify_files(paths, batch_size=16)]
+        plain = tops["plain fp32"]
+        base = sum(a[0] == b for a, b in zip(plain, truth)) * 100 / len(paths)
         cells = []
         for label, top in tops.items():
-            accuracy = sum(a == b for a, b in zip(top, truth)) * 100 / len(paths)
-            differ = sum(a != b for a, b in zip(top, tops["fp32"]))
-            cells.append(f"{label} {accuracy:.1f} ({accuracy - base:+.1f}, {differ})")
+            accuracy = sum(a[0] == b for a, b in zip(top, truth)) * 100 / len(paths)
+            differ = sum(a[0] != b[0] for a, b in zip(top, plain))
+            differ5 = sum(a != b for a, b in zip(top, plain))
+            cells.append(f"{label} {accuracy:.1f} ({accuracy - base:+.1f}, {differ}, {differ5})")
         print(f"{name:<20}" + "   ".join(cells))
     return 0
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from cnnviewer.core.catalog import get_entry  # noqa: E402
 from cnnviewer.core.images import is_image_path  # noqa: E402
 from cnnviewer.core.inference import Classifier  # noqa: E402
-from cnnviewer.core.models import LoadedModel, bf16_supported, build_architecture  # noqa: E402
+from cnnviewer.core.models import bf16_supported, build_architecture, prepare_module  # noqa: E402
 
 
 def image_paths(folder: Path) -> list[str]:
@@ -54,20 +54,12 @@ def plain_eager(module, transform, paths, batch_size=16):
 
 
 def cnnviewer_classifier(entry, state, run_as):
-    """What load_model builds for each "Run as" choice, with these (random) weights instead of a file."""
+    """What load_model makes for each "Run as" choice, with these (random) weights instead of a file."""
     module = build_architecture(entry)
     module.load_state_dict(state)
-    runner = None
-    if run_as == "onnxruntime":
-        from cnnviewer.core.engines import OnnxRunner
-
-        runner = OnnxRunner(entry.name, module, entry.input_size)
     precision = "bf16" if run_as == "bf16" else "fp32"
-    if precision == "bf16":
-        module = module.to(torch.bfloat16)
-    module = module.to(memory_format=torch.channels_last)
-    return Classifier(LoadedModel(entry, module, torch.device("cpu"), 0.0, precision=precision, channels_last=True,
-                                  engine="onnxruntime" if runner else "torch", runner=runner))
+    engine = "onnxruntime" if run_as == "onnxruntime" else "torch"
+    return Classifier(prepare_module(entry, module, "cpu", precision, channels_last=True, engine=engine))
 
 
 def cnnviewer_path(classifier, paths, batch_size=16):

@@ -9,7 +9,7 @@ import torchvision
 from cnnviewer.core.catalog import Availability, checkpoints_dir, get_entry
 from cnnviewer.core.errors import WeightsMissingError
 from cnnviewer.core.inference import Classifier
-from cnnviewer.core.models import WeightsFileError, load_model, read_state_dict
+from cnnviewer.core.models import WeightsFileError, build_architecture, fold_batchnorm, load_model, read_state_dict
 from tests.conftest import PHOTOS_13
 from tests.weights_server import save_code_pickle
 
@@ -35,7 +35,7 @@ def test_cached_torchvision_file_is_loaded_exactly():
     reference = torchvision.models.resnet18(weights=None)
     _cache(entry, reference.state_dict())
     assert entry.availability() is Availability.CACHED
-    loaded = load_model(entry)
+    loaded = load_model(entry, fold=False)  # as in the file: no BatchNorm folded away
     for key, value in reference.state_dict().items():
         assert torch.equal(loaded.module.state_dict()[key], value), key
     assert not loaded.module.training
@@ -59,7 +59,7 @@ def test_densenet_old_key_names_are_renamed():
            if not k.endswith("num_batches_tracked")}
     assert old.keys() != state.keys()
     _cache(entry, old)
-    assert torch.equal(load_model(entry).module.state_dict()["features.denseblock1.denselayer1.norm1.weight"],
+    assert torch.equal(load_model(entry, fold=False).module.state_dict()["features.denseblock1.denselayer1.norm1.weight"],
                        state["features.denseblock1.denselayer1.norm1.weight"])
 
 
@@ -105,3 +105,69 @@ def test_a_bad_file_among_good_ones_keeps_order_and_reason(tmp_path):
     assert [r.path for r in results] == [str(p) for p in paths]
     assert results[1].error and "not an image" in results[1].error and not results[1].predictions
     assert results[0].predictions[0].index == 296 and results[2].predictions[0].index == 954
+
+
+def _with_running_statistics(module: torch.nn.Module) -> torch.nn.Module:
+    """Fresh models have mean 0 / variance 1 / scale 1 / shift 0 BatchNorms; give them real-looking ones."""
+    generator = torch.Generator().manual_seed(1)
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            shape = layer.running_mean.shape
+            layer.running_mean.copy_(torch.rand(shape, generator=generator) * 0.4 - 0.2)
+            layer.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+            layer.weight.data.copy_(torch.rand(shape, generator=generator) + 0.5)
+            layer.bias.data.copy_(torch.rand(shape, generator=generator) * 0.2 - 0.1)
+    return module.eval()
+
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet", "inception_v3", "efficientnet_lite0"])
+def test_batchnorm_folding_keeps_the_outputs_and_removes_every_following_batchnorm(name):
+    entry = get_entry(name)
+    module = _with_running_statistics(build_architecture(entry))
+    batch = torch.rand(2, 3, entry.input_size, entry.input_size, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        before = module(batch)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+    assert norms > 40
+    assert fold_batchnorm(module) == norms
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+    with torch.inference_mode():
+        after = module(batch)
+    assert torch.allclose(after, before, rtol=1e-4, atol=1e-4 * float(before.abs().max()))
+
+
+def test_batchnorm_folding_leaves_what_it_cannot_prove():
+    class Shared(torch.nn.Module):  # the convolution's output is also read past the BatchNorm
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.norm = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.norm(y) + y
+
+    class DataDependent(torch.nn.Sequential):  # fx cannot trace a branch on a tensor's value
+        def forward(self, x):
+            return super().forward(x) if x.sum() > 0 else x
+
+    class IgnoresBias(torch.nn.Conv2d):  # a convolution subclass whose forward drops its bias
+        def forward(self, x):
+            return self._conv_forward(x, self.weight, None)
+
+    for module in (Shared(), DataDependent(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)),
+                   torch.nn.Sequential(IgnoresBias(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4))):
+        module = _with_running_statistics(module)
+        batch = torch.rand(1, 3, 8, 8) + 0.1
+        with torch.inference_mode():
+            before = module(batch)
+        assert fold_batchnorm(module) == 0, type(module).__name__
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+        with torch.inference_mode():
+            assert torch.equal(module(batch), before)
+
+
+def test_loaded_models_fold_by_default_and_say_so():
+    loaded = load_model(get_entry("efficientnet_lite0"))
+    assert loaded.folded_batchnorms == 49
+    assert load_model(get_entry("efficientnet_lite0"), fold=False).folded_batchnorms == 0
