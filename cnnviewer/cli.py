@@ -470,6 +470,9 @@ def _bench_table(report) -> str:
         rows.append((m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}-{m.top1_ci[1] * 100:.0f}",
                      f"{m.top5 * 100:.1f}", f"{m.throughput_ips:.1f}", f"{m.latency_ms['p50']:.0f}",
                      f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
+    if any(m.peak_gpu_mb for m in report.models):
+        headers += ("GPU MB",)
+        rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "") for row, m in zip(rows, report.models)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in [headers, *rows]]

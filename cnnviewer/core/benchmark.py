@@ -85,7 +85,9 @@ class ModelResult:
     latencies_ms: list = field(default_factory=list)
     decode_ms_mean: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_gpu_mb: float = 0.0  # torch's peak allocation on the GPU, when the run was on one
     param_mb: float = 0.0
+    folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
     load_s: float = 0.0
     seconds: float = 0.0
     published: dict = field(default_factory=dict)
@@ -156,6 +158,7 @@ def environment(config: BenchmarkConfig) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": config.device,
+        "gpu": _gpu_name(config.device),
         "precision": config.precision,
         "engine": config.engine,
         "channels_last": config.channels_last,
@@ -163,6 +166,13 @@ def environment(config: BenchmarkConfig) -> dict:
         "batch_size": config.batch_size,
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+
+
+def _gpu_name(device: str) -> str | None:
+    try:
+        return torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
+    except (RuntimeError, AssertionError, ValueError):  # CUDA asked for but absent: load_model says so
+        return None
 
 
 class _PeakMemory:
@@ -212,10 +222,16 @@ def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: in
 
 
 def _warm_up(classifier: Classifier, items: list[LabelledImage], batch_size: int) -> None:
-    """One untimed forward at the run's batch size (allocator, oneDNN kernels, caches)."""
+    """Untimed forwards at every batch shape the run will time (allocator, oneDNN and cuDNN kernel
+    choice, CUDA's lazy loading): the batch size, 1 for the latencies, and on a GPU the last partial batch."""
     tensors = _first_tensors(classifier, items, 1)
-    if tensors:
-        classifier.forward(torch.stack(tensors * max(1, min(batch_size, len(items)))))
+    if not tensors:
+        return
+    sizes = {max(1, min(batch_size, len(items))), 1}
+    if classifier.loaded.device.type == "cuda" and len(items) % batch_size:
+        sizes.add(len(items) % batch_size)
+    for size in sorted(sizes, reverse=True):
+        classifier.predict_batch(torch.stack(tensors * size), top_k=5)
 
 
 def _latencies(classifier: Classifier, items: list[LabelledImage], config: BenchmarkConfig) -> list[float]:
@@ -266,6 +282,10 @@ def run_benchmark(
         if progress:
             progress(Progress(name, number, len(config.models), 0, len(items), f"loading {name}"))
         started = time.perf_counter()
+        on_gpu = torch.device(config.device).type == "cuda" and torch.cuda.is_available()
+        if on_gpu:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(config.device)
         with _PeakMemory() as memory:
             try:
                 loaded = load_model(entry, config.device, config.precision, config.channels_last, config.engine)
@@ -274,6 +294,7 @@ def run_benchmark(
                 publish()
                 continue
             result.load_s = loaded.load_seconds
+            result.folded_batchnorms = loaded.folded_batchnorms
             result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
             classifier = Classifier(loaded)
             _warm_up(classifier, items, config.batch_size)
@@ -282,6 +303,7 @@ def run_benchmark(
             forward_ms = 0.0
             batch_rows: list[ImageRow] = []
             by_path = {item.path: item for item in items}
+            loop_started = time.perf_counter()
             outcomes = classifier.classify_files([item.path for item in items], top_k=5,
                                                  batch_size=config.batch_size, should_cancel=cancelled,
                                                  fast_decode=config.fast_decode,
@@ -310,6 +332,7 @@ def run_benchmark(
                     batch_rows = []
                     if progress:
                         progress(Progress(name, number, len(config.models), done, len(items), name))
+            loop_seconds = time.perf_counter() - loop_started
             result.images, result.failed = classified, done - classified
             result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
             if on_rows is not None and batch_rows:
@@ -321,11 +344,13 @@ def run_benchmark(
         result.top5_ci = wilson_interval(top5, n)
         result.throughput_ips = n / forward_s if forward_s else 0.0
         result.seconds = time.perf_counter() - started
-        result.end_to_end_ips = n / max(1e-9, result.seconds - result.load_s) if n else 0.0
+        result.end_to_end_ips = n / max(1e-9, loop_seconds) if n else 0.0
         result.latencies_ms = [round(v, 3) for v in latencies]
         result.latency_ms = _percentiles(latencies)
         result.decode_ms_mean = float(np.mean(decode_ms)) if decode_ms else 0.0
         result.peak_rss_mb = memory.peak / 2**20
+        if on_gpu:
+            result.peak_gpu_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
         result.complete = done == len(items) and not cancelled()
         del classifier, loaded, outcomes
         _finish_statistics(report)
@@ -375,5 +400,6 @@ def _finish_statistics(report: BenchmarkReport) -> None:
 def environment_line(env: dict) -> str:
     return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
-            f"· {env.get('device')} · {env.get('engine', 'torch')} {env.get('precision')} · batch {env.get('batch_size')} "
+            f"· {env.get('device')}{' (' + env['gpu'] + ')' if env.get('gpu') else ''} "
+            f"· {env.get('engine', 'torch')} {env.get('precision')} · batch {env.get('batch_size')} "
             f"· decode threads {env.get('decode_threads')} · {env.get('date')}")

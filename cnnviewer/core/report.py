@@ -142,6 +142,12 @@ def markdown(report: BenchmarkReport) -> str:
         text = ", ".join(f"{names[t]} → {names[p]} ({c})" for t, p, c in pairs[:8]) or "none"
         lines.append(f"- **{model}**: {text}")
     lines += ["", "## Environment", "", environment_line(report.environment), ""]
+    if any(m.peak_gpu_mb for m in ran):
+        lines += ["GPU memory peak (torch's allocations): "
+                  + ", ".join(f"{m.name} {m.peak_gpu_mb:.0f} MB" for m in ran), ""]
+    if any(m.folded_batchnorms for m in ran):
+        lines += ["BatchNorm layers folded into the convolution before them (same classes, faster): "
+                  + ", ".join(f"{m.name} {m.folded_batchnorms}" for m in ran), ""]
     if report.label_problems:
         lines += ["## Labels that were not used", ""] + [f"- {p}" for p in report.label_problems] + [""]
     if report.skipped:
