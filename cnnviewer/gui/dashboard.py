@@ -208,15 +208,43 @@ class Charts(pg.GraphicsLayoutWidget):
     def _ticks(self, plot, names):
         plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(names)]])
 
-    def show_report(self, report) -> None:
+    def show_report(self, report, staged: bool = True) -> None:
+        """Redraw the five charts. ``staged``: one chart per turn of the event loop, each painted
+        before the next is drawn (a full repaint of all five, axis text above all, held the GUI
+        thread 25-50 ms at once while a benchmark ran)."""
         ran = [m for m in report.models if m.error is None and m.images]
-        names = [m.name for m in ran]
-        x = np.arange(len(ran), dtype=float)
-        for plot in (self.accuracy, self.throughput, self.latency, self.scatter, self.memory):
-            plot.clear()
+        self._generation = getattr(self, "_generation", 0) + 1
+        steps = [self._draw_accuracy, self._draw_throughput, self._draw_memory, self._draw_latency,
+                 self._draw_scatter]
         if not ran:
+            for plot in (self.accuracy, self.throughput, self.latency, self.scatter, self.memory):
+                plot.clear()
             self.legend_text.setText("No model has results yet.")
             return
+        self.legend_text.setText(
+            "Accuracy: <span style='color:#4682c8'>■</span> top-1 &nbsp; <span style='color:#50aa5a'>■</span> top-5"
+            " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
+            " &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> peak resident &nbsp; "
+            "<span style='color:#8c64be'>■</span> parameters")
+        if not staged:
+            for step in steps:
+                step(ran)
+            return
+        generation = self._generation
+
+        def run(index: int) -> None:
+            if generation != self._generation:  # a newer report took over
+                return
+            steps[index](ran)
+            if index + 1 < len(steps):
+                # A timer, not a zero-delay call: Qt paints (a low-priority posted event) before timers fire.
+                QTimer.singleShot(5, self, lambda: run(index + 1))
+
+        run(0)
+
+    def _draw_accuracy(self, ran) -> None:
+        x = np.arange(len(ran), dtype=float)
+        self.accuracy.clear()
         top1 = np.array([m.top1 * 100 for m in ran])
         top5 = np.array([m.top5 * 100 for m in ran])
         self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, brush=COLOURS[0]))
@@ -227,10 +255,17 @@ class Charts(pg.GraphicsLayoutWidget):
             self.accuracy.addItem(pg.ErrorBarItem(x=x + offset, y=values, top=high, bottom=low, beam=0.15,
                                                   pen=pg.mkPen("k", width=1.5)))
         self.accuracy.setYRange(0, 105)
-        self._ticks(self.accuracy, names)
-        self.throughput.addItem(pg.BarGraphItem(x=x, height=[m.throughput_ips for m in ran], width=0.6,
+        self._ticks(self.accuracy, [m.name for m in ran])
+
+    def _draw_throughput(self, ran) -> None:
+        self.throughput.clear()
+        self.throughput.addItem(pg.BarGraphItem(x=np.arange(len(ran), dtype=float),
+                                                height=[m.throughput_ips for m in ran], width=0.6,
                                                 brushes=[COLOURS[i % len(COLOURS)] for i in range(len(ran))]))
-        self._ticks(self.throughput, names)
+        self._ticks(self.throughput, [m.name for m in ran])
+
+    def _draw_latency(self, ran) -> None:
+        self.latency.clear()
         rng = np.random.default_rng(0)
         for i, m in enumerate(ran):
             values = np.asarray(m.latencies_ms or [m.latency_ms["p50"]], dtype=float)
@@ -240,7 +275,10 @@ class Charts(pg.GraphicsLayoutWidget):
             for key, width in (("p50", 3), ("p90", 1.5), ("p99", 1)):
                 y = m.latency_ms[key]
                 self.latency.addItem(pg.PlotCurveItem([i - 0.3, i + 0.3], [y, y], pen=pg.mkPen("k", width=width)))
-        self._ticks(self.latency, names)
+        self._ticks(self.latency, [m.name for m in ran])
+
+    def _draw_scatter(self, ran) -> None:
+        self.scatter.clear()
         for i, m in enumerate(ran):
             point = pg.ScatterPlotItem([m.latency_ms["p50"]], [m.top1 * 100], size=12,
                                        brush=COLOURS[i % len(COLOURS)], pen=pg.mkPen("k"))
@@ -250,16 +288,15 @@ class Charts(pg.GraphicsLayoutWidget):
             self.scatter.addItem(label)
         self.scatter.setYRange(0, 105)
         self.scatter.setXRange(0, max(m.latency_ms["p50"] for m in ran) * 1.4 + 1)
+
+    def _draw_memory(self, ran) -> None:
+        x = np.arange(len(ran), dtype=float)
+        self.memory.clear()
         self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
                                             brush=COLOURS[3]))
         self.memory.addItem(pg.BarGraphItem(x=x + 0.2, height=[m.param_mb for m in ran], width=0.38,
                                             brush=COLOURS[4]))
-        self._ticks(self.memory, names)
-        self.legend_text.setText(
-            "Accuracy: <span style='color:#4682c8'>■</span> top-1 &nbsp; <span style='color:#50aa5a'>■</span> top-5"
-            " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
-            " &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> peak resident &nbsp; "
-            "<span style='color:#8c64be'>■</span> parameters")
+        self._ticks(self.memory, [m.name for m in ran])
 
 
 class ImageDetail(QWidget):

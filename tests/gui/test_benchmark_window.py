@@ -22,6 +22,9 @@ def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path
     assert dashboard.summary_model.index(0, 2).data() == f"{loaded.models[0].top1 * 100:.1f}"
     assert dashboard.images_model.rowCount() == 13
     assert "faster than" in dashboard.conclusions.text()
+    charts = dashboard.charts
+    plots = (charts.accuracy, charts.throughput, charts.memory, charts.latency, charts.scatter)
+    qtbot.waitUntil(lambda: all(plot.listDataItems() for plot in plots), timeout=10_000)  # one chart per turn
     save_screenshot(bench, "08-dashboard")
     dashboard.setCurrentIndex(1)
     dashboard.filter_combo.setCurrentText("Mistakes")
@@ -63,3 +66,28 @@ def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot,
     on_disk = load_json(tmp_path / "run" / "report.json")
     assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 100
     assert bench.start_button.isEnabled()
+
+
+def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot):
+    import copy
+
+    report = run_benchmark(load_labelled_folder(PHOTOS_13),
+                           BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4))
+    one_model = copy.deepcopy(report)
+    one_model.models = one_model.models[:1]
+    from cnnviewer.gui.dashboard import Charts
+
+    charts = Charts()
+    qtbot.addWidget(charts)
+    charts.show()
+    charts.show_report(report)
+    assert charts.accuracy.listDataItems() and not charts.scatter.listDataItems()  # the first chart only, so far
+    charts.show_report(one_model)  # a newer snapshot before the first finished drawing
+    qtbot.waitUntil(lambda: len(charts.scatter.listDataItems()) == 1, timeout=10_000)
+    qtbot.wait(100)  # nothing of the older report comes back after this
+    heights = charts.throughput.listDataItems()[0].opts["height"]
+    assert list(heights) == [one_model.models[0].throughput_ips]
+    assert len(charts.scatter.listDataItems()) == 1  # one model's point
+    top1, top5 = charts.accuracy.listDataItems()  # top-1 and top-5 bars, one model's each
+    assert list(top1.opts["height"]) == [one_model.models[0].top1 * 100]
+    assert list(top5.opts["height"]) == [one_model.models[0].top5 * 100]
