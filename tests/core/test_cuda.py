@@ -19,18 +19,10 @@ from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import available_devices, build_architecture, load_model, prepare_module
 from cnnviewer.core.report import markdown
 from tests.conftest import PHOTOS_13, VAL_100, labelled_files
+from tests.core.test_fast_paths import top1_accuracy, top5
 from tests.test_cli import run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device here")
-
-
-def top5(classifier, files):
-    return [tuple(p.index for p in r.predictions)
-            for r in classifier.classify_files([p for p, _ in files], batch_size=32, fast_decode=True)]
-
-
-def top1_accuracy(results, files) -> float:
-    return 100.0 * sum(r[0] == truth for r, (_, truth) in zip(results, files)) / len(files)
 
 
 @pytest.fixture(scope="module")
