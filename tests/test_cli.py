@@ -112,3 +112,8 @@ def test_cuda_asked_for_without_cuda_is_a_sentence():
         pytest.skip("this machine has CUDA; the refusal cannot be seen here")
     proc = run("classify", GOOD[0], "--device", "cuda")
     assert proc.returncode == 1 and "CUDA" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_device_is_a_sentence():
+    proc = run("classify", GOOD[0], "--device", "tpu")
+    assert proc.returncode == 1 and "Unknown device 'tpu'" in proc.stderr and "internal error" not in proc.stderr

@@ -282,7 +282,7 @@ def run_benchmark(
         if progress:
             progress(Progress(name, number, len(config.models), 0, len(items), f"loading {name}"))
         started = time.perf_counter()
-        on_gpu = torch.device(config.device).type == "cuda" and torch.cuda.is_available()
+        on_gpu = _gpu_name(config.device) is not None
         if on_gpu:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(config.device)

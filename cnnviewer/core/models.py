@@ -313,7 +313,10 @@ def available_devices() -> list[str]:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """A torch.device, with a clear sentence when CUDA was asked for and is not there."""
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise CnnviewerError(f"Unknown device '{device}'; use cpu, cuda or cuda:N.") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CnnviewerError("CUDA was asked for, but torch sees no CUDA device here; use --device cpu.")
     return device
