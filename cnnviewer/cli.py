@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
     bench.add_argument("--device", default="cpu")
     _add_speed_options(bench)
+    bench.add_argument("--run-as", metavar="LIST",
+                       help="compare ways of running on the same images, e.g. fp32,bf16,onnxruntime: every model "
+                       "runs once per way, and the report gives each way's top-1 change and speed against "
+                       "fp32 (replaces --precision and --engine)")
 
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
@@ -432,8 +436,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
           + (f"; {sum(len(f) for f in dataset.unmatched.values()) + sum(len(v[1]) for v in dataset.ambiguous.values())}"
              " file(s) left out for their labels" if dataset.problems else ""), file=sys.stderr)
     out = Path(args.out or f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    run_as = tuple(w.strip() for w in (args.run_as or "").split(",") if w.strip())
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
-                             precision=args.precision, engine=args.engine)
+                             precision=args.precision, engine=args.engine, run_as=run_as)
+    config.variants()  # an unknown way of running is refused before any work
     results = ResultsCsv(out / "results.csv")
     bar = _BenchProgress()
     try:

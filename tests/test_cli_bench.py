@@ -40,3 +40,18 @@ def test_bench_reports_unmatched_labels_before_running(tmp_path):
     assert proc.returncode == 0
     assert "label 'spaceship' matches no ImageNet-1k class (1 file(s): x.jpg)" in proc.stderr
     assert "spaceship" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_bench_compares_ways_of_running(tmp_path):
+    from tests.core.test_benchmark import _second_way
+
+    way = _second_way()
+    out = tmp_path / "ways"
+    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--run-as", f"fp32,{way}",
+               "--batch-size", "4", "--limit", "6", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"efficientnet_lite0 ({way})" in proc.stdout and "points against FP32" in proc.stdout
+    assert "## Ways of running against FP32" in (out / "report.md").read_text(encoding="utf-8")
+    proc = run("bench", str(PHOTOS_13), "--run-as", "fp32,int4", "--out", str(tmp_path / "no"))
+    assert proc.returncode == 1 and "Unknown way of running 'int4'" in proc.stderr
+    assert not (tmp_path / "no").exists()

@@ -17,7 +17,7 @@ import numpy as np
 import psutil
 import torch
 
-from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.catalog import RUN_AS, get_entry, run_as_label
 from cnnviewer.core.datasets import LabelledImage, LabelledSet
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.images import load_image
@@ -38,6 +38,11 @@ def default_models() -> tuple[tuple[str, ...], str]:
                              "report's ResNet50, GoogLeNet and Inception V3 are not all on this machine")
 
 
+def model_of(key: str) -> str:
+    """The catalog name in a result's key: "resnet50 (bf16)" -> "resnet50" (catalog names have no " (")."""
+    return key.split(" (", 1)[0]
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     models: tuple[str, ...]
@@ -50,6 +55,24 @@ class BenchmarkConfig:
     fast_decode: bool = True  # large JPEGs decode at reduced size (never below the model's resize)
     decode_threads: int | None = None  # decoding overlaps inference in this many threads; None: for the machine
     engine: str = "torch"  # or "onnxruntime" (FP32 on the CPU)
+    # Several ways of running (RUN_AS labels): every model runs once per entry, on the same images, and
+    # its results are named "model (label)"; empty: the one way given by precision and engine.
+    run_as: tuple[str, ...] = ()
+
+    def variants(self) -> list[tuple[str, str, str]]:
+        """(label, precision, engine) of each way of running."""
+        if not self.run_as:
+            return [(run_as_label(self.precision, self.engine), self.precision, self.engine)]
+        unknown = [r for r in self.run_as if r not in RUN_AS]
+        if unknown:
+            raise CnnviewerError(f"Unknown way of running '{unknown[0]}'; choose from {', '.join(RUN_AS)}.")
+        return [(label, *RUN_AS[label]) for label in dict.fromkeys(self.run_as)]
+
+    def runs(self) -> list[tuple[str, str, str, str, str]]:
+        """(result key, model, label, precision, engine) in the order they run: each model in every way."""
+        variants = self.variants()
+        return [(f"{model} ({label})" if len(variants) > 1 else model, model, label, precision, engine)
+                for model in self.models for label, precision, engine in variants]
 
 
 @dataclass(frozen=True)
@@ -70,9 +93,11 @@ class Progress:
 
 @dataclass
 class ModelResult:
-    name: str
+    name: str  # the result's key: the model's name, or "model (run as)" when a run compares ways of running
     title: str
     weights: str
+    model: str = ""  # the catalog name ("" in reports written before this field: then the same as name)
+    run_as: str = "fp32"  # RUN_AS label: how this result was computed
     images: int = 0  # images that loaded and were classified
     failed: int = 0
     top1: float = 0.0
@@ -126,7 +151,12 @@ class BenchmarkReport:
 
     @classmethod
     def from_json(cls, data: dict) -> BenchmarkReport:
-        models = [ModelResult(**{**m, "top1_ci": tuple(m["top1_ci"]), "top5_ci": tuple(m["top5_ci"])})
+        env = data.get("environment", {})
+        way = run_as_label(env.get("precision", "fp32"), env.get("engine", "torch"))  # reports before run_as
+        known = ModelResult.__dataclass_fields__
+        models = [ModelResult(**{"run_as": way, **{k: v for k, v in m.items() if k in known},
+                                 "model": m.get("model") or model_of(m["name"]),
+                                 "top1_ci": tuple(m["top1_ci"]), "top5_ci": tuple(m["top5_ci"])})
                   for m in data.get("models", [])]
         images = [ImageRow(**row) for row in data.get("images", [])]
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("models", "images")}
@@ -161,6 +191,7 @@ def environment(config: BenchmarkConfig) -> dict:
         "gpu": _gpu_name(config.device),
         "precision": config.precision,
         "engine": config.engine,
+        "run_as": [label for label, _, _ in config.variants()],
         "channels_last": config.channels_last,
         "fast_decode": config.fast_decode,
         "batch_size": config.batch_size,
@@ -271,16 +302,18 @@ def run_benchmark(
         if on_update is not None:
             on_update(report)
 
-    for number, name in enumerate(config.models, 1):
+    runs = config.runs()
+    for number, (name, model, label, precision, engine) in enumerate(runs, 1):
         if cancelled():
             break
-        entry = get_entry(name)
-        result = ModelResult(name=name, title=entry.title, weights=entry.weights_id,
+        entry = get_entry(model)
+        title = entry.title if name == model else f"{entry.title} ({label})"
+        result = ModelResult(name=name, title=title, weights=entry.weights_id, model=model, run_as=label,
                              published={"acc1": entry.acc1, "acc5": entry.acc5, "gmacs": entry.gmacs,
                                         "params": entry.num_params})
         report.models.append(result)
         if progress:
-            progress(Progress(name, number, len(config.models), 0, len(items), f"loading {name}"))
+            progress(Progress(name, number, len(runs), 0, len(items), f"loading {name}"))
         started = time.perf_counter()
         on_gpu = _gpu_name(config.device) is not None
         if on_gpu:
@@ -288,7 +321,7 @@ def run_benchmark(
             torch.cuda.reset_peak_memory_stats(config.device)
         with _PeakMemory() as memory:
             try:
-                loaded = load_model(entry, config.device, config.precision, config.channels_last, config.engine)
+                loaded = load_model(entry, config.device, precision, config.channels_last, engine)
             except CnnviewerError as exc:
                 result.error = str(exc)
                 publish()
@@ -331,7 +364,7 @@ def run_benchmark(
                         on_rows(name, batch_rows)
                     batch_rows = []
                     if progress:
-                        progress(Progress(name, number, len(config.models), done, len(items), name))
+                        progress(Progress(name, number, len(runs), done, len(items), name))
             loop_seconds = time.perf_counter() - loop_started
             result.images, result.failed = classified, done - classified
             result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
@@ -362,12 +395,36 @@ def run_benchmark(
     return report
 
 
+def against_fp32(report: BenchmarkReport) -> list[dict]:
+    """Each result run another way than FP32 beside the same model's FP32 result: the top-1 change in
+    points, how many top-1 answers differ, the exact McNemar p of the pair, and the speed ratio."""
+    ran = [m for m in report.models if m.error is None and m.images]
+    fp32 = {m.model or model_of(m.name): m for m in ran if m.run_as == "fp32"}
+    rows = []
+    for m in ran:
+        base = fp32.get(m.model or model_of(m.name))
+        if m.run_as == "fp32" or base is None:
+            continue
+        both = [r for r in report.images if m.name in r.top5 and base.name in r.top5]
+        pair = next((c for c in report.comparisons if {c["a"], c["b"]} == {m.name, base.name}), None)
+        rows.append({
+            "name": m.name, "model": base.name, "run_as": m.run_as, "top1": m.top1, "fp32_top1": base.top1,
+            "change_points": (m.top1 - base.top1) * 100, "images": len(both),
+            "differ": sum(1 for r in both if r.top5[m.name][0] != r.top5[base.name][0]),
+            "p_value": pair["p_value"] if pair else 1.0,
+            "speed": m.throughput_ips / base.throughput_ips if base.throughput_ips else None,
+        })
+    return rows
+
+
 def _finish_statistics(report: BenchmarkReport) -> None:
     """Pairwise McNemar tests, per-class accuracy and the most confused pairs, from the image rows."""
     ran = [m for m in report.models if m.error is None and m.images]
     report.comparisons = []
     for i, a in enumerate(ran):
         for b in ran[i + 1:]:
+            if (a.model or model_of(a.name)) != (b.model or model_of(b.name)) and a.run_as != b.run_as:
+                continue  # one model in two ways, or two models in one way: never both at once
             both = [r for r in report.images if a.name in r.top5 and b.name in r.top5]
             only_a = sum(1 for r in both if r.top5[a.name][0] == r.truth and r.top5[b.name][0] != r.truth)
             only_b = sum(1 for r in both if r.top5[b.name][0] == r.truth and r.top5[a.name][0] != r.truth)
@@ -401,5 +458,12 @@ def environment_line(env: dict) -> str:
     return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
             f"· {env.get('device')}{' (' + env['gpu'] + ')' if env.get('gpu') else ''} "
-            f"· {env.get('engine', 'torch')} {env.get('precision')} · batch {env.get('batch_size')} "
+            f"· {_ways(env)} · batch {env.get('batch_size')} "
             f"· decode threads {env.get('decode_threads')} · {env.get('date')}")
+
+
+def _ways(env: dict) -> str:
+    ways = env.get("run_as") or []
+    if len(ways) > 1:
+        return "run as " + ", ".join(ways)
+    return f"{env.get('engine', 'torch')} {env.get('precision')}"

@@ -17,6 +17,14 @@ from urllib.parse import urlparse
 from cnnviewer.core.errors import UnknownModelError
 
 EMBEDDED_SOURCE = "embedded"
+
+# The ways a model can run ("Run as" in the window, --run-as in the CLI): label -> (precision, engine).
+RUN_AS = {"fp32": ("fp32", "torch"), "bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
+
+
+def run_as_label(precision: str, engine: str) -> str:
+    """The RUN_AS label of a precision and engine (e.g. "bf16"), or "engine precision" when it has none."""
+    return next((k for k, v in RUN_AS.items() if v == (precision, engine)), f"{engine} {precision}")
 TORCHVISION_SOURCE = "torchvision"
 
 # TensorFlow's EfficientNet-Lite preprocessing: (x - 127) / 128 on 0..255 pixels, per channel.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, environment_line
+from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, against_fp32, environment_line
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.labels import imagenet_categories
 
@@ -123,6 +123,15 @@ def markdown(report: BenchmarkReport) -> str:
             f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {m.throughput_ips:.1f} "
             f"| {lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f} | {m.decode_ms_mean:.1f} "
             f"| {m.param_mb:.0f} | {m.load_s:.2f} |")
+    ways = against_fp32(report)
+    if ways:
+        lines += ["", "## Ways of running against FP32 (the same images)", "",
+                  "| Result | Top-1 % | FP32 top-1 % | Change, points | Top-1 answers that differ | McNemar p "
+                  "| Speed vs FP32 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for w in ways:
+            speed = f"{w['speed']:.2f}x" if w["speed"] else "-"
+            lines.append(f"| {w['name']} | {_pct(w['top1'])} | {_pct(w['fp32_top1'])} | {w['change_points']:+.1f} "
+                         f"| {w['differ']} of {w['images']} | {w['p_value']:.2f} | {speed} |")
     failed = [m for m in report.models if m.error]
     if failed:
         lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {m.error}" for m in failed]
@@ -159,6 +168,10 @@ def conclusions(report: BenchmarkReport) -> list[str]:
     """Sentences written from the statistics: speed ratios, and accuracy claims only when significant."""
     titles = {m.name: m.title for m in report.models}
     sentences = []
+    for w in against_fp32(report):
+        speed = f"{w['speed']:.1f}x the speed of FP32" if w["speed"] else "run"
+        sentences.append(f"{titles.get(w['name'], w['name'])}: {speed}, top-1 {w['change_points']:+.1f} points "
+                         f"against FP32 ({w['differ']} of {w['images']} top-1 answers differ).")
     for c in report.comparisons:
         a, b = titles.get(c["a"], c["a"]), titles.get(c["b"], c["b"])
         ratio = c.get("speed_ratio")

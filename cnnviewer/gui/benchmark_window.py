@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -79,9 +80,15 @@ class BenchmarkWindow(QMainWindow):
         form = QFormLayout()
         form.addRow("Batch size", self.batch_size)
         form.addRow("Images", self.limit)
-        self.run_as_note = QLabel("")
-        self.run_as_note.setToolTip("Device and Run as come from the main window's toolbar")
-        form.addRow("Runs as", self.run_as_note)
+        self.device_note = QLabel("")
+        self.device_note.setToolTip("The device comes from the main window's toolbar")
+        form.addRow("Device", self.device_note)
+        self.ways = QWidget(self)
+        self.ways.setLayout(QHBoxLayout())
+        self.ways.layout().setContentsMargins(0, 0, 0, 0)
+        self.ways.setToolTip("Tick more than one to compare them on the same images: the report gives each "
+                             "way's top-1 change and speed against fp32")
+        form.addRow("Run as", self.ways)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
@@ -127,7 +134,21 @@ class BenchmarkWindow(QMainWindow):
 
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
-        self.run_as_note.setText(f"{self.main.device_combo.currentText()}, {self.main.run_as_combo.currentText()}")
+        self.device_note.setText(self.main.device_combo.currentText())
+        if not self.ways.findChildren(QCheckBox):  # the ways this machine offers; the toolbar's one ticked
+            combo = self.main.run_as_combo
+            for index in range(combo.count()):
+                box = QCheckBox(combo.itemText(index), self.ways)
+                box.setChecked(index == combo.currentIndex())
+                self.ways.layout().addWidget(box)
+            self.ways.layout().addStretch(1)
+
+    def checked_ways(self) -> list[str]:
+        """The ways of running ticked, in the toolbar's order (the toolbar's own when none is offered yet)."""
+        boxes = self.ways.findChildren(QCheckBox)
+        if not boxes:
+            return [self.main.run_as_combo.currentText() or "fp32"]
+        return [box.text() for box in boxes if box.isChecked()]
 
     def checked_models(self) -> list[str]:
         return [self.models.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.models.count())
@@ -162,9 +183,9 @@ class BenchmarkWindow(QMainWindow):
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        models = self.checked_models()
-        if not self.folder or not models:
-            self.progress_text.setText("Choose a folder and tick at least one model.")
+        models, ways = self.checked_models(), self.checked_ways()
+        if not self.folder or not models or not ways:
+            self.progress_text.setText("Choose a folder and tick at least one model and one way to run.")
             return
         self.out_dir = default_out_dir(self.folder)
         self.report = None
@@ -176,8 +197,8 @@ class BenchmarkWindow(QMainWindow):
         self.request_id = self.main._start(
             "benchmark", self.main.inference_pool, jobs.benchmark_job, self.folder, models,
             self.batch_size.value(), self.limit.value() or None, self.main.device_combo.currentText(),
-            self.out_dir, self.main.run_as_combo.currentText(), returned=self._on_finished, yielded=self._on_snapshot, progressed=self._on_progress,
-            on_error=self._on_error)
+            self.out_dir, ways, returned=self._on_finished, yielded=self._on_snapshot,
+            progressed=self._on_progress, on_error=self._on_error)
 
     def cancel(self) -> None:
         if self.request_id is not None and self.main.cancel_request(self.request_id):

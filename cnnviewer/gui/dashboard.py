@@ -185,6 +185,18 @@ class ImagesFilter(QSortFilterProxyModel):
         return True
 
 
+def short_names(names: list[str]) -> list[str]:
+    """Tick labels without the part all names share ("efficientnet_lite0/1/2" -> "lite0/1/2"):
+    pyqtgraph drops labels that overlap, and the narrow charts lost all but one."""
+    if len(names) < 2:
+        return list(names)
+    prefix = os.path.commonprefix(names)
+    cut = max(prefix.rfind("_"), prefix.rfind("-")) + 1
+    if cut == 0 or any(len(name) == cut for name in names):
+        return list(names)
+    return [name[cut:] for name in names]
+
+
 class Charts(pg.GraphicsLayoutWidget):
     """Top-1/top-5 with interval whiskers, throughput, latency distributions, accuracy vs latency, memory."""
 
@@ -206,7 +218,7 @@ class Charts(pg.GraphicsLayoutWidget):
         return plot
 
     def _ticks(self, plot, names):
-        plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(names)]])
+        plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(short_names(names))]])
 
     def show_report(self, report, staged: bool = True) -> None:
         """Redraw the five charts. ``staged``: one chart per turn of the event loop, each painted
@@ -279,11 +291,11 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _draw_scatter(self, ran) -> None:
         self.scatter.clear()
-        for i, m in enumerate(ran):
+        for i, (m, name) in enumerate(zip(ran, short_names([m.name for m in ran]))):
             point = pg.ScatterPlotItem([m.latency_ms["p50"]], [m.top1 * 100], size=12,
                                        brush=COLOURS[i % len(COLOURS)], pen=pg.mkPen("k"))
             self.scatter.addItem(point)
-            label = pg.TextItem(m.name, color="k", anchor=(-0.1, 0.5 + 1.2 * (i % 3 - 1)))
+            label = pg.TextItem(name, color="k", anchor=(-0.1, 0.5 + 1.2 * (i % 3 - 1)))
             label.setPos(m.latency_ms["p50"], m.top1 * 100)
             self.scatter.addItem(label)
         self.scatter.setYRange(0, 105)

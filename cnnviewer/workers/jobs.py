@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QImage
 
+from cnnviewer.core.catalog import RUN_AS  # what the "Run as" pickers offer
+
 
 @dataclass(frozen=True)
 class CatalogRow:
@@ -74,8 +76,6 @@ def load_catalog(token, report) -> CatalogInfo:
     return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name(), run_as=run_as)
 
 
-# What the "Run as" pickers offer: label -> (precision, engine).
-RUN_AS = {"fp32": ("fp32", "torch"), "bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
 
 
 class ModelCache:
@@ -195,8 +195,10 @@ class BenchmarkSnapshot:
 
 
 def benchmark_job(token, report, folder: str, models: list[str], batch_size: int, limit: int | None,
-                  device: str, out_dir: str, run_as: str = "fp32"):
-    """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report."""
+                  device: str, out_dir: str, run_as: str | list[str] = "fp32"):
+    """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report.
+
+    ``run_as``: one RUN_AS label, or several to compare on the same images."""
     import copy
     from pathlib import Path
 
@@ -205,9 +207,10 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
     from cnnviewer.core.report import ResultsCsv, save_json, write_all
 
     dataset = load_labelled_folder(folder)
-    precision, engine = RUN_AS[run_as]
+    ways = [run_as] if isinstance(run_as, str) else list(run_as)
+    precision, engine = RUN_AS[ways[0]]
     config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device,
-                             precision=precision, engine=engine)
+                             precision=precision, engine=engine, run_as=tuple(ways) if len(ways) > 1 else ())
     out = Path(out_dir)
     results = ResultsCsv(out / "results.csv")
 
@@ -303,11 +306,15 @@ def explain_job(token, report, cache: ModelCache, explanations: ExplanationCache
 
 def explain_many_job(token, report, cache: ModelCache, explanations: ExplanationCache, path: str,
                      models: list[str], device: str, thumbnail: int = 320):
-    """One map per model (each model's own top-1), one at a time: (model, outcome or exception)."""
+    """One map per model (each model's own top-1), one at a time: (model, outcome or exception).
+
+    ``models`` may be benchmark result keys ("resnet50 (bf16)"): the map is the model's, in FP32."""
+    from cnnviewer.core.benchmark import model_of
+
     for model in models:
         if token.cancelled:
             return
         try:
-            yield model, _explain_one(cache, explanations, path, model, device, None, thumbnail)
+            yield model, _explain_one(cache, explanations, path, model_of(model), device, None, thumbnail)
         except Exception as exc:  # a transformer among convolutional models: say so in its column
             yield model, exc

@@ -127,3 +127,67 @@ def test_from_json_rejects_garbage(tmp_path):
     with pytest.raises(ReportError, match="not a cnnviewer report.json"):
         load_json(tmp_path / "report.json")
     assert isinstance(BenchmarkReport.from_json({"root": "x", "config": {}, "environment": {}}), BenchmarkReport)
+
+
+def _second_way() -> str:
+    from cnnviewer.core.engines import onnxruntime_available
+    from cnnviewer.core.models import bf16_supported
+
+    if bf16_supported():
+        return "bf16"
+    if onnxruntime_available():
+        return "onnxruntime"
+    pytest.skip("neither native bf16 nor onnxruntime here: only one way of running")
+
+
+def test_ways_of_running_are_compared_on_the_same_images(tmp_path):
+    way = _second_way()
+    dataset = load_labelled_folder(VAL_100)
+    config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=16, limit=40,
+                             run_as=("fp32", way))
+    report = run_benchmark(dataset, config)
+    names = [m.name for m in report.models]
+    assert names == ["efficientnet_lite0 (fp32)", f"efficientnet_lite0 ({way})",
+                     "efficientnet_lite1 (fp32)", f"efficientnet_lite1 ({way})"]
+    assert [(m.model, m.run_as) for m in report.models] == [
+        ("efficientnet_lite0", "fp32"), ("efficientnet_lite0", way),
+        ("efficientnet_lite1", "fp32"), ("efficientnet_lite1", way)]
+    assert all(m.images == 40 and m.complete for m in report.models)
+    # One model two ways, or two models one way; never lite0 fp32 against lite1 in the other way.
+    pairs = {frozenset((c["a"], c["b"])) for c in report.comparisons}
+    assert pairs == {frozenset(names[:2]), frozenset(names[2:]), frozenset((names[0], names[2])),
+                     frozenset((names[1], names[3]))}
+    from cnnviewer.core.benchmark import against_fp32
+
+    rows = against_fp32(report)
+    assert [r["name"] for r in rows] == [names[1], names[3]]
+    for row, (fast, base) in zip(rows, ((names[1], names[0]), (names[3], names[2]))):
+        differ = sum(1 for r in report.images if r.top5[fast][0] != r.top5[base][0])
+        assert row["differ"] == differ and row["images"] == 40
+        assert row["change_points"] == pytest.approx((report.result(fast).top1 - report.result(base).top1) * 100)
+        assert abs(row["change_points"]) <= 5.0
+        assert row["speed"] == pytest.approx(report.result(fast).throughput_ips / report.result(base).throughput_ips)
+    text = markdown(report)
+    assert "## Ways of running against FP32" in text and f"| {names[1]} |" in text
+    assert "run as fp32, " + way in text
+    written = write_all(report, tmp_path)
+    again = load_json(written["json"])
+    assert [(m.model, m.run_as) for m in again.models] == [(m.model, m.run_as) for m in report.models]
+
+
+def test_reports_written_before_ways_of_running_still_open(val_report, tmp_path):
+    data = json.loads(json.dumps(val_report.to_json()))
+    for model in data["models"]:
+        del model["model"], model["run_as"]
+    data["environment"]["precision"] = "bf16"
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    old = load_json(path)
+    assert [(m.model, m.run_as) for m in old.models] == [(m.name, "bf16") for m in val_report.models]
+
+
+def test_an_unknown_way_of_running_is_refused():
+    from cnnviewer.core.errors import CnnviewerError
+
+    with pytest.raises(CnnviewerError, match="Unknown way of running 'int4'"):
+        BenchmarkConfig(models=("efficientnet_lite0",), run_as=("fp32", "int4")).variants()

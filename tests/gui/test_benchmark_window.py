@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox
+
 from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import load_json, write_all
@@ -91,3 +94,41 @@ def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot):
     top1, top5 = charts.accuracy.listDataItems()  # top-1 and top-5 bars, one model's each
     assert list(top1.opts["height"]) == [one_model.models[0].top1 * 100]
     assert list(top5.opts["height"]) == [one_model.models[0].top5 * 100]
+
+
+def test_the_window_compares_ways_of_running(make_window, qtbot, tmp_path, monkeypatch):
+    from tests.core.test_benchmark import _second_way
+
+    way = _second_way()
+    monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(tmp_path / "ways"))
+    window = make_window()
+    qtbot.waitUntil(lambda: window.run_as_combo.count() > 1, timeout=60_000)  # the catalog is loaded
+    bench = window.open_benchmark(str(PHOTOS_13))
+    boxes = {box.text(): box for box in bench.ways.findChildren(QCheckBox)}
+    assert boxes[window.run_as_combo.currentText()].isChecked() and way in boxes
+    for index in range(bench.models.count()):  # one model, two ways
+        item = bench.models.item(index)
+        item.setCheckState(Qt.CheckState.Checked if index == 0 else Qt.CheckState.Unchecked)
+    boxes["fp32"].setChecked(True)
+    boxes[way].setChecked(True)
+    assert bench.checked_ways() == [w for w in boxes if w in ("fp32", way)]
+    bench.batch_size.setValue(4)
+    bench.limit.setValue(6)
+    bench.start()
+    qtbot.waitUntil(lambda: bench.report is not None and bench.report.complete, timeout=120_000)
+    model = bench.checked_models()[0]
+    assert [m.name for m in bench.dashboard.summary_model.results] == [f"{model} (fp32)", f"{model} ({way})"]
+    assert "points against FP32" in bench.dashboard.conclusions.text()
+    qtbot.waitUntil(lambda: bench.start_button.isEnabled(), timeout=30_000)  # the job has returned
+    qtbot.waitUntil(lambda: len(bench.dashboard.charts.scatter.listDataItems()) == 2, timeout=10_000)
+    save_screenshot(bench, "13-dashboard-ways")
+
+
+def test_chart_labels_drop_what_every_name_shares():
+    from cnnviewer.gui.dashboard import short_names
+
+    assert short_names(["efficientnet_lite0", "efficientnet_lite1"]) == ["lite0", "lite1"]
+    assert short_names(["resnet50 (fp32)", "resnet50 (bf16)"]) == ["resnet50 (fp32)", "resnet50 (bf16)"]
+    assert short_names(["resnet50", "googlenet", "inception_v3"]) == ["resnet50", "googlenet", "inception_v3"]
+    assert short_names(["vgg16", "vgg16_bn"]) == ["vgg16", "vgg16_bn"]  # nothing would be left of one
+    assert short_names(["efficientnet_lite0"]) == ["efficientnet_lite0"]
