@@ -100,3 +100,14 @@ def test_cli_classifies_on_the_gpu():
     result = run("classify", str(PHOTOS_13 / "polar_bear.jpg"), "--model", "efficientnet_lite0", "--device", "cuda", "-k", "1")
     assert result.returncode == 0, result.stderr
     assert "296" in result.stdout and "cuda" in result.stdout
+
+
+def test_ways_of_running_on_the_gpu_are_compared():
+    from cnnviewer.core.benchmark import against_fp32
+
+    config = BenchmarkConfig(models=("efficientnet_lite0",), device="cuda", batch_size=32, run_as=("fp32", "bf16"))
+    report = run_benchmark(load_labelled_folder(VAL_100), config)
+    assert [m.name for m in report.models] == ["efficientnet_lite0 (fp32)", "efficientnet_lite0 (bf16)"]
+    assert all(m.images == 100 and m.peak_gpu_mb > 0 for m in report.models)
+    (row,) = against_fp32(report)
+    assert abs(row["change_points"]) <= 1.0 and row["differ"] <= 5
