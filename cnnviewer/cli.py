@@ -424,6 +424,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from cnnviewer.core.datasets import load_labelled_folder
     from cnnviewer.core.report import ResultsCsv, save_json, write_all
 
+    run_as = tuple(w.strip() for w in (args.run_as or "").split(",") if w.strip())
+    BenchmarkConfig(models=(), run_as=run_as).variants()  # an unknown way is refused before any work
     if args.models:
         names = tuple(_resolve_model(n).name for n in args.models.split(",") if n.strip())
     else:
@@ -436,10 +438,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
           + (f"; {sum(len(f) for f in dataset.unmatched.values()) + sum(len(v[1]) for v in dataset.ambiguous.values())}"
              " file(s) left out for their labels" if dataset.problems else ""), file=sys.stderr)
     out = Path(args.out or f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    run_as = tuple(w.strip() for w in (args.run_as or "").split(",") if w.strip())
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
                              precision=args.precision, engine=args.engine, run_as=run_as)
-    config.variants()  # an unknown way of running is refused before any work
     results = ResultsCsv(out / "results.csv")
     bar = _BenchProgress()
     try:

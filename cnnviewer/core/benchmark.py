@@ -96,7 +96,7 @@ class ModelResult:
     name: str  # the result's key: the model's name, or "model (run as)" when a run compares ways of running
     title: str
     weights: str
-    model: str = ""  # the catalog name ("" in reports written before this field: then the same as name)
+    model: str = ""  # the catalog name (from_json fills it in for reports written before this field)
     run_as: str = "fp32"  # RUN_AS label: how this result was computed
     images: int = 0  # images that loaded and were classified
     failed: int = 0
@@ -171,6 +171,8 @@ class BenchmarkReport:
 def environment(config: BenchmarkConfig) -> dict:
     import torchvision
 
+    ways = config.variants()
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -189,9 +191,10 @@ def environment(config: BenchmarkConfig) -> dict:
         "platform": platform.platform(),
         "device": config.device,
         "gpu": _gpu_name(config.device),
-        "precision": config.precision,
-        "engine": config.engine,
-        "run_as": [label for label, _, _ in config.variants()],
+        # precision and engine of the one way of running; "mixed" when the run compares several
+        "precision": ways[0][1] if len(ways) == 1 else "mixed",
+        "engine": ways[0][2] if len(ways) == 1 else "mixed",
+        "run_as": [label for label, _, _ in ways],
         "channels_last": config.channels_last,
         "fast_decode": config.fast_decode,
         "batch_size": config.batch_size,
@@ -315,7 +318,7 @@ def run_benchmark(
         if progress:
             progress(Progress(name, number, len(runs), 0, len(items), f"loading {name}"))
         started = time.perf_counter()
-        on_gpu = _gpu_name(config.device) is not None
+        on_gpu = report.environment["gpu"] is not None
         if on_gpu:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(config.device)
@@ -399,10 +402,10 @@ def against_fp32(report: BenchmarkReport) -> list[dict]:
     """Each result run another way than FP32 beside the same model's FP32 result: the top-1 change in
     points, how many top-1 answers differ, the exact McNemar p of the pair, and the speed ratio."""
     ran = [m for m in report.models if m.error is None and m.images]
-    fp32 = {m.model or model_of(m.name): m for m in ran if m.run_as == "fp32"}
+    fp32 = {m.model: m for m in ran if m.run_as == "fp32"}
     rows = []
     for m in ran:
-        base = fp32.get(m.model or model_of(m.name))
+        base = fp32.get(m.model)
         if m.run_as == "fp32" or base is None:
             continue
         both = [r for r in report.images if m.name in r.top5 and base.name in r.top5]
@@ -423,7 +426,7 @@ def _finish_statistics(report: BenchmarkReport) -> None:
     report.comparisons = []
     for i, a in enumerate(ran):
         for b in ran[i + 1:]:
-            if (a.model or model_of(a.name)) != (b.model or model_of(b.name)) and a.run_as != b.run_as:
+            if a.model != b.model and a.run_as != b.run_as:
                 continue  # one model in two ways, or two models in one way: never both at once
             both = [r for r in report.images if a.name in r.top5 and b.name in r.top5]
             only_a = sum(1 for r in both if r.top5[a.name][0] == r.truth and r.top5[b.name][0] != r.truth)
@@ -463,7 +466,5 @@ def environment_line(env: dict) -> str:
 
 
 def _ways(env: dict) -> str:
-    ways = env.get("run_as") or []
-    if len(ways) > 1:
-        return "run as " + ", ".join(ways)
-    return f"{env.get('engine', 'torch')} {env.get('precision')}"
+    ways = env.get("run_as")  # reports written before ways of running have only engine and precision
+    return "run as " + ", ".join(ways) if ways else f"{env.get('engine', 'torch')} {env.get('precision')}"

@@ -207,10 +207,8 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
     from cnnviewer.core.report import ResultsCsv, save_json, write_all
 
     dataset = load_labelled_folder(folder)
-    ways = [run_as] if isinstance(run_as, str) else list(run_as)
-    precision, engine = RUN_AS[ways[0]]
     config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device,
-                             precision=precision, engine=engine, run_as=tuple(ways) if len(ways) > 1 else ())
+                             run_as=(run_as,) if isinstance(run_as, str) else tuple(run_as))
     out = Path(out_dir)
     results = ResultsCsv(out / "results.csv")
 

@@ -191,3 +191,15 @@ def test_an_unknown_way_of_running_is_refused():
 
     with pytest.raises(CnnviewerError, match="Unknown way of running 'int4'"):
         BenchmarkConfig(models=("efficientnet_lite0",), run_as=("fp32", "int4")).variants()
+
+
+def test_one_way_of_running_is_recorded_as_that_way():
+    from cnnviewer.core.benchmark import environment, environment_line
+
+    config = BenchmarkConfig(models=("efficientnet_lite0",), run_as=("onnxruntime",))  # precision left at fp32
+    env = environment(config)
+    assert (env["precision"], env["engine"], env["run_as"]) == ("fp32", "onnxruntime", ["onnxruntime"])
+    assert "run as onnxruntime" in environment_line(env)
+    assert config.runs() == [("efficientnet_lite0", "efficientnet_lite0", "onnxruntime", "fp32", "onnxruntime")]
+    mixed = environment(BenchmarkConfig(models=("efficientnet_lite0",), run_as=("fp32", "bf16")))
+    assert (mixed["precision"], mixed["engine"]) == ("mixed", "mixed")
