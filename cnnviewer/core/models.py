@@ -187,7 +187,7 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision:
     How it runs (``precision``, ``channels_last``, ``engine``, ``fold``): see prepare_module.
     """
     started = time.perf_counter()
-    _check_run_options(precision, engine)
+    device = _check_run_options(device, precision, engine)  # before reading a weights file it cannot use
     if entry.availability() is Availability.MISSING:
         raise WeightsMissingError(missing_weights_message(entry))
     path = entry.weights_path()
@@ -198,13 +198,20 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision:
     return prepare_module(entry, module, device, precision, channels_last, engine, fold, started)
 
 
-def _check_run_options(precision: str, engine: str) -> None:
+def _check_run_options(device: str | torch.device, precision: str, engine: str) -> torch.device:
+    """The device, once precision, engine and device are known to go together here; else a sentence."""
     from cnnviewer.core.engines import ENGINES
 
     if precision not in PRECISIONS:
         raise CnnviewerError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     if engine not in ENGINES:
         raise CnnviewerError(f"Unknown engine '{engine}'; choose one of {', '.join(ENGINES)}.")
+    device = resolve_device(device)
+    if engine == "onnxruntime" and (precision != "fp32" or device.type != "cpu"):
+        raise CnnviewerError("The onnxruntime engine runs FP32 on the CPU; use --precision fp32 --device cpu.")
+    if precision == "bf16" and not bf16_supported(device):
+        raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
+    return device
 
 
 def prepare_module(entry: ModelEntry, module: nn.Module, device: str | torch.device = "cpu",
@@ -220,12 +227,7 @@ def prepare_module(entry: ModelEntry, module: nn.Module, device: str | torch.dev
     from cnnviewer.core.engines import OnnxRunner
 
     started = time.perf_counter() if started is None else started
-    _check_run_options(precision, engine)
-    device = resolve_device(device)
-    if engine == "onnxruntime" and (precision != "fp32" or device.type != "cpu"):
-        raise CnnviewerError("The onnxruntime engine runs FP32 on the CPU; use --precision fp32 --device cpu.")
-    if precision == "bf16" and not bf16_supported(device):
-        raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
+    device = _check_run_options(device, precision, engine)
     module = module.eval()
     folded = fold_batchnorm(module) if fold else 0  # in FP32, before any cast
     module = module.to(device)
@@ -282,7 +284,8 @@ def _fold_pair(module: nn.Module, conv: nn.Conv2d, norm: nn.BatchNorm2d, norm_na
     """Fold one BatchNorm into its convolution; 1 if done, 0 if the check failed and it was put back."""
     weight = conv.weight
     generator = torch.Generator().manual_seed(0)
-    probe = torch.randn(1, conv.in_channels, 9, 9, generator=generator).to(weight.device, weight.dtype)
+    side = 9 + max((k - 1) * d for k, d in zip(conv.kernel_size, conv.dilation))  # large kernels fit too
+    probe = torch.randn(1, conv.in_channels, side, side, generator=generator).to(weight.device, weight.dtype)
     with torch.no_grad():
         expected = norm(conv(probe))
         old_weight, old_bias = weight.detach().clone(), conv.bias

@@ -209,6 +209,7 @@ class Charts(pg.GraphicsLayoutWidget):
         self.latency = self._plot("Latency at batch 1 (ms)", 1, 0)
         self.scatter = self._plot("Top-1 (%) against latency p50 (ms)", 1, 1, colspan=2)
         self.legend_text = QLabel("")  # placed under the charts by the dashboard
+        self._generation = 0  # the report being drawn; a chain of draws for an older one stops
 
     def _plot(self, title, row, column, colspan=1):
         plot = self.addPlot(row=row, col=column, colspan=colspan, title=title)
@@ -225,7 +226,7 @@ class Charts(pg.GraphicsLayoutWidget):
         before the next is drawn (a full repaint of all five, axis text above all, held the GUI
         thread 25-50 ms at once while a benchmark ran)."""
         ran = [m for m in report.models if m.error is None and m.images]
-        self._generation = getattr(self, "_generation", 0) + 1
+        self._generation += 1
         steps = [self._draw_accuracy, self._draw_throughput, self._draw_memory, self._draw_latency,
                  self._draw_scatter]
         if not ran:

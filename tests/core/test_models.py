@@ -171,3 +171,27 @@ def test_loaded_models_fold_by_default_and_say_so():
     loaded = load_model(get_entry("efficientnet_lite0"))
     assert loaded.folded_batchnorms == 49
     assert load_model(get_entry("efficientnet_lite0"), fold=False).folded_batchnorms == 0
+
+
+def test_a_large_kernel_is_folded_too():
+    module = _with_running_statistics(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 11), torch.nn.BatchNorm2d(4)))
+    batch = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        before = module(batch)
+    assert fold_batchnorm(module) == 1
+    with torch.inference_mode():
+        assert torch.allclose(module(batch), before, atol=1e-5)
+
+
+def test_a_way_of_running_that_cannot_work_is_refused_before_the_file_is_read():
+    from cnnviewer.core.errors import CnnviewerError
+
+    entry = get_entry("resnet18")
+    checkpoints_dir().mkdir(parents=True, exist_ok=True)
+    (checkpoints_dir() / entry.weights_filename).write_bytes(b"not a weights file")
+    with pytest.raises(CnnviewerError, match="FP32 on the CPU"):  # not "the file is corrupt"
+        load_model(entry, precision="bf16", engine="onnxruntime")
+    with pytest.raises(CnnviewerError, match="Unknown device 'tpu'"):
+        load_model(entry, device="tpu")
+    with pytest.raises(WeightsFileError):
+        load_model(entry)
