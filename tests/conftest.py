@@ -35,6 +35,29 @@ def labelled_files(dataset: str) -> list[tuple[Path, int]]:
     return rows
 
 
+def top5_indices(classifier, files, fast_decode=False) -> list[tuple[int, ...]]:
+    """Each file's top-5 class indices from ``classifier`` (files: (path, truth) pairs)."""
+    return [tuple(p.index for p in r.predictions)
+            for r in classifier.classify_files([p for p, _ in files], batch_size=16, fast_decode=fast_decode)]
+
+
+def top1_accuracy(results, files) -> float:
+    """Top-1 % of top5_indices results against the files' true classes."""
+    return 100.0 * sum(r[0] == truth for r, (_, truth) in zip(results, files)) / len(files)
+
+
+def second_way() -> str:
+    """A way of running besides fp32 that this machine offers (bf16, else onnxruntime); skips if none."""
+    from cnnviewer.core.engines import onnxruntime_available
+    from cnnviewer.core.models import bf16_supported
+
+    if bf16_supported():
+        return "bf16"
+    if onnxruntime_available():
+        return "onnxruntime"
+    pytest.skip("neither native bf16 nor onnxruntime here: only one way of running")
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     """Settings, log and torch's weights cache in a fresh folder, never the developer's own."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import PHOTOS_13
+from tests.conftest import PHOTOS_13, second_way
 from tests.test_cli import run
 
 
@@ -43,9 +43,7 @@ def test_bench_reports_unmatched_labels_before_running(tmp_path):
 
 
 def test_bench_compares_ways_of_running(tmp_path):
-    from tests.core.test_benchmark import _second_way
-
-    way = _second_way()
+    way = second_way()
     out = tmp_path / "ways"
     proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--run-as", f"fp32,{way}",
                "--batch-size", "4", "--limit", "6", "--out", str(out))

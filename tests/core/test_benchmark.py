@@ -12,7 +12,7 @@ from PIL import Image
 from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, default_models, run_benchmark
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import ResultsCsv, load_json, markdown, save_json, write_all
-from tests.conftest import PHOTOS_13, VAL_100
+from tests.conftest import PHOTOS_13, VAL_100, second_way
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +129,8 @@ def test_from_json_rejects_garbage(tmp_path):
     assert isinstance(BenchmarkReport.from_json({"root": "x", "config": {}, "environment": {}}), BenchmarkReport)
 
 
-def _second_way() -> str:
-    from cnnviewer.core.engines import onnxruntime_available
-    from cnnviewer.core.models import bf16_supported
-
-    if bf16_supported():
-        return "bf16"
-    if onnxruntime_available():
-        return "onnxruntime"
-    pytest.skip("neither native bf16 nor onnxruntime here: only one way of running")
-
-
 def test_ways_of_running_are_compared_on_the_same_images(tmp_path):
-    way = _second_way()
+    way = second_way()
     dataset = load_labelled_folder(VAL_100)
     config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=16, limit=40,
                              run_as=("fp32", way))

@@ -18,8 +18,8 @@ from cnnviewer.core.images import load_image
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import available_devices, build_architecture, load_model, prepare_module
 from cnnviewer.core.report import markdown
-from tests.conftest import PHOTOS_13, VAL_100, labelled_files
-from tests.core.test_fast_paths import top1_accuracy, top5
+from tests.conftest import PHOTOS_13, VAL_100, labelled_files, top1_accuracy
+from tests.conftest import top5_indices as top5
 from tests.test_cli import run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device here")

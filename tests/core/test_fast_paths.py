@@ -8,18 +8,10 @@ from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.engines import onnxruntime_available
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import bf16_supported, load_model
-from tests.conftest import labelled_files
+from tests.conftest import labelled_files, top1_accuracy
+from tests.conftest import top5_indices as top5
 
 EMBEDDED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-
-
-def top5(classifier, files, fast_decode=False):
-    return [tuple(p.index for p in r.predictions)
-            for r in classifier.classify_files([p for p, _ in files], batch_size=16, fast_decode=fast_decode)]
-
-
-def top1_accuracy(results, files) -> float:
-    return 100.0 * sum(r[0] == truth for r, (_, truth) in zip(results, files)) / len(files)
 
 
 @pytest.fixture(scope="module")

@@ -51,3 +51,11 @@ def wait_for_outcome(qtbot, window, path, model=None, timeout=60_000):
         timeout=timeout,
     )
     return window.last_outcome
+
+
+def compare_after_classifying(qtbot, window, path):
+    """Classify ``path`` in the window, then open the compare dialog on it; the dialog."""
+    window.open_path(path)
+    wait_for_outcome(qtbot, window, path)
+    window.open_compare()
+    return window.compare_dialog

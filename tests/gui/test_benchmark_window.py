@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QCheckBox
 from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import load_json, write_all
-from tests.conftest import PHOTOS_13, VAL_100
+from tests.conftest import PHOTOS_13, VAL_100, second_way
 from tests.gui.conftest import save_screenshot
 
 
@@ -97,9 +97,7 @@ def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot):
 
 
 def test_the_window_compares_ways_of_running(make_window, qtbot, tmp_path, monkeypatch):
-    from tests.core.test_benchmark import _second_way
-
-    way = _second_way()
+    way = second_way()
     monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(tmp_path / "ways"))
     window = make_window()
     qtbot.waitUntil(lambda: window.run_as_combo.count() > 1, timeout=60_000)  # the catalog is loaded

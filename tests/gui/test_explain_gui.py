@@ -6,7 +6,7 @@ from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import write_all
 from tests.conftest import PHOTOS_13
-from tests.gui.conftest import save_screenshot, wait_for_outcome
+from tests.gui.conftest import compare_after_classifying, save_screenshot, wait_for_outcome
 
 BEAR = str(PHOTOS_13 / "black_bear.jpg")
 
@@ -32,10 +32,7 @@ def test_overlay_toggles_and_follows_the_clicked_class(make_window, qtbot):
 
 def test_compare_shows_one_map_per_model(make_window, qtbot):
     window = make_window()
-    window.open_path(BEAR)
-    wait_for_outcome(qtbot, window, BEAR)
-    window.open_compare()
-    dialog = window.compare_dialog
+    dialog = compare_after_classifying(qtbot, window, BEAR)
     dialog.maps_box.setChecked(True)
     qtbot.waitUntil(lambda: len(dialog.explained) == 3, timeout=60_000)
     assert all(not dialog.maps[name].pixmap().isNull() for name in dialog.maps)

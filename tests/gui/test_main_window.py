@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from tests.conftest import PHOTOS_13
-from tests.gui.conftest import save_screenshot, wait_for_outcome
+from tests.gui.conftest import compare_after_classifying, save_screenshot, wait_for_outcome
 
 POLAR = str(PHOTOS_13 / "polar_bear.jpg")
 BANANA = str(PHOTOS_13 / "banana_0.jpg")
@@ -187,10 +187,7 @@ def test_closing_mid_work_leaves_no_running_worker(make_window, qtbot):
 
 def test_compare_models_side_by_side(make_window, qtbot):
     window = make_window()
-    window.open_path(POLAR)
-    wait_for_outcome(qtbot, window, POLAR)
-    window.open_compare()
-    dialog = window.compare_dialog
+    dialog = compare_after_classifying(qtbot, window, POLAR)
     expected = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     assert dialog.checked_models() == expected  # no lab-report weights here: the embedded three
     qtbot.waitUntil(lambda: all(dialog.results_by_model().values()), timeout=60_000)
