@@ -24,3 +24,7 @@ class UnknownModelError(CnnviewerError):
 
 class WeightsMissingError(CnnviewerError):
     """A model's pretrained weights are not on this machine (never fall back to random ones)."""
+
+
+class OutputError(CnnviewerError):
+    """A file cnnviewer was asked to write that cannot be written; names the file and the reason."""
