@@ -11,13 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cnnviewer.core import benchmark, inference
+from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
 from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.errors import ImageLoadError
-from cnnviewer.core.images import load_image
+from cnnviewer.core.images import ImageInfo, image_info, load_image
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import load_model
-from tests.badfiles import EITHER, PHOTO, make_bad_files
-from tests.conftest import PHOTOS_13, ROOT
+from tests.badfiles import EITHER, PHOTO, make_bad_files, progressive_jpeg_with_scans
+from tests.helpers import PHOTOS_13, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,41 @@ def test_each_file_loads_or_fails_with_its_reason(bad_files):
                 load_image(path)
             assert reason in caught.value.reason, (kind, caught.value.reason)
             assert caught.value.path == str(path)
+
+
+def test_image_info_gives_the_facts_or_the_loaders_error(bad_files):
+    # The preview reads the facts first: a file whose frames cannot be counted still shows its first.
+    for kind, (path, reason) in bad_files.items():
+        try:
+            info = image_info(path)
+        except ImageLoadError as exc:
+            assert exc.reason and exc.path == str(path), kind
+            assert reason is not None, (kind, exc.reason)  # a file that must load must also give its facts
+        else:
+            assert isinstance(info, ImageInfo) and info.frames >= 1, kind
+
+
+def test_a_benchmark_decodes_a_bad_file_once_per_model(tmp_path, monkeypatch):
+    # The warm-up, the run and the latencies each decoded the first files: a hostile one three times
+    # per model. Now the warm-up decodes none and the latencies pass over what the run could not read.
+    folder = tmp_path / "set" / "ice_bear"
+    folder.mkdir(parents=True)
+    hostile = folder / "a-many-scans.jpg"
+    hostile.write_bytes(progressive_jpeg_with_scans(20000))
+    (folder / "b-bear.jpg").write_bytes(PHOTO.read_bytes())
+    reads: list[str] = []
+
+    def counted(path, **options):  # the real loader, counted
+        reads.append(os.fspath(path))
+        return load_image(path, **options)
+
+    monkeypatch.setattr(benchmark, "load_image", counted)
+    monkeypatch.setattr(inference, "load_image", counted)
+    config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=1, latency_samples=2)
+    report = run_benchmark(load_labelled_folder(tmp_path / "set"), config)
+    assert reads.count(str(hostile)) == 1
+    assert report.models[0].images == 1 and len(report.models[0].latencies_ms) == 1
+    assert [s["file"] for s in report.skipped] == [str(hostile)] and "scans" in report.skipped[0]["reason"]
 
 
 def test_odd_but_valid_files_classify_sensibly(bad_files, classifier):
@@ -106,9 +144,6 @@ def test_unreadable_file_as_an_ordinary_user():
         os.rmdir(folder)
 
 
-SEEDS = {"jpeg": PHOTO.read_bytes()[:20000], "png": None}
-
-
 def _png_seed() -> bytes:
     import io
 
@@ -119,7 +154,7 @@ def _png_seed() -> bytes:
     return buffer.getvalue()
 
 
-SEEDS["png"] = _png_seed()
+SEEDS = {"jpeg": PHOTO.read_bytes()[:20000], "png": _png_seed()}
 FUZZ_EXAMPLES = int(os.environ.get("CNNVIEWER_FUZZ_EXAMPLES", "300"))
 
 
@@ -140,17 +175,17 @@ def _mutate_and_load(tmp_path, kind, data) -> None:
         assert image.mode == "RGB"
 
 
-FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@settings(max_examples=FUZZ_EXAMPLES, **FUZZ)
+@settings(FUZZ, max_examples=FUZZ_EXAMPLES)
 @given(kind=st.sampled_from(["jpeg", "png"]), data=st.data())
 def test_fuzzed_real_bytes_only_ever_raise_the_loaders_error(tmp_path, kind, data):
     _mutate_and_load(tmp_path, kind, data)
 
 
 @pytest.mark.slow
-@settings(max_examples=20_000, **FUZZ)
+@settings(FUZZ, max_examples=20_000)
 @given(kind=st.sampled_from(["jpeg", "png"]), data=st.data())
 def test_fuzzed_real_bytes_long_run(tmp_path, kind, data):
     _mutate_and_load(tmp_path, kind, data)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cnnviewer.core.errors import ImageLoadError
 from cnnviewer.core.images import image_info, is_image_path, load_image
-from tests.conftest import PHOTOS_13
+from tests.helpers import PHOTOS_13
 
 # A 4x2 picture whose four quadrant colours tell which way up it came out.
 TL, TR, BL, BR = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
@@ -27,8 +27,8 @@ def quadrant_image(width=40, height=20) -> Image.Image:
 
 def corners(image: Image.Image) -> tuple:
     w, h = image.size
-    px = image.load()
-    return px[w // 4, h // 4], px[3 * w // 4, h // 4], px[w // 4, 3 * h // 4], px[3 * w // 4, 3 * h // 4]
+    return tuple(image.getpixel(xy) for xy in ((w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4),
+                                               (3 * w // 4, 3 * h // 4)))
 
 
 # What the file must store so that, after its EXIF orientation is applied, TL/TR/BL/BR come out upright.
@@ -128,6 +128,40 @@ def test_sixteen_bit_rgb_png(tmp_path):
     path.write_bytes(png)
     r, g, b = load_image(path).getpixel((0, 0))
     assert r == 255 and 127 <= g <= 128 and b == 0
+
+
+def test_float_images_with_infinities_and_nan(tmp_path):
+    # The finite values set the range (0..1 here, so times 255); infinities go to its ends, NaN to 0.
+    values = np.array([[0, 1, np.nan], [np.inf, -np.inf, 0.5]], np.float32)
+    path = tmp_path / "f.tif"
+    Image.fromarray(values).save(path)
+    assert np.asarray(load_image(path))[..., 0].tolist() == [[0, 255, 0], [255, 0, 128]]
+
+
+def test_signed_32_bit_images_are_stretched_over_their_range(tmp_path):
+    path = tmp_path / "i.tif"
+    Image.fromarray(np.array([[-1000, 0, 1000]], np.int32)).save(path)
+    assert np.asarray(load_image(path))[..., 0].tolist() == [[0, 128, 255]]
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F", "RGBA", "LA", "P"])
+def test_orientation_is_applied_to_every_colour_mode(tmp_path, mode):
+    # The loader turns the image after converting it to RGB; every source mode must come out upright.
+    upright = quadrant_image()
+    stored = upright.transpose(INVERSE_FOR_ORIENTATION[6])
+    grey = np.asarray(stored.convert("L"))
+    source = {"I;16": lambda: Image.fromarray(grey.astype(np.uint16) * 257),
+              "F": lambda: Image.fromarray(grey.astype(np.float32) / 255),
+              "RGBA": lambda: stored.convert("RGBA"), "LA": lambda: stored.convert("LA"),
+              "P": lambda: stored.convert("P")}[mode]()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(source, tmp_path / f"o6-{mode.replace(';', '')}.tif", exif=exif)
+    loaded = load_image(path)
+    assert loaded.size == upright.size
+    expected = [tuple(upright.convert("L").convert("RGB").getpixel(xy)) if mode in ("I;16", "F", "LA") else
+                upright.getpixel(xy) for xy in ((10, 5), (30, 5), (10, 15), (30, 15))]
+    assert corners(loaded) == tuple(expected), mode
 
 
 def test_first_frame_of_animation(tmp_path):
