@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import torchvision
 
-from tests.test_cli import run
+from tests.helpers import PHOTOS_13, run
 from tests.weights_server import WeightsServer, save_code_pickle, state_dict_bytes
 
 
@@ -28,19 +29,45 @@ def test_download_404_and_unknown_model():
 
 
 def test_import_list_verify_classify_remove(tmp_path, isolated_home):
+    """A fine-tuned resnet18 (random weights here) is stored and shown as imported, never as torchvision's."""
     state = torchvision.models.resnet18().state_dict()
     data = state_dict_bytes(state)
-    source = tmp_path / f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    digest = hashlib.sha256(data).hexdigest()
+    source = tmp_path / "best.pth"
     source.write_bytes(data)
-    proc = run("weights", "import", str(source))
+    proc = run("weights", "import", str(source), "--model", "resnet18")
     assert proc.returncode == 0, proc.stderr
-    cached = isolated_home / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    assert f"resnet18: imported into {cached}" in proc.stdout
+    stored = isolated_home / "data" / "weights" / f"resnet18-{digest[:16]}.pth"
+    label = f"imported: best.pth (sha256 {digest[:8]}…)"
+    assert f"resnet18: imported into {stored} ({label};" in proc.stdout
+    assert not (isolated_home / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
     listing = run("weights", "list").stdout
-    assert "resnet18-f37072fd.pth" in listing and "imported" in listing and "44.7 MB" in listing
-    assert "cached" in [line.split()[-1] for line in run("models").stdout.splitlines() if line.startswith("resnet18 ")]
-    assert run("weights", "verify", "resnet18").stdout.strip() == "resnet18-f37072fd.pth: imported"
-    assert run("weights", "remove", "resnet18").returncode == 0 and not cached.exists()
+    assert stored.name in listing and label in listing and "44.7 MB" in listing
+    models = run("models").stdout
+    [line] = [line for line in models.splitlines() if line.startswith("resnet18 ")]
+    assert line.endswith(f"45 MB  {label}")
+    [row] = [r for r in json.loads(run("models", "--format", "json").stdout) if r["name"] == "resnet18"]
+    assert (row["weights"], row["availability"], row["path"]) == (label, "imported", str(stored))
+    classify = run("classify", str(PHOTOS_13 / "polar_bear.jpg"), "--model", "resnet18")
+    assert classify.returncode == 0, classify.stderr
+    assert classify.stdout.startswith(f"Model: resnet18 (ResNet18, {label}, cpu, fp32)\n")
+    assert run("weights", "remove", "resnet18").returncode == 0 and not stored.exists()
+
+
+def test_list_shows_partial_downloads_and_survives_a_nested_record(isolated_home):
+    checkpoints = isolated_home / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "resnet50-11ad3fa6.pth.partial").write_bytes(b"x" * 3000)
+    (checkpoints / "resnet18-f37072fd.pth").write_bytes(b"x" * 3000)
+    (isolated_home / "config").mkdir()
+    (isolated_home / "config" / "weights-checked.json").write_text("[" * 100_000 + "]" * 100_000)
+    proc = run("weights", "list")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "resnet50-11ad3fa6.pth.partial" in proc.stdout and "partial download" in proc.stdout
+    assert "resnet18-f37072fd.pth" in proc.stdout and "not checked" in proc.stdout
+    assert "weights download NAME" in proc.stdout
+    log = (isolated_home / "cnnviewer.log").read_text(encoding="utf-8")
+    assert "weights-checked.json: it is not valid JSON (RecursionError); using the default instead" in log
 
 
 def test_import_of_a_pickle_with_code_is_refused(tmp_path):

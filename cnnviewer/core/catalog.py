@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import logging
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
 from cnnviewer.core.errors import UnknownModelError
+from cnnviewer.core.paths import imported_weights_dir
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_SOURCE = "embedded"
 
@@ -38,12 +43,60 @@ class Availability(enum.Enum):
     """Whether a model's pretrained weights are on this machine."""
 
     EMBEDDED = "embedded"  # installed with cnnviewer as a Python package
-    CACHED = "cached"  # in torch's hub cache (shared with torchvision)
+    CACHED = "cached"  # torchvision's file in torch's hub cache (shared with torchvision)
+    IMPORTED = "imported"  # a file the user imported that is not the published one; cnnviewer's folder
     MISSING = "not present"
 
     @property
     def ready(self) -> bool:
         return self is not Availability.MISSING
+
+
+# An imported file is stored as MODEL-SHA256[:16].pth: the name says whose and which content it is.
+IMPORTED_NAME = re.compile(r"^(?P<model>[a-z0-9_]+)-(?P<sha256>[0-9a-f]{16})\.pth$")
+
+
+def imported_file_name(model: str, sha256: str) -> str:
+    return f"{model}-{sha256[:16]}.pth"
+
+
+def imported_label(original_name: str, sha256: str) -> str:
+    """How every face names imported weights: ``imported: best.pth (sha256 1a2b3c4d…)``."""
+    return f"imported: {original_name} (sha256 {sha256[:8]}…)"
+
+
+@dataclass(frozen=True)
+class WeightsIdentity:
+    """Which weights file a model runs with, so a figure can always be traced to the exact file."""
+
+    model: str
+    availability: Availability
+    path: Path
+    published_id: str  # the entry's weights_id: what the published file is
+    original_name: str = ""  # imported weights: the name of the file the user imported
+    sha256: str = ""  # the whole digest, where it is known
+
+    @property
+    def label(self) -> str:
+        """Short, for pickers and lists: ``cached``, ``embedded``, ``imported: best.pth (sha256 …)``."""
+        if self.availability is not Availability.IMPORTED:
+            return str(self.availability.value)
+        match = IMPORTED_NAME.match(self.path.name)
+        digest = self.sha256 or (match.group("sha256") if match else "")
+        return imported_label(self.original_name or self.path.name, digest)
+
+    @property
+    def weights_id(self) -> str:
+        """What the weights are, as reports record it: the published weights' id, or the imported label
+        (imported weights are never passed off as the published ones)."""
+        return self.label if self.availability is Availability.IMPORTED else self.published_id
+
+    @property
+    def description(self) -> str:
+        """For the CLI's ``Model:`` line: ``ResNet18_Weights.IMAGENET1K_V1, cached weights``."""
+        if self.availability is Availability.IMPORTED:
+            return self.label
+        return f"{self.published_id}, {self.availability.value} weights"
 
 
 @dataclass(frozen=True)
@@ -86,18 +139,49 @@ class ModelEntry:
 
         return imagenet_categories()
 
+    def cached_weights_path(self) -> Path:
+        """torchvision's file in torch's hub cache: where a download, or an import whose SHA-256 matches
+        the hash in torchvision's name, goes."""
+        return checkpoints_dir() / self.weights_filename
+
+    def imported_weights_path(self) -> Path | None:
+        """The imported file of this model that is not the published one (the newest, if several)."""
+        if self.source == EMBEDDED_SOURCE:
+            return None
+        found = []
+        try:
+            for path in imported_weights_dir().glob(f"{self.name}-*.pth"):
+                match = IMPORTED_NAME.match(path.name)
+                if match and match.group("model") == self.name and path.is_file():
+                    found.append((path.stat().st_mtime_ns, path.name, path))
+        except OSError as exc:  # the folder is missing or unreadable: no imported weights to offer
+            log.info("cannot list imported weights for %s: %s", self.name, exc)
+            return None
+        return max(found)[2] if found else None
+
     def weights_path(self) -> Path:
-        """Where this entry's weights file is, or would be once downloaded or imported."""
+        """The file this entry loads: the embedded one; torchvision's cached file when present (the
+        published weights win); else the imported one; else where torchvision's file would go."""
         if self.source == EMBEDDED_SOURCE:
             return _embedded_weights_path(self.weights_package, self.weights_filename)
-        return checkpoints_dir() / self.weights_filename
+        cached = self.cached_weights_path()
+        if cached.is_file():
+            return cached
+        return self.imported_weights_path() or cached
 
     def availability(self) -> Availability:
         """Looked up every time: the cache can change while the app runs."""
-        path = self.weights_path()
-        if not path.is_file():
-            return Availability.MISSING
-        return Availability.EMBEDDED if self.source == EMBEDDED_SOURCE else Availability.CACHED
+        return availability_of(self, self.weights_path())
+
+
+def availability_of(entry: ModelEntry, path: str | os.PathLike[str]) -> Availability:
+    """What the file ``path`` of ``entry`` is (a loaded model's file, say), looked up now."""
+    path = Path(path)
+    if not path.is_file():
+        return Availability.MISSING
+    if entry.source == EMBEDDED_SOURCE:
+        return Availability.EMBEDDED
+    return Availability.IMPORTED if path.parent == imported_weights_dir() else Availability.CACHED
 
 
 def checkpoints_dir() -> Path:
@@ -115,7 +199,7 @@ def _embedded_weights_path(package: str | None, filename: str) -> Path:
 
 
 # Published by the TensorFlow EfficientNet-Lite release (README of tensorflow/tpu, efficientnet/lite):
-# (width, depth, input size, file name, parameters, GMACs, top-1 %). No top-5 was published.
+# name -> (input size, file name, parameters, GMACs, top-1 %). No top-5 was published.
 _LITE = {
     "efficientnet_lite0": (224, "efficientnet-lite0-57934424.pth", 4_652_008, 0.407, 75.1),
     "efficientnet_lite1": (240, "efficientnet-lite1-77cc7160.pth", 5_416_680, 0.631, 76.7),

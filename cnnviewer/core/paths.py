@@ -16,6 +16,21 @@ def config_dir() -> Path:
     return Path(base) / "cnnviewer"
 
 
+def data_dir() -> Path:
+    """cnnviewer's own data folder; ``CNNVIEWER_DATA_DIR`` overrides it (tests use this)."""
+    override = os.environ.get("CNNVIEWER_DATA_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "cnnviewer"
+
+
+def imported_weights_dir() -> Path:
+    """Imported weights that are not torchvision's published files: kept out of torch's cache, so
+    torchvision never loads them under its own names."""
+    return data_dir() / "weights"
+
+
 def log_file() -> Path:
     """The log that keeps full tracebacks, so users see one sentence and support sees the rest."""
     override = os.environ.get("CNNVIEWER_LOG_FILE")
