@@ -7,15 +7,25 @@ import csv
 import io
 import json
 import logging
+import math
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cnnviewer import __version__
 from cnnviewer.core.errors import CnnviewerError, UnknownModelError
 from cnnviewer.core.paths import log_file
+from cnnviewer.core.text import csv_cell, json_text, printable
 from cnnviewer.core.units import human_bytes
 
+if TYPE_CHECKING:
+    from cnnviewer.core.weights import DownloadProgress
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a program stopped by Ctrl+C
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for `yes | head -1`
 COMMANDS = ("classify", "models", "weights", "bench", "explain", "gui")
 
 log = logging.getLogger("cnnviewer")
@@ -25,23 +35,62 @@ class UsageError(CnnviewerError):
     """Bad usage that argparse cannot see (an unknown model name, a bad option value)."""
 
 
+class _LogFile(logging.FileHandler):
+    """The log file; a record it cannot write (a full disk, a removed folder) is dropped without a word on
+    the terminal (logging's default prints a traceback there), and ``written`` says whether the last one was."""
+
+    written = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.written = True
+        super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        self.written = False
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the records it could not flush were already counted as not written
+            self.written = False
+
+
 def _setup_logging() -> None:
     """Full tracebacks go to the log file; the terminal only ever gets one sentence."""
+    root = logging.getLogger("cnnviewer")
+    if root.handlers:
+        return
     path = log_file()
+    handler: logging.Handler
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _LogFile(path, encoding="utf-8", errors="backslashreplace")
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("cnnviewer")
-    if not root.handlers:
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _log_was_written() -> bool:
+    """Whether the log file holds the record just logged (never point a user at a file that does not)."""
+    handlers = logging.getLogger("cnnviewer").handlers
+    return bool(handlers) and all(isinstance(h, _LogFile) and h.written for h in handlers)
+
+
+def _to_stderr(text: str, end: str = "\n") -> None:
+    """One line (or a progress update) on stderr; a closed or broken stderr loses it, and nothing else."""
+    try:
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+    except (OSError, ValueError) as exc:  # nowhere left to say it; the work and its files go on
+        log.info("standard error cannot be written (%s); what follows for it is dropped", exc)
+        sys.stderr = open(os.devnull, "w")  # lives as long as the process
 
 
 def _print_err(message: str) -> None:
-    print(f"cnnviewer: {message}", file=sys.stderr)
+    # Names and labels in a message may hold newlines or terminal escapes: escaped, so a line is never forged.
+    _to_stderr(f"cnnviewer: {printable(message)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", help="comma-separated names (default: resnet50,googlenet,inception_v3 when "
                        "their weights are here, else the three embedded models)")
     bench.add_argument("--batch-size", type=_positive_int, default=16)
-    bench.add_argument("--out", metavar="DIR", help="where report.json, results.csv, report.md and the charts "
-                       "go (default: ./cnnviewer-bench-DATE)")
+    bench.add_argument("--out", metavar="DIR", help="a new or empty folder for report.json, results.csv, report.md "
+                       "and the charts (default: a new ./cnnviewer-bench-DATE); one that holds an earlier run is "
+                       "refused unless --overwrite")
+    bench.add_argument("--overwrite", action="store_true",
+                       help="replace the earlier run in --out: its report, results.csv and charts are deleted first")
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
     bench.add_argument("--device", default="cpu")
     _add_speed_options(bench)
@@ -92,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ImageNet class index to explain (default: the top-1)")
     explain.add_argument("--out", required=True, metavar="overlay.png", help="where the overlay picture goes")
     explain.add_argument("--heatmap", metavar="heat.npy", help="also save the map (image size, values 0..1)")
-    explain.add_argument("--opacity", type=float, default=0.6, help="0 (photo only) to 1 (map only)")
+    explain.add_argument("--opacity", type=_fraction, default=0.6, help="0 (photo only) to 1 (map only)")
     explain.add_argument("--device", default="cpu")
 
     weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
@@ -100,13 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     download = wsub.add_parser("download", help="download torchvision weights into torch's cache")
     download.add_argument("names", nargs="+", metavar="NAME")
     download.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
-    imp = wsub.add_parser("import", help="check a weights file and copy it into torch's cache")
+    imp = wsub.add_parser("import", help="check a weights file and store it (in torch's cache only when it is "
+                          "torchvision's published file; any other is kept apart and shown as imported)")
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--model", "-m", help="the model it is for (when the file name does not say)")
-    wsub.add_parser("list", help="the cache folder, its files, sizes and models")
+    wsub.add_parser("list", help="the weights files (partial downloads and imported files too), sizes and models")
     verify = wsub.add_parser("verify", help="check cached files against the hashes in their names")
     verify.add_argument("name", nargs="?", metavar="NAME")
-    remove = wsub.add_parser("remove", help="delete a model's weights from the cache")
+    remove = wsub.add_parser("remove", help="delete a model's weights files (downloaded, partial and imported)")
     remove.add_argument("name", metavar="NAME")
 
     gui = sub.add_parser("gui", help="open the window (the default)")
@@ -133,6 +186,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):  # nan fails every comparison: refused here too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    return value
+
+
 # -- classify ---------------------------------------------------------------------------------
 
 
@@ -146,12 +209,26 @@ def _resolve_model(name: str | None):
         raise UsageError(str(exc)) from exc
 
 
+def _check_device(name: str) -> None:
+    """A device that can run a model here, else a sentence: torch also knows devices that hold no data
+    (meta) or that cnnviewer does not run on, and CUDA devices this machine does not have."""
+    from cnnviewer.core.models import available_devices, resolve_device
+
+    device = resolve_device(name)  # the sentence for an unknown name, or CUDA without CUDA
+    if device.type not in ("cpu", "cuda"):
+        raise CnnviewerError(f"Device '{printable(name)}' cannot run a model here; use cpu, cuda or cuda:N.")
+    if device.type == "cuda" and device.index is not None and device.index >= len(available_devices()) - 1:
+        raise CnnviewerError(f"There is no CUDA device {device.index} here; torch sees "
+                             f"{len(available_devices()) - 1} ({', '.join(available_devices()[1:])}).")
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from cnnviewer.core.inference import Classifier
     from cnnviewer.core.models import load_model
     from cnnviewer.core.settings import remember_model
 
     entry = _resolve_model(args.model)
+    _check_device(args.device)
     classifier = Classifier(load_model(entry, args.device, args.precision, channels_last=True, engine=args.engine))
     remember_model(entry.name)
     results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size,
@@ -161,21 +238,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
             _print_err(f"{result.path}: {result.error}")
     out = sys.stdout
     if args.format == "json":
-        rows = [_classification_json(r) for r in results]
-        text = json.dumps(rows, indent=2, ensure_ascii=False)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a non-UTF-8 file name: escape it, so the JSON stays valid UTF-8
-            text = json.dumps(rows, indent=2, ensure_ascii=True)
-        out.write(text + "\n")
+        # a non-UTF-8 file name is written \udcXX, so the JSON stays valid UTF-8 and names the same file
+        out.write(json_text([_classification_json(r) for r in results], indent=2) + "\n")
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["file", "model", "rank", "index", "name", "probability", "error"])
         for r in results:
+            file, model = csv_cell(r.path), csv_cell(r.model)
             if not r.ok:
-                writer.writerow([r.path, r.model, "", "", "", "", r.error])
+                writer.writerow([file, model, "", "", "", "", csv_cell(r.error)])
             for rank, p in enumerate(r.predictions, 1):
-                writer.writerow([r.path, r.model, rank, p.index, p.name, f"{p.probability:.6f}", ""])
+                writer.writerow([file, model, rank, p.index, csv_cell(p.name), f"{p.probability:.6f}", ""])
     else:
         out.write(_classification_table(entry, classifier, results))
     failed = sum(not r.ok for r in results)
@@ -197,16 +270,18 @@ def _classification_json(result) -> dict:
 
 
 def _classification_table(entry, classifier, results) -> str:
+    from cnnviewer.core.weights import weights_identity
+
     device = classifier.loaded.device
     buf = io.StringIO()
-    state = entry.availability().value
     loaded = classifier.loaded
+    weights = weights_identity(entry, loaded.weights_path).description  # the file this model was loaded from
     run_as = f"{loaded.engine} {loaded.precision}" if loaded.engine != "torch" or loaded.precision != "fp32" else "fp32"
-    buf.write(f"Model: {entry.name} ({entry.title}, {entry.weights_id}, {state} weights, {device}, {run_as})\n")
+    buf.write(f"Model: {entry.name} ({entry.title}, {weights}, {device}, {run_as})\n")
     for result in results:
-        buf.write(f"\n{result.path}\n")
+        buf.write(f"\n{printable(result.path)}\n")  # one line per name, whatever the name holds
         if not result.ok:
-            buf.write(f"  error: {result.error}\n")
+            buf.write(f"  error: {printable(result.error)}\n")
             continue
         width = max([len("class")] + [len(p.name) for p in result.predictions])
         buf.write(f"  {'rank':>4}  {'index':>5}  {'class':<{width}}  {'probability':>11}\n")
@@ -219,14 +294,19 @@ def _classification_table(entry, classifier, results) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from cnnviewer.core.catalog import catalog, checkpoints_dir
+    from cnnviewer.core.catalog import Availability, catalog, checkpoints_dir
+    from cnnviewer.core.paths import imported_weights_dir
+    from cnnviewer.core.weights import weights_identity
 
     entries = [(e, e.availability()) for e in catalog()]
     shown = entries if args.all else [(e, a) for e, a in entries if a.ready]
+    # Imported weights are named as such (file and content), never as the published ones.
+    identities = {e.name: weights_identity(e) for e, a in shown if a is Availability.IMPORTED}
     if args.format == "json":
         rows = [
             {
-                "name": e.name, "title": e.title, "source": e.source, "weights": e.weights_id,
+                "name": e.name, "title": e.title, "source": e.source,
+                "weights": identities[e.name].weights_id if e.name in identities else e.weights_id,
                 "input_size": e.input_size, "params": e.num_params, "gmacs": e.gmacs,
                 "acc1": e.acc1, "acc5": e.acc5, "file_size_mb": e.file_size_mb,
                 "weights_file": e.weights_filename, "availability": a.value, "path": str(e.weights_path()),
@@ -241,16 +321,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         (
             e.name, str(e.input_size), f"{e.num_params / 1e6:.1f}M", f"{e.gmacs:.2f}",
             f"{e.acc1:.1f}" if e.acc1 is not None else "-", f"{e.acc5:.1f}" if e.acc5 is not None else "-",
-            f"{e.file_size_mb:.0f} MB", a.value,
+            f"{e.file_size_mb:.0f} MB", identities[e.name].label if e.name in identities else a.value,
         )
         for e, a in shown
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
     aligns = ["<", ">", ">", ">", ">", ">", ">", "<"]
     for row in [headers, *table]:
-        print("  ".join(f"{cell:{al}{w}}" for cell, al, w in zip(row, aligns, widths)).rstrip())
+        print("  ".join(f"{cell:{al}{w}}" for cell, al, w in zip(row, aligns, widths, strict=True)).rstrip())
     missing = sum(not a.ready for _, a in entries)
     print(f"\nWeights cache: {checkpoints_dir()}")
+    if identities:
+        print(f"Imported weights: {imported_weights_dir()} (the published acc@1/acc@5 are not theirs)")
     print("acc@1/acc@5: published ImageNet-1k validation figures of these weights (%).")
     if not args.all and missing:
         print(f"{missing} more models need weights first: `cnnviewer models --all` lists them; "
@@ -269,12 +351,12 @@ class _ProgressLine:
         self.tty = sys.stderr.isatty()
         self.last = -1.0
 
-    def __call__(self, p) -> None:
+    def __call__(self, p: DownloadProgress) -> None:
         fraction = p.done / p.total if p.total else None
         if not self.tty and fraction is not None and fraction - self.last < 0.1 and p.done != p.total:
             return
         self.last = fraction if fraction is not None else self.last
-        total = f" of {human_bytes(p.total)} ({fraction * 100:.0f} %)" if p.total else ""
+        total = f" of {human_bytes(p.total)} ({p.done / p.total * 100:.0f} %)" if p.total else ""
         left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
         line = f"{self.name}: {human_bytes(p.done)}{total} at {human_bytes(p.bytes_per_second)}/s{left}"
         print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
@@ -288,6 +370,7 @@ class _ProgressLine:
 def cmd_weights(args: argparse.Namespace) -> int:
     from cnnviewer.core import weights
     from cnnviewer.core.catalog import checkpoints_dir, get_entry
+    from cnnviewer.core.paths import imported_weights_dir
 
     action = args.weights_command
     try:
@@ -310,31 +393,44 @@ def cmd_weights(args: argparse.Namespace) -> int:
             if args.model:
                 _resolve_model(args.model)
             entry, path = weights.import_weights(args.file, args.model)
-            print(f"{entry.name}: imported into {path}")
+            if path.parent == checkpoints_dir():
+                print(f"{entry.name}: imported into {path} (torchvision's published file: its SHA-256 matches)")
+            else:
+                identity = weights.weights_identity(entry, path)
+                print(f"{entry.name}: imported into {path} ({identity.label}; not torchvision's published "
+                      "file, so it is kept out of torch's cache and always shown as imported)")
             return EXIT_OK
         if action == "list":
             rows = weights.list_cache()
-            print(f"Weights cache: {checkpoints_dir()}")
-            for row in rows:
-                print(f"  {row.path.name:<44} {human_bytes(row.size):>9}  {row.model or '(no model of the catalog)':<22}"
-                      f"  {row.state}")
-            if not rows:
-                print("  (empty)")
+            for folder, title in ((checkpoints_dir(), "Weights cache"), (imported_weights_dir(), "Imported weights")):
+                print(f"{title}: {folder}")
+                inside = [row for row in rows if row.path.parent == folder]
+                for row in inside:
+                    print(f"  {row.path.name:<44} {human_bytes(row.size):>9}  "
+                          f"{row.model or '(no model of the catalog)':<22}  {row.shown}")
+                if not inside:
+                    print("  (empty)")
+            if any(row.state == "partial download" for row in rows):
+                print("A partial download resumes with `cnnviewer weights download NAME`; "
+                      "`cnnviewer weights remove NAME` deletes it.")
             return EXIT_OK
         if action == "verify":
             if args.name:
                 _resolve_model(args.name)
             rows = weights.verify(args.name)
             for row in rows:
-                print(f"{row.path.name}: {row.state}")
+                print(f"{row.path.name}: {row.shown}")
             bad = [row for row in rows if row.state == "hash mismatch"]
             for row in bad:
-                _print_err(f"{row.path}: the SHA-256 does not match the hash in its name; download it again "
-                           f"(cnnviewer weights remove {row.model} && cnnviewer weights download {row.model})")
+                again = ("import it again" if row.path.parent == imported_weights_dir() else
+                         f"download it again (cnnviewer weights remove {row.model} && "
+                         f"cnnviewer weights download {row.model})")
+                _print_err(f"{row.path}: the SHA-256 does not match the hash in its name; {again}")
             return EXIT_FAILED if bad else EXIT_OK
         if action == "remove":
             entry = _resolve_model(args.name)
-            print(f"removed {weights.remove(get_entry(entry.name).name)}")
+            for path in weights.remove(get_entry(entry.name).name):
+                print(f"removed {path}")
             return EXIT_OK
     except weights.WeightsError as exc:
         _print_err(str(exc))
@@ -352,16 +448,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cnnviewer.core.explain import can_explain, grad_cam, overlay, target_layer
+    from cnnviewer.core.files import atomic_write, output_target
     from cnnviewer.core.images import load_image
     from cnnviewer.core.inference import Classifier
     from cnnviewer.core.models import load_model
-    from cnnviewer.core.report import atomic_write
 
     entry = _resolve_model(args.model)
     if args.class_index is not None and not 0 <= args.class_index < 1000:
         raise UsageError(f"--class must be an ImageNet-1k class index, 0-999, not {args.class_index}")
     if not can_explain(entry.name):
-        target_layer(entry.name, None)  # raises the sentence that says why, before anything is loaded
+        target_layer(entry.name, None)  # type: ignore[arg-type]  # raises the sentence that says why, unloaded
+    _check_device(args.device)
+    # A device, folder or read-only file named as an output is refused before the slow part, not after it.
+    if output_target(args.out) == (output_target(args.heatmap) if args.heatmap else None):
+        raise UsageError(f"--out and --heatmap name the same file, {printable(args.out)}")
     image = load_image(args.image)
     explanation = grad_cam(Classifier(load_model(entry, args.device)), image, args.class_index)
     picture = overlay(image, explanation.heatmap, args.opacity)
@@ -372,8 +472,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         np.save(buffer, explanation.heatmap)
         atomic_write(Path(args.heatmap), lambda handle: handle.write(buffer.getvalue()))
     print(f"{entry.name}: Grad-CAM of class {explanation.class_index} {explanation.class_name} "
-          f"({explanation.probability * 100:.1f} %) over {args.image} written to {out}"
-          + (f"; map in {args.heatmap}" if args.heatmap else ""))
+          f"({explanation.probability * 100:.1f} %) over {printable(args.image)} written to {printable(out)}"
+          + (f"; map in {printable(args.heatmap)}" if args.heatmap else ""))
     return EXIT_OK
 
 
@@ -389,14 +489,21 @@ def _image_format(path) -> str:
 class _BenchProgress:
     """A progress bar with time left on stderr (a line per model when stderr is not a terminal)."""
 
-    def __init__(self):
+    def __init__(self, stopping=lambda: False):
         self.tty = sys.stderr.isatty()
         self.started = None
         self.last_model = None
+        self.stopping = stopping
+        self.said_stopping = False
 
     def __call__(self, p) -> None:
         import time
 
+        if self.stopping() and not self.said_stopping:  # said here, not in the signal handler: stderr is not reentrant
+            self.said_stopping = True
+            self.done()
+            _print_err("stopping after this batch; the report is written for what finished (Ctrl+C again stops "
+                       "at once)")
         now = time.monotonic()
         if self.started is None:
             self.started = now
@@ -405,70 +512,167 @@ class _BenchProgress:
         left = f", {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
         if self.tty:
             bar = "#" * int(fraction * 30)
-            print(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
-                  f"{p.done}/{p.total}{left}\033[K", end="", file=sys.stderr, flush=True)
+            _to_stderr(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
+                       f"{p.done}/{p.total}{left}\033[K", end="")
         elif p.model != self.last_model or p.done == p.total:
-            print(f"model {p.model_number}/{p.models} {p.model}: {p.done}/{p.total} images{left}", file=sys.stderr)
+            _to_stderr(f"model {p.model_number}/{p.models} {p.model}: {p.done}/{p.total} images{left}")
         self.last_model = p.model
 
     def done(self) -> None:
         if self.tty:
-            print(file=sys.stderr)
+            _to_stderr("")
+
+
+class _Interrupts:
+    """Ctrl+C during a benchmark: the first asks the run to stop after the current batch (so the report is
+    written for what finished); a second one stops at once. Called, it says whether a stop was asked for."""
+
+    def __init__(self):
+        self.asked = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __call__(self) -> bool:
+        return self.asked
+
+
+def _default_bench_folder() -> str:
+    """A new folder name for this run in the current folder (never one an earlier run is in)."""
+    import datetime as dt
+
+    base = f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    name, number = base, 1
+    while os.path.lexists(name):
+        number += 1
+        name = f"{base}-{number}"
+    return name
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import datetime as dt
+    from dataclasses import asdict
     from pathlib import Path
 
-    from cnnviewer.core.benchmark import BenchmarkConfig, default_models, run_benchmark
+    from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, default_models, environment, run_benchmark
     from cnnviewer.core.datasets import load_labelled_folder
-    from cnnviewer.core.report import ResultsCsv, save_json, write_all
+    from cnnviewer.core.errors import OutputError
+    from cnnviewer.core.report import EarlierRunError, ResultsCsv, prepare_run_folder, save_json, write_all
 
+    # Everything a user can get wrong is checked before the folder is made: a refused run leaves nothing behind.
     run_as = tuple(w.strip() for w in (args.run_as or "").split(",") if w.strip())
     BenchmarkConfig(models=(), run_as=run_as).variants()  # an unknown way is refused before any work
-    if args.models:
-        names = tuple(_resolve_model(n).name for n in args.models.split(",") if n.strip())
+    if args.models is not None:
+        asked = [n.strip() for n in args.models.split(",") if n.strip()]
+        if not asked:
+            raise UsageError(f"--models '{printable(args.models)}' names no model; give names separated by commas, "
+                             "e.g. efficientnet_lite0,efficientnet_lite1 (`cnnviewer models` lists them)")
+        names = tuple(dict.fromkeys(_resolve_model(n).name for n in asked))  # named twice, run (and compared) once
     else:
         names, why = default_models()
-        print(f"Models: {why}.", file=sys.stderr)
+        _to_stderr(f"Models: {why}.")
+    _check_device(args.device)
     dataset = load_labelled_folder(args.folder)
     for problem in dataset.problems:
         _print_err(problem)
-    print(f"{len(dataset.images)} labelled images in {dataset.root} ({dataset.layout})"
-          + (f"; {sum(len(f) for f in dataset.unmatched.values()) + sum(len(v[1]) for v in dataset.ambiguous.values())}"
-             " file(s) left out for their labels" if dataset.problems else ""), file=sys.stderr)
-    out = Path(args.out or f"cnnviewer-bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    _to_stderr(f"{len(dataset.images)} labelled images in {printable(dataset.root)} ({dataset.layout})"
+               + (f"; {dataset.left_out} file(s) left out for their labels" if dataset.problems else ""))
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
                              precision=args.precision, engine=args.engine, run_as=run_as)
-    results = ResultsCsv(out / "results.csv")
-    bar = _BenchProgress()
+    shown = Path(args.out or _default_bench_folder())
     try:
-        report = run_benchmark(dataset, config, progress=bar, on_rows=results.add,
-                               on_update=lambda r: save_json(r, out / "report.json"))
-    except KeyboardInterrupt:
-        bar.done()
-        _print_err(f"interrupted; the results so far are in {out}")
-        return 130
-    finally:
-        results.close()
-    bar.done()
-    write_all(report, out)
+        folder = prepare_run_folder(shown, overwrite=args.overwrite)
+    except EarlierRunError as exc:
+        raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out "
+                          "folder, or add --overwrite to replace that run") from exc
+    out = shown  # the same folder as folder.path; files are named as the user named it
+    try:
+        results = ResultsCsv(out / "results.csv")
+    except OutputError:
+        folder.remove_if_empty()
+        raise
+    problems: dict[str, str] = {}  # output -> why it could not be written; the run goes on without it
+    latest: list[BenchmarkReport] = []
+
+    def on_rows(model, rows) -> None:
+        if "csv" in problems:
+            return
+        try:
+            results.add(model, rows)
+        except OutputError as exc:
+            problems["csv"] = str(exc)
+            _print_err(f"{exc}; the run goes on without it")
+
+    def on_update(report) -> None:
+        latest[:] = [report]
+        try:
+            save_json(report, out / "report.json")
+        except OutputError as exc:
+            if "json" not in problems:
+                _print_err(f"{exc}; the run goes on, and tries again at the end")
+            problems["json"] = str(exc)
+
+    with _Interrupts() as stop:
+        bar = _BenchProgress(stop)
+        try:
+            report = run_benchmark(dataset, config, progress=bar, should_cancel=stop, on_rows=on_rows,
+                                   on_update=on_update)
+        except KeyboardInterrupt:  # Ctrl+C twice: stopped at once, the report keeps what it had
+            report = latest[0] if latest else BenchmarkReport(
+                root=dataset.root, config=asdict(config), environment=environment(config),
+                label_problems=dataset.problems)
+            report.cancelled, report.complete = True, False
+        except Exception:  # an unexpected failure still leaves a report of what had finished
+            if latest:
+                latest[0].complete = False
+                try:
+                    write_all(latest[0], out)
+                except CnnviewerError as exc:  # the failure being raised is the one to show
+                    log.info("the partial report could not be written either: %s", printable(exc))
+            raise
+        finally:
+            results.close()
+            bar.done()
+        problems.pop("json", None)  # tried again now, with the rest
+        try:
+            write_all(report, out)
+            written = True
+        except OutputError as exc:
+            problems["report"] = str(exc)
+            written = False
     print(_bench_table(report))
     for m in report.models:
         if m.error:
             _print_err(f"{m.name} did not run: {m.error}")
     for skipped in report.skipped:
         _print_err(f"{skipped['file']}: {skipped['reason']}")
-    print(f"\nReport: {out / 'report.md'} (and report.json, results.csv, charts) in {out}")
-    failed = bool(report.skipped) or any(m.error for m in report.models)
+    for problem in problems.values():
+        _print_err(f"error: {problem}")
+    if written:
+        print(f"\nReport: {printable(shown / 'report.md')} (and report.json, results.csv, charts) in "
+              f"{printable(shown)}")
+    if report.cancelled:
+        _print_err(f"interrupted; the report in {printable(shown)} is for what finished")
+        return EXIT_INTERRUPTED
+    failed = bool(report.skipped) or any(m.error for m in report.models) or bool(problems)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _bench_table(report) -> str:
     from cnnviewer.core.report import conclusions
 
-    headers = ("model", "images", "top-1 %", "95% CI", "top-5 %", "img/s", "p50 ms", "p99 ms", "peak MB", "load s")
-    rows = []
+    headers: tuple[str, ...] = ("model", "images", "top-1 %", "95% CI", "top-5 %", "img/s", "p50 ms", "p99 ms",
+                                "peak MB", "load s")
+    rows: list[tuple[str, ...]] = []
     for m in report.models:
         if m.error:
             rows.append((m.name, "-", "not run", "", "", "", "", "", "", ""))
@@ -478,9 +682,11 @@ def _bench_table(report) -> str:
                      f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
     if any(m.peak_gpu_mb for m in report.models):
         headers += ("GPU MB",)
-        rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "") for row, m in zip(rows, report.models)]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "")
+                for row, m in zip(rows, report.models, strict=True)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in [headers, *rows]]
     lines += [""] + conclusions(report)
     return "\n".join(lines)
@@ -528,7 +734,7 @@ def self_test(out_dir: str | None = None) -> int:
         for name, (expectation, test) in SELF_TEST_EXPECTATIONS.items():
             result = classifier.classify_file(photos[name]) if name in photos else None
             top = [p.index for p in result.predictions] if result and result.ok else []
-            shown = ", ".join(f"{p.index} {p.name}" for p in result.predictions[:2]) if top else "no result"
+            shown = ", ".join(f"{p.index} {p.name}" for p in result.predictions[:2]) if result and top else "no result"
             check(bool(top) and test(top), f"{name}: {expectation} ({shown})")
     except Exception as exc:  # a self-test reports, it does not crash
         log.exception("self-test: classification failed")
@@ -558,12 +764,92 @@ def self_test(out_dir: str | None = None) -> int:
     return EXIT_OK if not failures else EXIT_FAILED
 
 
+def _guard_standard_streams() -> set[str]:
+    """Standard streams that were closed when cnnviewer started are opened on /dev/null, so that no file
+    opened later takes their number (a report must never receive what was meant for the terminal).
+    Returns the names of those that were closed."""
+    closed = set()
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(name)
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stdout is None:
+        closed.add("stdout")
+        sys.stdout = open(os.devnull, "w")  # lives as long as the process
+    if sys.stderr is None:
+        closed.add("stderr")
+        sys.stderr = open(os.devnull, "w")
+    return closed
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so what is still buffered cannot fail again when Python exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(devnull)
+    except (OSError, ValueError):  # the exit may print one more error about the buffer; nothing worse
+        log.exception("standard output could not be pointed at %s", os.devnull)
+
+
+class _Stdout:
+    """Standard output for results: a closed pipe ends the command quietly (as ``yes | head -1`` does),
+    and any other failure to write (a full disk, a descriptor opened read-only) is a sentence."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guard(self, call, *args):
+        from cnnviewer.core.errors import OutputError
+        from cnnviewer.core.files import reason_for_write_error
+
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise
+        except (OSError, ValueError) as exc:
+            _silence_stdout()
+            reason = reason_for_write_error(exc) if isinstance(exc, OSError) else str(exc)
+            raise OutputError(f"standard output cannot be written ({reason})") from exc
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _prints_results(args: argparse.Namespace) -> bool:
+    """Whether the command's result is what it prints (so a closed stdout leaves it nothing to do)."""
+    return (args.self_test is not None or args.command in ("classify", "models")
+            or getattr(args, "weights_command", None) in ("list", "verify"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    closed = _guard_standard_streams()
     _setup_logging()
     # File names are bytes on Linux; one that is not UTF-8 is printed as the same bytes, never a crash.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
+    try:
+        return _run(argv, closed)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(argv: list[str], closed: set[str]) -> int:
     parser = build_parser()
     # `cnnviewer PATH` (what a file manager's "Open with" runs) and bare `cnnviewer` open the window.
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
@@ -572,25 +858,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if "stdout" in closed and _prints_results(args):
+        _print_err("error: standard output is closed, so the results have nowhere to go; send it to a file "
+                   "or a pipe (or to /dev/null)")
+        return EXIT_FAILED
     if args.self_test is not None:
         return self_test(args.self_test or None)
-    if args.command is None:
-        args = parser.parse_args(["gui"])
     handlers = {"classify": cmd_classify, "models": cmd_models, "weights": cmd_weights, "bench": cmd_bench,
                 "explain": cmd_explain, "gui": cmd_gui}
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not as a traceback when Python exits
+        return code
+    except BrokenPipeError:  # whoever read the output stopped reading: end quietly, like other Unix tools
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
         _print_err(f"error: {exc}")
         return EXIT_USAGE
     except CnnviewerError as exc:
-        log.info("error shown to the user: %s", exc)
+        log.info("error shown to the user: %s", printable(exc))
         _print_err(f"error: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _print_err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one sentence here, the traceback in the log
         log.exception("unexpected error")
-        _print_err(f"internal error: {type(exc).__name__}: {exc}. The details are in {log_file()}.")
+        _print_err(_internal_error(exc))
         return EXIT_FAILED
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The sentence for a failure cnnviewer did not foresee; it names the log only when the log has it."""
+    if _log_was_written():
+        return f"internal error: {type(exc).__name__}: {exc}. The details are in {log_file()}."
+    return (f"internal error: {type(exc).__name__}: {exc}. No details were kept: the log file {log_file()} "
+            "could not be written.")

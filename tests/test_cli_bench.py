@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from tests.conftest import PHOTOS_13, second_way
-from tests.test_cli import run
+from tests.helpers import PHOTOS_13, VAL_100, run, second_way
 
 
 def test_bench_writes_every_report_and_prints_the_summary(tmp_path):
@@ -53,3 +61,106 @@ def test_bench_compares_ways_of_running(tmp_path):
     proc = run("bench", str(PHOTOS_13), "--run-as", "fp32,int4", "--out", str(tmp_path / "no"))
     assert proc.returncode == 1 and "Unknown way of running 'int4'" in proc.stderr
     assert not (tmp_path / "no").exists()
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run([sys.executable, "-m", "cnnviewer", "bench", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300, errors="surrogateescape")
+
+
+def test_bench_keeps_hostile_names_in_every_output_and_runs_a_model_named_twice_once(tmp_path):
+    # Run from tmp_path on "=set": every path starts with "=", a formula to a spreadsheet.
+    root = tmp_path / "=set"
+    (root / "banana").mkdir(parents=True)
+    (root / "ice_bear").mkdir()
+    names = {"banana": [os.fsdecode(b"caf\xe9-\xff.jpg"), "a\ncnnviewer: forged line.jpg"],
+             "ice_bear": ["<img src=x onerror=alert(1)> ``x`` *b*.jpg"]}
+    for label, files in names.items():
+        for name in files:
+            shutil.copy(PHOTOS_13 / ("banana_0.jpg" if label == "banana" else "polar_bear.jpg"), root / label / name)
+    bad = os.fsdecode(b"bad\x1b[2J\xfe.jpg")
+    (root / "ice_bear" / bad).write_bytes(b"not a photo")
+    proc = _bench("=set", "--models", "efficientnet_lite0,,efficientnet_lite0", "--out", "out", cwd=tmp_path)
+    out = tmp_path / "out"
+    assert proc.returncode == 1, proc.stderr  # 1: a file was skipped; everything else ran
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+    report = json.loads((out / "report.json").read_bytes().decode("utf-8"))  # valid UTF-8 JSON
+    files = {row["file"] for row in report["images"]}
+    expected = {os.path.join("=set", label, name) for label, group in names.items() for name in group}
+    assert files == expected | {os.path.join("=set", "ice_bear", bad)}  # every name exactly as on disk
+    assert report["skipped"][0]["file"] == os.path.join("=set", "ice_bear", bad)
+    assert [m["name"] for m in report["models"]] == ["efficientnet_lite0"] and report["comparisons"] == []
+
+    data = (out / "results.csv").read_bytes()
+    assert b"'=set/banana/caf\xe9-\xff.jpg" in data  # the name's own bytes, never a live formula
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"), newline="")))[1:]
+    assert sorted(row[0] for row in rows) == sorted("'" + name for name in expected)
+
+    text = (out / "report.md").read_bytes().decode("utf-8")
+    assert "\ncnnviewer: forged line" not in text and "<img" not in text.replace("\\<img", "")
+    assert "bad\\x1b[2J\\xfe.jpg" in text and "\x1b" not in text
+    assert "efficientnet_lite0 is" not in text  # never compared with itself
+
+    lines = proc.stderr.splitlines()
+    assert not any(line.startswith("cnnviewer: forged") for line in lines) and "\x1b" not in proc.stderr
+    assert "cnnviewer: =set/ice_bear/bad\\x1b[2J\\xfe.jpg: " in proc.stderr  # the skipped file, on one line
+
+
+def test_bench_never_destroys_an_earlier_run(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"report.json": '{"earlier": true}', "results.csv": "file\nearlier.jpg\n", "memory.png": "png"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    (out / "notes.txt").write_text("mine")
+    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--out", str(out))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{out}: already holds an earlier run (report.json, results.csv, memory.png); give a new --out folder, " \
+           "or add --overwrite" in proc.stderr
+    assert {p.name: p.read_text() for p in out.iterdir()} == {**earlier, "notes.txt": "mine"}
+
+    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--batch-size", "2",
+               "--out", str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "report.json").read_text())["models"][0]["images"] == 2
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 2 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_bench_mistakes_are_sentences_that_leave_no_folder_behind(tmp_path):
+    for args, code, sentence in [
+        (["--models", ",,"], 2, "--models ',,' names no model"),
+        (["--models", "efficientnet_lite0", "--device", "meta"], 1, "Device 'meta' cannot run a model here"),
+    ]:
+        proc = run("bench", str(PHOTOS_13), *args, "--out", str(tmp_path / "o"))
+        assert proc.returncode == code and sentence in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and not (tmp_path / "o").exists()
+    (tmp_path / "a-file").write_text("x")
+    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--out", str(tmp_path / "a-file"))
+    assert proc.returncode == 1 and f"{tmp_path / 'a-file'}: is a file; the results need a folder" in proc.stderr
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_ctrl_c_writes_a_cancelled_report_for_what_finished(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnviewer", "bench", str(VAL_100), "--models",
+                             "efficientnet_lite0,efficientnet_lite1", "--batch-size", "8", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    csv_file = out / "results.csv"
+    while time.monotonic() < deadline and not (csv_file.exists() and len(csv_file.read_text().splitlines()) > 1):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what Ctrl+C sends; 192 images and a model are still to come
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted; the report in" in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["cancelled"] is True and report["complete"] is False
+    done = [m for m in report["models"] if m["images"]]
+    rows = (out / "results.csv").read_text().splitlines()[1:]
+    assert sum(m["images"] for m in done) == len(rows) < 200  # the report and the CSV agree on what finished
+    markdown = (out / "report.md").read_text()
+    assert "The run was cancelled" in markdown and "efficientnet_lite0" in markdown
+    assert "efficientnet_lite0" in stdout  # the summary of what finished

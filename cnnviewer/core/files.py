@@ -16,9 +16,10 @@ from cnnviewer.core.errors import OutputError
 def _umask() -> int:
     """The process's umask, read without changing it (os.umask would, for every thread at once)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as handle:
+        # bytes: a text codec may have to be imported, which fails once a process has dropped privileges
+        with open("/proc/self/status", "rb") as handle:
             for line in handle:
-                if line.startswith("Umask:"):
+                if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
@@ -35,6 +36,10 @@ def reason_for_write_error(exc: OSError) -> str:
         return "the disk quota is used up"
     if exc.errno == errno.EROFS:
         return "the file system is read-only"
+    if exc.errno == errno.EFBIG:
+        return "the file would be larger than this system allows"
+    if exc.errno == errno.EIO:
+        return "an input/output error (the disk may be failing)"
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, (NotADirectoryError, FileExistsError)):
@@ -46,7 +51,7 @@ def reason_for_write_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def output_target(path: str | os.PathLike) -> Path:
+def output_target(path: str | os.PathLike[str]) -> Path:
     """The regular file that writing ``path`` creates or replaces: symbolic links are followed (the
     file they point to is written, the link stays); a folder, device, FIFO or socket is refused."""
     path = Path(os.fspath(path))
@@ -61,29 +66,43 @@ def output_target(path: str | os.PathLike) -> Path:
         raise OutputError(f"{path}: is a folder; give a file name")
     if not stat.S_ISREG(info.st_mode):
         raise OutputError(f"{path}: is not a regular file (a device, pipe or socket); give a file name")
+    if not os.access(target, os.W_OK):  # renaming over it would succeed, but the user protected it
+        raise OutputError(f"{path}: is read-only; give another file name or make it writable")
     return target
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+def _temporary_prefix(name: str) -> str:
+    """A hidden prefix for the temporary file that keeps its name within the 255 bytes a name may have."""
+    return "." + os.fsdecode(os.fsencode(name)[:200]) + "."
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write through a uniquely named temporary file beside the target, then rename it into place.
 
     Never half a file under the name, never a device node or a link replaced: see output_target.
-    A new file gets the user's umask, a replaced one keeps its permissions. Every failure raises
-    OutputError naming the file. Returns the file written.
+    A new file gets the user's umask, a replaced one keeps its permissions and, where this process
+    may set them, its owner and group. Every failure raises OutputError naming the file. Returns the
+    file written.
     """
     shown = Path(os.fspath(path))
     target = output_target(shown)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            mode = stat.S_IMODE(os.stat(target).st_mode)
+            old: os.stat_result | None = os.stat(target)
         except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            old = None
+        mode = stat.S_IMODE(old.st_mode) if old else 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temporary_prefix(target.name), suffix=".tmp")
     except OSError as exc:
         raise OutputError(f"{shown}: cannot be written ({reason_for_write_error(exc)})") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
+            if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                try:  # root replacing a user's file: it stays theirs
+                    os.fchown(handle.fileno(), old.st_uid, old.st_gid)
+                except PermissionError:
+                    pass
             os.fchmod(handle.fileno(), mode)
             write(handle)
             handle.flush()

@@ -3,95 +3,189 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import os
-import tempfile
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw, ImageFont
 
 from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, against_fp32, environment_line
-from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.errors import CnnviewerError, OutputError
+from cnnviewer.core.files import atomic_write, output_target, reason_for_write_error
 from cnnviewer.core.labels import imagenet_categories
+from cnnviewer.core.text import csv_cell, json_text, markdown_code, markdown_text
 
 
 class ReportError(CnnviewerError):
-    """A report that cannot be written or read; the sentence names the file."""
+    """A report that cannot be read; the sentence names the file (writing raises OutputError)."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file under ``path``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+log = logging.getLogger(__name__)
 
 
 def save_json(report: BenchmarkReport, path: Path) -> None:
-    data = json.dumps(report.to_json(), indent=1, ensure_ascii=False).encode("utf-8")
-    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, _writer(json_text(report.to_json(), indent=1).encode("utf-8")))
 
 
-def load_json(path: str | os.PathLike) -> BenchmarkReport:
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    """What atomic_write calls to write ``data``."""
+    return lambda handle: handle.write(data)
+
+
+def load_json(path: str | os.PathLike[str]) -> BenchmarkReport:
+    """A report.json from anywhere: at most MAX_REPORT_BYTES, parsed in short steps (a thread reading a
+    large one never holds the others up for long), every field checked before anything uses it."""
+    from cnnviewer.core.report_check import ReportFormatError, parse_json, read_report_text
+
     path = Path(os.fspath(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return BenchmarkReport.from_json(data)
+        text = read_report_text(path)
     except OSError as exc:
         raise ReportError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except ReportFormatError as exc:
+        raise ReportError(f"{path}: {exc}") from exc
+    try:
+        return BenchmarkReport.from_json(parse_json(text))
+    except ReportFormatError as exc:
         raise ReportError(f"{path}: not a cnnviewer report.json ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not a cnnviewer report.json (not valid JSON: {exc})") from exc
 
 
 CSV_HEADER = ["file", "label", "truth_index", "truth_name", "model", "correct_top1", "correct_top5"] + [
     f"{kind}{rank}" for rank in range(1, 6) for kind in ("index", "probability")]
 
 
+CHART_FILES = ("accuracy_top1.png", "accuracy_top5.png", "throughput.png", "memory.png", "accuracy_vs_latency.png")
+RUN_FILES = ("report.json", "report.md", "results.csv", *CHART_FILES)
+
+
 class ResultsCsv:
-    """results.csv, one row per image and model, appended and flushed batch by batch."""
+    """results.csv, one row per image and model, appended and flushed batch by batch.
+
+    Always a new file: an earlier run's results.csv is never truncated (OutputError instead). File names
+    keep their bytes, even those that are not UTF-8; text a spreadsheet would run as a formula is quoted.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w", newline="", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target = output_target(self.path)
+            # O_EXCL: created here or not at all; 0o666 so the user's umask decides, as for any new file
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError as exc:
+            raise OutputError(f"{self.path}: already exists; a run never replaces an earlier run's "
+                              "results, so give it a new folder") from exc
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot be written ({reason_for_write_error(exc)})") from exc
+        self._handle = open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
         self._writer = csv.writer(self._handle)
-        self._writer.writerow(CSV_HEADER)
-        self._handle.flush()
+        self._write([CSV_HEADER])
+
+    def _write(self, rows: Sequence[Sequence[object]]) -> None:
+        try:
+            self._writer.writerows(rows)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot be written ({reason_for_write_error(exc)})") from exc
 
     def add(self, model: str, rows: list[ImageRow]) -> None:
         names = imagenet_categories()
+        lines: list[list[object]] = []
         for row in rows:
             top = row.top5.get(model, [])
             probabilities = row.probabilities.get(model, [])
-            cells = [row.file, row.label, row.truth, names[row.truth], model,
+            cells = [csv_cell(row.file), csv_cell(row.label), row.truth, names[row.truth], csv_cell(model),
                      int(bool(top) and top[0] == row.truth), int(row.truth in top)]
-            for index, probability in zip(top, probabilities):
+            for index, probability in zip(top, probabilities, strict=False):
                 cells += [index, f"{probability:.6f}"]
-            self._writer.writerow(cells)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+            lines.append(cells)
+        self._write(lines)
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as exc:  # what could not be flushed was reported by the add() that failed
+            log.info("closing %s: %s", self.path, exc)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The folder a run writes into, and the folders made for it (removed again if nothing was written)."""
+
+    path: Path
+    made: tuple[Path, ...] = ()
+
+    def remove_if_empty(self) -> None:
+        for folder in reversed(self.made):
+            try:
+                folder.rmdir()
+            except OSError as exc:  # not empty: the run wrote something, so the folder stays
+                log.info("keeping %s: %s", folder, exc.strerror or exc)
+                return
+
+
+class EarlierRunError(OutputError):
+    """The folder holds the files of an earlier run, which a new run would replace."""
+
+    def __init__(self, folder: Path, files: list[str]):
+        self.folder, self.files = folder, files
+        super().__init__(f"{folder}: already holds an earlier run ({self.listed}); give a new folder")
+
+    @property
+    def listed(self) -> str:
+        more = f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
+        return ", ".join(self.files[:3]) + more
+
+
+def prepare_run_folder(folder: str | os.PathLike[str], overwrite: bool = False) -> RunFolder:
+    """The folder for a new run's files, made if absent (through symbolic links).
+
+    A run never destroys another's results: a folder that holds any of RUN_FILES raises EarlierRunError,
+    unless ``overwrite``, which deletes those files alone (a link among them, not what it points to)
+    before anything else is written. A file, device or unwritable place in the way raises OutputError.
+    """
+    shown = Path(os.fspath(folder))
+    target = Path(os.path.realpath(shown))
+    made = []
+    for parent in [target, *target.parents]:
+        if os.path.lexists(parent):
+            break
+        made.append(parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        kind = "a file" if target.is_file() else "not a folder"
+        raise OutputError(f"{shown}: is {kind}; the results need a folder") from exc
+    except OSError as exc:
+        raise OutputError(f"{shown}: cannot be made ({reason_for_write_error(exc)})") from exc
+    earlier = [name for name in RUN_FILES if os.path.lexists(target / name)]
+    if earlier and not overwrite:
+        raise EarlierRunError(shown, earlier)
+    for name in earlier:
+        path = target / name
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise OutputError(f"{shown / name}: is a folder, not an earlier run's file; it is left alone")
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise OutputError(f"{shown / name}: cannot be replaced ({reason_for_write_error(exc)})") from exc
+    return RunFolder(target, tuple(reversed(made)))
 
 
 def _pct(value: float) -> str:
     return f"{value * 100:.1f}"
 
 
-def _ci(ci) -> str:
+def _ci(ci: tuple[float, float]) -> str:
     return f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}"
 
 
@@ -99,7 +193,7 @@ def markdown(report: BenchmarkReport) -> str:
     names = imagenet_categories()
     ran = [m for m in report.models if m.error is None]
     n = max((m.images for m in ran), default=0)
-    lines = [f"# Benchmark of {len(report.models)} model(s) on `{report.root}`", ""]
+    lines = [f"# Benchmark of {len(report.models)} model(s) on {markdown_code(report.root)}", ""]
     if report.cancelled:
         lines += ["**The run was cancelled; these are the results it had.**", ""]
     lines += [f"{n} labelled images classified; {len(report.skipped)} file(s) could not be read and are left out "
@@ -134,7 +228,7 @@ def markdown(report: BenchmarkReport) -> str:
                          f"| {w['differ']} of {w['images']} | {w['p_value']:.2f} | {speed} |")
     failed = [m for m in report.models if m.error]
     if failed:
-        lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {m.error}" for m in failed]
+        lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {markdown_text(m.error)}" for m in failed]
     lines += ["", "## Conclusions", ""]
     if n and n < 200:
         width = max(((m.top1_ci[1] - m.top1_ci[0]) * 100 for m in ran), default=0)
@@ -158,9 +252,10 @@ def markdown(report: BenchmarkReport) -> str:
         lines += ["BatchNorm layers folded into the convolution before them (same classes, faster): "
                   + ", ".join(f"{m.name} {m.folded_batchnorms}" for m in ran), ""]
     if report.label_problems:
-        lines += ["## Labels that were not used", ""] + [f"- {p}" for p in report.label_problems] + [""]
+        lines += ["## Labels that were not used", ""] + [f"- {markdown_text(p)}" for p in report.label_problems] + [""]
     if report.skipped:
-        lines += ["## Files that could not be read", ""] + [f"- `{s['file']}`: {s['reason']}" for s in report.skipped]
+        lines += ["## Files that could not be read", ""] + [
+            f"- {markdown_code(s['file'])}: {markdown_text(s['reason'])}" for s in report.skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -196,14 +291,16 @@ def conclusions(report: BenchmarkReport) -> list[str]:
 COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
 
 
-def _font(size: int):
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
-    except TypeError:
+    except TypeError:  # Pillow before 10.1 has one fixed size
+        log.info("this Pillow's default font has no size; the charts use its fixed size")
         return ImageFont.load_default()
 
 
-def _bar_chart(title: str, labels: list[str], values: list[float], unit: str, whiskers=None,
+def _bar_chart(title: str, labels: list[str], values: list[float], unit: str,
+               whiskers: list[tuple[float, float]] | None = None,
                ymax: float | None = None) -> Image.Image:
     width, height, left, bottom, top = 900, 480, 80, 90, 50
     image = Image.new("RGB", (width, height), "white")
@@ -217,7 +314,7 @@ def _bar_chart(title: str, labels: list[str], values: list[float], unit: str, wh
         draw.text((8, y - 8), f"{high * i / 4:.3g}", fill="black", font=_font(13))
         draw.line([(left - 4, y), (left, y)], fill="black")
     slot = (width - left - 40) / max(1, len(values))
-    for i, (label, value) in enumerate(zip(labels, values)):
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         x0 = left + 20 + i * slot
         x1 = x0 + slot * 0.6
         y = height - bottom - plot_h * value / high
@@ -274,18 +371,19 @@ def save_charts(report: BenchmarkReport, folder: Path) -> list[Path]:
               for name, (title, values, unit, whiskers) in charts.items()}
     images["accuracy_vs_latency.png"] = _scatter(report)
     written = []
-    for filename, image in images.items():
-        atomic_write(folder / filename, lambda handle, im=image: im.save(handle, format="PNG"))
+    for filename in CHART_FILES:
+        buffer = io.BytesIO()
+        images[filename].save(buffer, format="PNG")
+        atomic_write(folder / filename, _writer(buffer.getvalue()))
         written.append(folder / filename)
     return written
 
 
-def write_all(report: BenchmarkReport, folder: str | os.PathLike) -> dict[str, Path]:
+def write_all(report: BenchmarkReport, folder: str | os.PathLike[str]) -> dict[str, Path]:
     """report.json, report.md and the charts; results.csv is written as the run goes (ResultsCsv)."""
     folder = Path(os.fspath(folder))
     save_json(report, folder / "report.json")
-    text = markdown(report).encode("utf-8")
-    atomic_write(folder / "report.md", lambda handle: handle.write(text))
+    atomic_write(folder / "report.md", _writer(markdown(report).encode("utf-8")))
     charts = save_charts(report, folder)
     return {"json": folder / "report.json", "markdown": folder / "report.md",
             **{p.stem: p for p in charts}}
