@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
-from dataclasses import asdict, dataclass, fields
+import stat
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from cnnviewer.core.errors import OutputError
+from cnnviewer.core.files import atomic_write
 from cnnviewer.core.paths import config_dir
 
 SCHEMA_VERSION = 1
 FALLBACK_MODEL = "efficientnet_lite0"
 PREFERRED_MODEL = "resnet50"
+MAX_SETTINGS_BYTES = 64 * 1024  # a real settings.json is under 100 bytes
+MAX_MODEL_NAME = 200
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # each problem is logged once, though every command and classification reads the file
 
 
-@dataclass
+def _warn_once(message: str, *args: object) -> None:
+    text = message % args
+    if text not in _warned:
+        _warned.add(text)
+        log.warning(text)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the command line and the window share between runs (the window's own layout is in QSettings)."""
 
@@ -28,31 +44,61 @@ class Settings:
 
     @classmethod
     def load(cls) -> Settings:
+        """The stored settings; a file that is missing, unreadable, too large, not JSON or nested too
+        deeply gives the defaults, and each stored value that is not what it should be gives its default,
+        with a line in the log: settings are a convenience and must never stop a command."""
+        path = cls.path()
         try:
-            raw = json.loads(cls.path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = json.loads(_read_small(path))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." thousands deep
+            _warn_once("%s cannot be used (%s); using the default settings", path, _reason(exc))
             return cls()
         if not isinstance(raw, dict):
+            _warn_once("%s holds %s, not an object of settings; using the default settings", path,
+                       type(raw).__name__)
             return cls()
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
-        values["schema_version"] = SCHEMA_VERSION
-        if not isinstance(values.get("last_model"), (str, type(None))):
-            values.pop("last_model")
-        return cls(**values)
+        last_model = raw.get("last_model")
+        if last_model is not None and not (isinstance(last_model, str) and 0 < len(last_model) <= MAX_MODEL_NAME):
+            _warn_once("%s: last_model is %s, not a model name; using none", path, _shown(last_model))
+            last_model = None
+        return cls(last_model=last_model)
 
     def save(self) -> None:
-        """Write atomically (temp file, then rename) so a crash never leaves half a file."""
-        path = self.path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(asdict(self), handle, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write atomically (core.files.atomic_write), so a crash never leaves half a file; OutputError
+        says why it could not be written."""
+        data = json.dumps(asdict(self), indent=2).encode("utf-8")
+        atomic_write(self.path(), lambda handle: handle.write(data))
+
+
+def _read_small(path: Path) -> str:
+    """The text of a small regular file; OSError or ValueError (with a reason) otherwise."""
+    # O_NONBLOCK: a FIFO in the file's place must not hang every command waiting for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, MAX_SETTINGS_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise ValueError(f"larger than {MAX_SETTINGS_BYTES // 1024} KB")
+    return data.decode("utf-8")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def default_model_name(settings: Settings | None = None) -> str:
@@ -61,7 +107,7 @@ def default_model_name(settings: Settings | None = None) -> str:
 
     settings = settings or Settings.load()
     ready = {entry.name for entry in catalog() if entry.availability().ready}
-    if settings.last_model in ready:
+    if settings.last_model is not None and settings.last_model in ready:
         return settings.last_model
     if PREFERRED_MODEL in ready:
         return PREFERRED_MODEL
@@ -73,8 +119,7 @@ def remember_model(name: str) -> None:
     settings = Settings.load()
     if settings.last_model == name:
         return
-    settings.last_model = name
     try:
-        settings.save()
-    except OSError:
-        pass
+        replace(settings, last_model=name).save()
+    except OutputError as exc:
+        log.warning("the last model used is not remembered: %s", exc)

@@ -26,13 +26,22 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.errors import CnnviewerError
-from cnnviewer.gui.dashboard import Dashboard
+from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
+from cnnviewer.gui.text import escape, make_plain
 from cnnviewer.workers import jobs
 
 
 def default_out_dir(folder: str) -> str:
     base = Path.home() / "cnnviewer-benchmarks"
     return str(base / f"{Path(folder).name or 'folder'}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+
+
+def open_report_job(token, report, path: str) -> DashboardData:
+    """Read, check and prepare a report.json in a worker: a large one takes seconds, and the window
+    goes on answering meanwhile (load_json parses in short steps, so it never holds the others up)."""
+    from cnnviewer.core.report import load_json
+
+    return prepare_dashboard(load_json(path))
 
 
 class BenchmarkWindow(QMainWindow):
@@ -50,11 +59,11 @@ class BenchmarkWindow(QMainWindow):
         self.report = None
         self._started = 0.0
 
-        self.folder_label = QLabel("No folder chosen.")
+        self.folder_label = QLabel("No folder chosen.")  # rich text: the folder's name in it is escaped
         self.folder_label.setWordWrap(True)
         choose = QPushButton("Choose folder…")
         choose.clicked.connect(self.choose_folder)
-        self.labels_note = QLabel("")
+        self.labels_note = QLabel("")  # rich text: the labels and sentences in it are escaped
         self.labels_note.setWordWrap(True)
         self.models = QListWidget(self)
         self.batch_size = QSpinBox(self)
@@ -75,6 +84,7 @@ class BenchmarkWindow(QMainWindow):
         self.progress.setRange(0, 1000)
         self.progress_text = QLabel("")
         self.progress_text.setWordWrap(True)
+        make_plain(self.progress_text)  # errors name files and folders
 
         setup = QWidget(self)
         form = QFormLayout()
@@ -168,15 +178,17 @@ class BenchmarkWindow(QMainWindow):
         try:
             dataset = load_labelled_folder(folder)
         except CnnviewerError as exc:
-            self.folder_label.setText(f"<b>{folder}</b>")
-            self.labels_note.setText(str(exc))
+            self.folder_label.setText(f"<b>{escape(folder)}</b>")
+            self.labels_note.setText(escape(exc))
             self.labels_note.setStyleSheet("color: #b00020;")
             self.start_button.setEnabled(False)
             return False
-        self.folder_label.setText(f"<b>{folder}</b><br>{len(dataset.images)} labelled images ({dataset.layout})")
+        self.folder_label.setText(f"<b>{escape(folder)}</b><br>{len(dataset.images)} labelled images "
+                                  f"({escape(dataset.layout)})")
         problems = dataset.problems
         self.labels_note.setStyleSheet("color: #8a5a00;" if problems else "")
-        self.labels_note.setText("<br>".join(f"⚠ {p}" for p in problems) if problems else "Every label matched.")
+        self.labels_note.setText("<br>".join(f"⚠ {escape(p)}" for p in problems) if problems
+                                 else "Every label matched.")
         self.start_button.setEnabled(bool(dataset.images))
         return True
 
@@ -235,9 +247,9 @@ class BenchmarkWindow(QMainWindow):
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def show_report(self, report) -> None:
+    def show_report(self, report, data: DashboardData | None = None) -> None:
         self.report = report
-        self.dashboard.show_report(report)
+        self.dashboard.show_report(report, data)
 
     # -- reports and images -------------------------------------------------------------------
 
@@ -246,20 +258,27 @@ class BenchmarkWindow(QMainWindow):
         if path:
             self.open_report(path)
 
-    def open_report(self, path: str) -> bool:
-        from cnnviewer.core.report import load_json
+    def open_report(self, path: str) -> int:
+        """Open a report.json: read and checked in a worker, then shown; a bad one is one sentence
+        here and the dashboard keeps what it showed. Returns the request id."""
+        self.progress_text.setStyleSheet("")
+        self.progress_text.setText(f"Opening {path}…")
+        return self.main._start("open-report", self.main.io_pool, open_report_job, path,
+                                returned=lambda data: self._on_report_opened(path, data),
+                                on_error=self._on_report_error)
 
-        try:
-            report = load_json(path)
-        except CnnviewerError as exc:
-            self.progress_text.setText(str(exc))
-            self.progress_text.setStyleSheet("color: #b00020;")
-            return False
+    def _on_report_opened(self, path: str, data: DashboardData) -> None:
+        report = data.report
         self.out_dir = os.path.dirname(path)
         self.folder = report.root
-        self.folder_label.setText(f"<b>{report.root}</b><br>report: {path}")
-        self.show_report(report)
-        return True
+        self.folder_label.setText(f"<b>{escape(report.root)}</b><br>report: {escape(path)}")
+        self.progress_text.setText(f"Opened {path}")
+        self.show_report(report, data)
+
+    def _on_report_error(self, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
+        self.progress_text.setText(text)
+        self.progress_text.setStyleSheet("color: #b00020;")
 
     def _load_thumbnails(self, paths: list[str]) -> None:
         self.main._start("dashboard-thumbnails", self.main.io_pool, jobs.thumbnails_job, paths, 64,

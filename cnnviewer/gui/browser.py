@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.images import IMAGE_SUFFIXES, is_image_path
+from cnnviewer.gui.text import tooltip
 
 THUMBNAIL_SIZE = 96
 MAX_THUMBNAILS = 1000  # a strip of thousands helps nobody and costs memory
@@ -167,7 +168,7 @@ class FileBrowser(QWidget):
         for path in paths[:MAX_THUMBNAILS]:
             item = QListWidgetItem(self._placeholder, os.path.basename(path))
             item.setData(Qt.ItemDataRole.UserRole, path)
-            item.setToolTip(path)
+            item.setToolTip(tooltip(path))
             item.setSizeHint(QSize(THUMBNAIL_SIZE + 24, THUMBNAIL_SIZE + 28))
             self.strip.addItem(item)
             self._strip_items[path] = item
@@ -177,7 +178,7 @@ class FileBrowser(QWidget):
         if item is None:
             return
         if image is None:
-            item.setToolTip(f"{path}\n(cannot be read)")
+            item.setToolTip(tooltip(f"{path}\n(cannot be read)"))
             item.setText(f"⚠ {os.path.basename(path)}")
         else:
             item.setIcon(QIcon(QPixmap.fromImage(image)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -24,6 +25,10 @@ from PySide6.QtWidgets import (
 
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.gui.predictions import PredictionsModel, make_predictions_table
+from cnnviewer.gui.text import escape, make_plain
+
+if TYPE_CHECKING:
+    from cnnviewer.gui.main_window import MainWindow
 
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -37,19 +42,20 @@ def default_comparison(ready: list[str]) -> list[str]:
 
 
 class CompareDialog(QDialog):
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window
+    def __init__(self, main_window: MainWindow) -> None:
+        super().__init__(main_window)
+        self.main_window = main_window  # not `window`: that would hide QWidget.window()
         self.setWindowTitle("Compare models")
         self.resize(1240, 560)
         self.path: str | None = None
-        self.image_label = QLabel("")
+        self.image_label = QLabel("")  # rich text: the file's name in it is escaped
         self.models = QListWidget(self)
         self.models.setToolTip("Models whose weights are on this machine")
         self.run_button = QPushButton("Compare")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
         self.progress = QLabel("")
+        make_plain(self.progress)
         self.maps_box = QCheckBox("Grad-CAM maps")
         self.maps_box.setToolTip("Where each model looked for its own top-1 class")
         self.maps_box.toggled.connect(self._on_maps_toggled)
@@ -84,7 +90,7 @@ class CompareDialog(QDialog):
 
     def open_for(self, path: str, ready_rows) -> None:
         self.path = path
-        self.image_label.setText(f"<b>{os.path.basename(path)}</b>  ({path})")
+        self.image_label.setText(f"<b>{escape(os.path.basename(path))}</b>  ({escape(path)})")
         ready = [row.name for row in ready_rows]
         checked = set(default_comparison(ready))
         previously = {self.models.item(i).data(Qt.ItemDataRole.UserRole)
@@ -128,6 +134,7 @@ class CompareDialog(QDialog):
             note = QLabel("waiting…", box)
             note.setWordWrap(True)
             picture = QLabel(box)
+            make_plain(note, picture)  # error sentences name the file
             picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
             picture.setVisible(self.maps_box.isChecked())
             self.maps[name] = picture
@@ -141,7 +148,7 @@ class CompareDialog(QDialog):
         self.progress.setText(f"0 of {len(models)} done")
         self._total = len(models)
         self._done = 0
-        self.window.start_compare(self.path, models, self._on_item, self._on_progress)
+        self.main_window.start_compare(self.path, models, self._on_item, self._on_progress)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         self.progress.setText(f"{self._done} of {self._total} done · {text}")
@@ -183,8 +190,8 @@ class CompareDialog(QDialog):
         models = [name for name, (_, model, _) in self.columns.items() if model.rowCount()]
         for name in models:
             self.maps[name].setText("Grad-CAM…")
-        self.window._start("compare-maps", self.window.inference_pool, jobs.explain_many_job, self.window.model_cache,
-                           self.window.explanations, self.path, models, self.window.device_combo.currentText(), 300,
+        self.main_window._start("compare-maps", self.main_window.inference_pool, jobs.explain_many_job, self.main_window.model_cache,
+                           self.main_window.explanations, self.path, models, self.main_window.device_combo.currentText(), 300,
                            yielded=self._on_map)
 
     def _on_map(self, item) -> None:

@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -32,8 +33,12 @@ from cnnviewer.core.settings import FALLBACK_MODEL, remember_model
 from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
 from cnnviewer.gui.predictions import PredictionsPanel
 from cnnviewer.gui.preview import PreviewPanel
+from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
 from cnnviewer.workers.base import Worker, new_pool
+
+if TYPE_CHECKING:
+    from cnnviewer.gui.compare import CompareDialog
 
 log = logging.getLogger("cnnviewer.gui")
 
@@ -44,6 +49,74 @@ READY_ROLE = Qt.ItemDataRole.UserRole + 1
 def window_settings() -> QSettings:
     """The window's own settings file, beside the core settings (so tests can isolate both)."""
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+settings_log = logging.getLogger(__name__)
+_reported: set[tuple[str, str, str]] = set()
+
+
+class BadSetting(ValueError):
+    """A stored value that cannot be used; the message says what was expected."""
+
+
+def whole_number(low: int, high: int):
+    def parse(value) -> int:
+        text = value.strip() if isinstance(value, str) else value
+        if isinstance(text, int) and not isinstance(text, bool):
+            number = text
+        elif isinstance(text, str) and text.lstrip("-").isdigit() and len(text) <= 12:
+            number = int(text)
+        else:
+            raise BadSetting(f"a whole number from {low} to {high}")
+        if not low <= number <= high:
+            raise BadSetting(f"a whole number from {low} to {high}")
+        return number
+    return parse
+
+
+def flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise BadSetting("true or false")
+
+
+def text_of(longest: int):
+    def parse(value) -> str:
+        if not isinstance(value, str) or len(value) > longest or "\0" in value:
+            raise BadSetting(f"text of at most {longest} characters")
+        return value
+    return parse
+
+
+def saved_bytes(value) -> QByteArray:
+    if not isinstance(value, QByteArray):
+        raise BadSetting("a saved window layout (@ByteArray)")
+    return value
+
+
+def read_setting(settings: QSettings, key: str, default, parse):
+    """One stored value, checked by ``parse``; a missing one is ``default``, and so is a bad one, which is
+    logged once (a hand-edited or damaged window.ini must never stop the window from opening)."""
+    value = settings.value(key)
+    if value is None:
+        return default
+    try:
+        return parse(value)
+    except BadSetting as exc:
+        note_bad_setting(settings, key, value, str(exc), default)
+        return default
+
+
+def note_bad_setting(settings: QSettings, key: str, value, expected: str, default) -> None:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:80] + "…"
+    if (settings.fileName(), key, shown) in _reported:
+        return
+    _reported.add((settings.fileName(), key, shown))
+    settings_log.warning("%s: %s is %s, not %s; using %r instead", settings.fileName(), key, shown, expected,
+                         default)
 
 
 def default_folder() -> str:
@@ -71,7 +144,7 @@ class MainWindow(QMainWindow):
         self.current_path: str | None = None
         self.classified_path: str | None = None  # the image the user asked to classify
         self.last_outcome: jobs.ClassifyOutcome | None = None
-        self.compare_dialog = None
+        self.compare_dialog: CompareDialog | None = None
 
         self.browser = FileBrowser(self)
         self.preview = PreviewPanel(self)
@@ -96,6 +169,7 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._make_menus()
         self.status_model = QLabel("")
+        make_plain(self.status_model)
         self.statusBar().addPermanentWidget(self.status_model)
 
         self.browser.file_selected.connect(self._on_file_selected)
@@ -216,24 +290,30 @@ class MainWindow(QMainWindow):
     # -- settings -----------------------------------------------------------------------------
 
     def _restore_settings(self) -> None:
+        """Every value of window.ini is read through read_setting: checked, and the default if bad."""
         s = self.settings
-        geometry = s.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        if s.status() != QSettings.Status.NoError:
+            settings_log.warning("%s cannot be read (%s); the window starts with its defaults", s.fileName(),
+                                 s.status().name)
+        geometry = read_setting(s, "geometry", None, saved_bytes)
+        if geometry is None or not self.restoreGeometry(geometry):
+            if geometry is not None:
+                note_bad_setting(s, "geometry", geometry, "a window geometry Qt can restore", "1280 x 800")
             self.resize(1280, 800)
-        state = s.value("windowState")
-        if state is not None:
-            self.restoreState(state)
+        state = read_setting(s, "windowState", None, saved_bytes)
+        if state is not None and not self.restoreState(state):
+            note_bad_setting(s, "windowState", state, "a dock layout Qt can restore", "the default layout")
         self.top_k_spin.blockSignals(True)
-        self.top_k_spin.setValue(int(s.value("topK", 5)))
+        self.top_k_spin.setValue(read_setting(s, "topK", 5, whole_number(self.top_k_spin.minimum(),
+                                                                         self.top_k_spin.maximum())))
         self.top_k_spin.blockSignals(False)
-        self.auto_action.setChecked(s.value("classifyOnSelection", False, type=bool))
-        self.preview.opacity.setValue(int(s.value("camOpacity", 60)))
-        self._wanted_model = s.value("model", None)
-        self._wanted_device = s.value("device", "cpu")
-        self._wanted_run_as = s.value("runAs", "fp32")
-        folder = s.value("lastFolder", None)
+        self.auto_action.setChecked(read_setting(s, "classifyOnSelection", False, flag))
+        self.preview.opacity.setValue(read_setting(s, "camOpacity", 60, whole_number(self.preview.opacity.minimum(),
+                                                                                  self.preview.opacity.maximum())))
+        self._wanted_model = read_setting(s, "model", None, text_of(200))
+        self._wanted_device = read_setting(s, "device", "cpu", text_of(100))
+        self._wanted_run_as = read_setting(s, "runAs", "fp32", text_of(100))
+        folder = read_setting(s, "lastFolder", None, text_of(4096))
         if not folder or not os.path.isdir(folder):
             folder = default_folder()
         self.browser.go_to(folder)
@@ -321,7 +401,8 @@ class MainWindow(QMainWindow):
             self.model_combo.addItem("the model catalog could not be loaded")
             self.predictions.show_error(text)
         elif kind in ("classify", "compare"):
-            title = f"<b>{os.path.basename(self.classified_path or '')}</b><br>{self.selected_model()} cannot run"
+            title = (f"<b>{escape(os.path.basename(self.classified_path or ''))}</b><br>"
+                     f"{escape(self.selected_model())} cannot run")
             actions = []
             if isinstance(exc, WeightsMissingError):
                 actions = [("get_weights", "Get weights…"),
@@ -350,9 +431,9 @@ class MainWindow(QMainWindow):
         combo.clear()
         grey = QColor(128, 128, 128)
         for row in sorted(info.rows, key=lambda r: (not r.ready, r.name)):
-            state = row.availability if row.ready else f"needs weights, {row.file_size_mb:.0f} MB"
+            state = (row.weights_label or row.availability) if row.ready else f"needs weights, {row.file_size_mb:.0f} MB"
             combo.addItem(f"{row.name}  ({state})")
-            combo.setItemData(combo.count() - 1, row.title, Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(combo.count() - 1, tooltip(row.title), Qt.ItemDataRole.ToolTipRole)
             index = combo.count() - 1
             combo.setItemData(index, row.name, MODEL_ROLE)
             combo.setItemData(index, row.ready, READY_ROLE)
@@ -454,7 +535,8 @@ class MainWindow(QMainWindow):
         if path != self.classified_path:
             self.classified_path = None
             self.last_outcome = None
-            self.predictions.clear(f"<b>{os.path.basename(path)}</b><br>Double-click or press Enter to classify it.")
+            self.predictions.clear(f"<b>{escape(os.path.basename(path))}</b><br>"
+                                   "Double-click or press Enter to classify it.")
         self.current_path = path
         self._start("preview", self.io_pool, jobs.preview_job, path, returned=self.preview.show_preview)
 
@@ -484,9 +566,9 @@ class MainWindow(QMainWindow):
         self.last_outcome = outcome
         result = outcome.classification
         remember_model(outcome.model)
-        if not result.ok:
+        if result.error is not None:  # `not result.ok`, spelled so the reason is known to be a str
             error = ImageLoadError(result.path, result.error)
-            self.predictions.show_error(str(error), title=f"<b>{os.path.basename(result.path)}</b><br>"
+            self.predictions.show_error(str(error), title=f"<b>{escape(os.path.basename(result.path))}</b><br>"
                                         "could not be classified")
             self.statusBar().showMessage(str(error), 15000)
             return
@@ -571,7 +653,7 @@ class MainWindow(QMainWindow):
         model = entry.name if entry else None
         if model is None:
             names = sorted(name for name, row in self._catalog.items() if row.availability != "embedded")
-            model, ok = QInputDialog.getItem(self, "Import weights", f"Which model are these weights for?\n{path}",
+            model, ok = QInputDialog.getItem(self, "Import weights", tooltip(f"Which model are these weights for?\n{path}"),
                                              names, 0, False)
             if not ok:
                 return
@@ -721,10 +803,10 @@ def about_text(device: str) -> str:
         lines.append(f"torch {torch.__version__} · torchvision {getattr(torchvision, '__version__', '?')}")
         from cnnviewer.core.catalog import checkpoints_dir
 
-        lines.append(f"Weights cache: {checkpoints_dir()}")
-    lines.append(f"Device: {device}")
-    lines.append(f"Settings: {config_dir()}")
-    lines.append(f"Log file (full error details): {log_file()}")
+        lines.append(f"Weights cache: {escape(checkpoints_dir())}")
+    lines.append(f"Device: {escape(device)}")
+    lines.append(f"Settings: {escape(config_dir())}")
+    lines.append(f"Log file (full error details): {escape(log_file())}")
     return "<br>".join(lines)
 
 
@@ -738,7 +820,7 @@ def run_window(path: str | None = None) -> MainWindow:
 
 def ensure_app() -> QApplication:
     app = QApplication.instance()
-    if app is None:
+    if not isinstance(app, QApplication):  # none yet (a bare QCoreApplication cannot make widgets anyway)
         app = QApplication(sys.argv[:1])
         app.setApplicationName("cnnviewer")
         app.setOrganizationName("cnnviewer")

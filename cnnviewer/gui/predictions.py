@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
@@ -14,6 +16,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from cnnviewer.gui.text import escape, make_plain, tooltip
 
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole
 
@@ -68,7 +72,7 @@ class PredictionsModel(RecordsModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 1):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"ImageNet class {prediction.index}: {prediction.name} ({prediction.probability:.4f})"
+            return tooltip(f"ImageNet class {prediction.index}: {prediction.name} ({prediction.probability:.4f})")
         return None
 
 
@@ -116,7 +120,7 @@ class PredictionsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = PredictionsModel(self)
-        self.title = QLabel("No image classified yet.")
+        self.title = QLabel("No image classified yet.")  # rich text: callers escape the names in it
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.table = make_predictions_table(self.model, self)
@@ -125,6 +129,7 @@ class PredictionsPanel(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        make_plain(self.message)  # error sentences name files
         self.message.hide()
         self.action_buttons: dict[str, QPushButton] = {}
         layout = QVBoxLayout(self)
@@ -153,7 +158,7 @@ class PredictionsPanel(QWidget):
     def show_result(self, outcome) -> None:
         result = outcome.classification
         name = result.path.rsplit("/", 1)[-1]
-        self.title.setText(f"<b>{name}</b><br>Model: {outcome.model} on {outcome.device}")
+        self.title.setText(f"<b>{escape(name)}</b><br>Model: {escape(outcome.model)} on {escape(outcome.device)}")
         self.model.set_predictions(result.predictions)
         t = result.timings
         load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
@@ -162,7 +167,7 @@ class PredictionsPanel(QWidget):
         self.message.hide()
         self._set_actions([])
 
-    def show_error(self, text: str, actions: list[tuple[str, str]] = (), title: str = "") -> None:
+    def show_error(self, text: str, actions: Sequence[tuple[str, str]] = (), title: str = "") -> None:
         if title:
             self.title.setText(title)
         self.model.set_predictions([])

@@ -7,18 +7,19 @@ from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
-    QHBoxLayout,
-    QSlider,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
+    QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
 
 from cnnviewer.core.units import human_bytes
+from cnnviewer.gui.text import make_plain, tooltip
 
 
 class ImageView(QGraphicsView):
@@ -130,6 +131,7 @@ class PreviewPanel(QWidget):
         # Long captions must not widen the centre and squeeze the docks: they are cut instead.
         for label in (self.explain_caption, self.facts):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        make_plain(self.placeholder, self.facts, self.explain_caption)  # file names and error sentences
         controls = QHBoxLayout()
         controls.addWidget(self.explain_box)
         controls.addWidget(QLabel("opacity"))
@@ -155,7 +157,7 @@ class PreviewPanel(QWidget):
         text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.1f} %) "
                 f"· {outcome.model}")
         self.explain_caption.setText(text)
-        self.explain_caption.setToolTip(text)
+        self.explain_caption.setToolTip(tooltip(text))
 
     def clear_explanation(self, text: str = "") -> None:
         self.view.set_heat(None)

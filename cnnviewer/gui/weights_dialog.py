@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
@@ -14,6 +16,11 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.gui.text import escape, make_plain
+
+if TYPE_CHECKING:
+    from cnnviewer.gui.main_window import MainWindow
+    from cnnviewer.workers.jobs import CatalogRow
 
 
 class WeightsDialog(QDialog):
@@ -21,16 +28,17 @@ class WeightsDialog(QDialog):
 
     weights_ready = Signal(str)  # model name
 
-    def __init__(self, window, row):
-        super().__init__(window)
-        self.window = window
+    def __init__(self, main_window: MainWindow, row: CatalogRow) -> None:
+        super().__init__(main_window)
+        self.main_window = main_window  # not `window`: that would hide QWidget.window()
         self.row = row
         self.setWindowTitle(f"Weights for {row.name}")
         self.setMinimumWidth(560)
         self.text = QLabel(
-            f"<b>{row.name}</b> ({row.title}) needs its pretrained weights, "
+            f"<b>{escape(row.name)}</b> ({escape(row.title)}) needs its pretrained weights, "
             f"{row.file_size_mb:.1f} MB.<br>Download them into torch's cache, or import a file you copied "
-            "from another machine (torchvision's file name, or any file with the right keys).")
+            "from another machine (torchvision's file name, or any file with the right keys: one that is not "
+            "torchvision's published file is kept apart and shown as imported).")
         self.text.setWordWrap(True)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
@@ -40,6 +48,7 @@ class WeightsDialog(QDialog):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        make_plain(self.status)  # names the file imported, and errors
         self.download_button = QPushButton(f"Download ({row.file_size_mb:.0f} MB)")
         self.download_button.setDefault(True)
         self.import_button = QPushButton("Import a file…")
@@ -58,7 +67,6 @@ class WeightsDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
         self.request_id: int | None = None
-        self.finished_ok = False
 
     def _busy(self, busy: bool) -> None:
         self.download_button.setEnabled(not busy)
@@ -73,8 +81,8 @@ class WeightsDialog(QDialog):
         self.progress.setValue(0)
         self.status.setStyleSheet("")
         self.status.setText("Connecting…")
-        self.request_id = self.window._start(
-            "weights", self.window.io_pool, jobs.download_job, self.row.name,
+        self.request_id = self.main_window._start(
+            "weights", self.main_window.io_pool, jobs.download_job, self.row.name,
             returned=self._on_done, progressed=self._on_progress, on_error=self._on_error)
 
     def choose_import(self, path: str | None = None) -> None:
@@ -88,7 +96,7 @@ class WeightsDialog(QDialog):
         self._busy(True)
         self.status.setStyleSheet("")
         self.status.setText(f"Checking {path}…")
-        self.request_id = self.window._start("weights", self.window.io_pool, jobs.import_job, path,
+        self.request_id = self.main_window._start("weights", self.main_window.io_pool, jobs.import_job, path,
                                              self.row.name, returned=self._on_done, on_error=self._on_error)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
@@ -98,7 +106,6 @@ class WeightsDialog(QDialog):
 
     def _on_done(self, path) -> None:
         self._busy(False)
-        self.finished_ok = True
         self.progress.setValue(1000)
         self.status.setText(f"Ready: {path}")
         self.cancel_button.setText("Close")
@@ -112,7 +119,7 @@ class WeightsDialog(QDialog):
         self.status.setText(text)
 
     def cancel(self) -> None:
-        if self.request_id is not None and self.window.cancel_request(self.request_id):
+        if self.request_id is not None and self.main_window.cancel_request(self.request_id):
             self.status.setText("Cancelling…")
             return
         self.reject()
