@@ -7,27 +7,32 @@ CLI, the window's worker and the tests run it the same way. Results are written 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import psutil
 import torch
 
-from cnnviewer.core.catalog import RUN_AS, get_entry, run_as_label
+from cnnviewer.core.catalog import RUN_AS, Availability, get_entry, run_as_label
 from cnnviewer.core.datasets import LabelledImage, LabelledSet
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.images import load_image
 from cnnviewer.core.inference import Classifier, default_decode_threads
 from cnnviewer.core.models import load_model
 from cnnviewer.core.stats import mcnemar_exact, wilson_interval
+from cnnviewer.core.weights import weights_identity
 
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SIGNIFICANCE = 0.05
+
+log = logging.getLogger(__name__)
 
 
 def default_models() -> tuple[tuple[str, ...], str]:
@@ -72,7 +77,8 @@ class BenchmarkConfig:
         """(result key, model, label, precision, engine) in the order they run: each model in every way."""
         variants = self.variants()
         return [(f"{model} ({label})" if len(variants) > 1 else model, model, label, precision, engine)
-                for model in self.models for label, precision, engine in variants]
+                for model in dict.fromkeys(self.models)  # a model named twice runs once, never against itself
+                for label, precision, engine in variants]
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ class Progress:
 class ModelResult:
     name: str  # the result's key: the model's name, or "model (run as)" when a run compares ways of running
     title: str
-    weights: str
+    weights: str  # what the weights are: the published ones, or "imported: FILE (sha256 …)"
     model: str = ""  # the catalog name (from_json fills it in for reports written before this field)
     run_as: str = "fp32"  # RUN_AS label: how this result was computed
     images: int = 0  # images that loaded and were classified
@@ -106,8 +112,8 @@ class ModelResult:
     top5_ci: tuple[float, float] = (0.0, 1.0)
     throughput_ips: float = 0.0  # model forward only, at the chosen batch size
     end_to_end_ips: float = 0.0  # file on disk to top-5, decode included
-    latency_ms: dict = field(default_factory=lambda: {"p50": 0.0, "p90": 0.0, "p99": 0.0})
-    latencies_ms: list = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=lambda: {"p50": 0.0, "p90": 0.0, "p99": 0.0})
+    latencies_ms: list[float] = field(default_factory=list)
     decode_ms_mean: float = 0.0
     peak_rss_mb: float = 0.0
     peak_gpu_mb: float = 0.0  # torch's peak allocation on the GPU, when the run was on one
@@ -115,9 +121,10 @@ class ModelResult:
     folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
     load_s: float = 0.0
     seconds: float = 0.0
-    published: dict = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)  # acc1, acc5 (None: not published), gmacs, params
     error: str | None = None  # the model could not run at all (weights missing, ...)
     complete: bool = False
+    weights_sha256: str = ""  # the SHA-256 of the weights file, so a figure traces to the exact file
 
 
 @dataclass
@@ -127,39 +134,42 @@ class ImageRow:
     file: str
     label: str
     truth: int
-    top5: dict = field(default_factory=dict)  # model -> [index, ...]
-    probabilities: dict = field(default_factory=dict)  # model -> [p, ...]
+    top5: dict[str, list[int]] = field(default_factory=dict)  # model -> [index, ...]
+    probabilities: dict[str, list[float]] = field(default_factory=dict)  # model -> [p, ...]
 
 
 @dataclass
 class BenchmarkReport:
     root: str
-    config: dict
-    environment: dict
+    config: dict[str, Any]  # asdict(BenchmarkConfig), as JSON
+    environment: dict[str, Any]  # environment(): what the figures were measured on
     models: list[ModelResult] = field(default_factory=list)
     images: list[ImageRow] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)  # {file, reason}
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {file, reason}
     label_problems: list[str] = field(default_factory=list)
-    comparisons: list[dict] = field(default_factory=list)
-    per_class: dict = field(default_factory=dict)  # model -> {truth index: [correct, total]}
-    confusions: dict = field(default_factory=dict)  # model -> [[truth, predicted, count], ...]
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    per_class: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # model -> {truth index: [correct, total]}
+    confusions: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> [[truth, predicted, count], ...]
     cancelled: bool = False
     complete: bool = False
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> BenchmarkReport:
-        env = data.get("environment", {})
+    def from_json(cls, data: object) -> BenchmarkReport:
+        """A report from parsed report.json. Every field is checked first (check_report), so nothing that
+        shows the report meets a wrong type; ReportFormatError names the first bad field. Fields this
+        version does not know are ignored, and ones added since a report was written take their defaults."""
+        from cnnviewer.core.report_check import check_report
+
+        checked = check_report(data, ModelResult.__dataclass_fields__)
+        env = checked["environment"]
         way = run_as_label(env.get("precision", "fp32"), env.get("engine", "torch"))  # reports before run_as
-        known = ModelResult.__dataclass_fields__
-        models = [ModelResult(**{"run_as": way, **{k: v for k, v in m.items() if k in known},
-                                 "model": m.get("model") or model_of(m["name"]),
-                                 "top1_ci": tuple(m["top1_ci"]), "top5_ci": tuple(m["top5_ci"])})
-                  for m in data.get("models", [])]
-        images = [ImageRow(**row) for row in data.get("images", [])]
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("models", "images")}
+        models = [ModelResult(**{"run_as": way, **m, "model": m.get("model") or model_of(m["name"])})
+                  for m in checked["models"]]
+        images = [ImageRow(**row) for row in checked["images"]]
+        fields = {k: v for k, v in checked.items() if k in cls.__dataclass_fields__ and k not in ("models", "images")}
         report = cls(**fields)
         report.models, report.images = models, images
         return report
@@ -168,7 +178,7 @@ class BenchmarkReport:
         return next((m for m in self.models if m.name == name), None)
 
 
-def environment(config: BenchmarkConfig) -> dict:
+def environment(config: BenchmarkConfig) -> dict[str, Any]:
     import torchvision
 
     ways = config.variants()
@@ -177,8 +187,8 @@ def environment(config: BenchmarkConfig) -> dict:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    except OSError as exc:  # not Linux, or /proc hidden: the platform's own name will do
+        log.info("cannot read the CPU model from /proc/cpuinfo (%s); using %r", exc, cpu)
     return {
         "cpu": cpu,
         "physical_cores": psutil.cpu_count(logical=False),
@@ -205,7 +215,8 @@ def environment(config: BenchmarkConfig) -> dict:
 def _gpu_name(device: str) -> str | None:
     try:
         return torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
-    except (RuntimeError, AssertionError, ValueError):  # CUDA asked for but absent: load_model says so
+    except (RuntimeError, AssertionError, ValueError) as exc:  # CUDA asked for but absent: load_model says so
+        log.info("no GPU name for device %r: %s", device, exc)
         return None
 
 
@@ -224,30 +235,34 @@ class _PeakMemory:
             self.peak = max(self.peak, self._process.memory_info().rss)
             self._stop.wait(self.interval)
 
-    def __enter__(self):
+    def __enter__(self) -> _PeakMemory:
         self.peak = self._process.memory_info().rss
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
-def _percentiles(values: list[float]) -> dict:
+def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
     p50, p90, p99 = np.percentile(np.asarray(values), [50, 90, 99])
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: int) -> list[torch.Tensor]:
-    """Up to ``count`` preprocessed images of the set (the ones that load)."""
-    tensors = []
+def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: int,
+                   skip: Container[str] = ()) -> list[torch.Tensor]:
+    """Up to ``count`` preprocessed images of the set (the ones that load), passing over the files in
+    ``skip``: the run already knows it cannot read them, and each try costs a decode up to its limits."""
+    tensors: list[torch.Tensor] = []
     for item in items:
         if len(tensors) >= count:
             break
+        if item.path in skip:
+            continue
         try:
             tensors.append(classifier.preprocess(load_image(item.path)))
         except ImageLoadError:
@@ -257,10 +272,14 @@ def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: in
 
 def _warm_up(classifier: Classifier, items: list[LabelledImage], batch_size: int) -> None:
     """Untimed forwards at every batch shape the run will time (allocator, oneDNN and cuDNN kernel
-    choice, CUDA's lazy loading): the batch size, 1 for the latencies, and on a GPU the last partial batch."""
-    tensors = _first_tensors(classifier, items, 1)
-    if not tensors:
+    choice, CUDA's lazy loading): the batch size, 1 for the latencies, and on a GPU the last partial batch.
+    A blank picture is as good as a photo for that, and decodes no file of the set once more per model."""
+    if not items:
         return
+    from PIL import Image
+
+    side = classifier.decode_min_side
+    tensors = [classifier.preprocess(Image.new("RGB", (side, side), (128, 128, 128)))]
     sizes = {max(1, min(batch_size, len(items))), 1}
     if classifier.loaded.device.type == "cuda" and len(items) % batch_size:
         sizes.add(len(items) % batch_size)
@@ -268,10 +287,11 @@ def _warm_up(classifier: Classifier, items: list[LabelledImage], batch_size: int
         classifier.predict_batch(torch.stack(tensors * size), top_k=5)
 
 
-def _latencies(classifier: Classifier, items: list[LabelledImage], config: BenchmarkConfig) -> list[float]:
-    """Batch-1 forward times (ms) over the first images, for the latency distribution."""
+def _latencies(classifier: Classifier, items: list[LabelledImage], config: BenchmarkConfig,
+               skip: Container[str] = ()) -> list[float]:
+    """Batch-1 forward times (ms) over the first images that load (``skip``: those known not to)."""
     values = []
-    for tensor in _first_tensors(classifier, items, config.latency_samples):
+    for tensor in _first_tensors(classifier, items, config.latency_samples, skip):
         started = time.perf_counter()
         classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
         values.append((time.perf_counter() - started) * 1000)
@@ -329,6 +349,10 @@ def run_benchmark(
                 result.error = str(exc)
                 publish()
                 continue
+            identity = weights_identity(entry, loaded.weights_path, with_sha256=True)  # hashed once per file
+            result.weights, result.weights_sha256 = identity.weights_id, identity.sha256
+            if identity.availability is Availability.IMPORTED:  # the published accuracy is not theirs
+                result.published = {**result.published, "acc1": None, "acc5": None}
             result.load_s = loaded.load_seconds
             result.folded_batchnorms = loaded.folded_batchnorms
             result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
@@ -349,7 +373,7 @@ def run_benchmark(
                 done += 1
                 decode_ms.append(outcome.timings.decode_ms + outcome.timings.preprocess_ms)
                 if not outcome.ok:
-                    skipped[item.path] = outcome.error
+                    skipped[item.path] = outcome.error or "could not be classified"  # ok is error is None
                 else:
                     indices = [p.index for p in outcome.predictions]
                     row = rows[item.path]
@@ -373,7 +397,7 @@ def run_benchmark(
             result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
             if on_rows is not None and batch_rows:
                 on_rows(name, batch_rows)
-            latencies = [] if cancelled() else _latencies(classifier, items, config)
+            latencies = [] if cancelled() else _latencies(classifier, items, config, skipped)
         forward_s = forward_ms / 1000
         n = result.images
         result.top1_ci = wilson_interval(top1, n)
@@ -398,7 +422,7 @@ def run_benchmark(
     return report
 
 
-def against_fp32(report: BenchmarkReport) -> list[dict]:
+def against_fp32(report: BenchmarkReport) -> list[dict[str, Any]]:
     """Each result run another way than FP32 beside the same model's FP32 result: the top-1 change in
     points, how many top-1 answers differ, the exact McNemar p of the pair, and the speed ratio."""
     ran = [m for m in report.models if m.error is None and m.images]
@@ -457,7 +481,7 @@ def _finish_statistics(report: BenchmarkReport) -> None:
         report.confusions[model.name] = [[t, p, c] for (t, p), c in worst]
 
 
-def environment_line(env: dict) -> str:
+def environment_line(env: dict[str, Any]) -> str:
     return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
             f"· {env.get('device')}{' (' + env['gpu'] + ')' if env.get('gpu') else ''} "
@@ -465,6 +489,6 @@ def environment_line(env: dict) -> str:
             f"· decode threads {env.get('decode_threads')} · {env.get('date')}")
 
 
-def _ways(env: dict) -> str:
+def _ways(env: dict[str, Any]) -> str:
     ways = env.get("run_as")  # reports written before ways of running have only engine and precision
     return "run as " + ", ".join(ways) if ways else f"{env.get('engine', 'torch')} {env.get('precision')}"

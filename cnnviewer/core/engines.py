@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 
@@ -11,13 +12,16 @@ from torch import nn
 
 from cnnviewer.core.errors import CnnviewerError
 
+log = logging.getLogger(__name__)
+
 ENGINES = ("torch", "onnxruntime")
 
 
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
-    except ImportError:
+    except ImportError as exc:  # an optional extra: without it only the torch engine is offered
+        log.info("onnxruntime engine unavailable: %s", exc)
         return False
     return True
 
@@ -35,9 +39,11 @@ class OnnxRunner:
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporter's notes on tracing are not for users
-                torch.onnx.export(module, torch.zeros(1, 3, input_size, input_size), buffer, input_names=["x"],
-                                  output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                                  dynamo=False)
+                # The stub names only paths for f; the TorchScript exporter (dynamo=False) writes to file objects too.
+                torch.onnx.export(module, (torch.zeros(1, 3, input_size, input_size),),
+                                  buffer,  # type: ignore[arg-type]
+                                  input_names=["x"], output_names=["logits"],
+                                  dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False)
         except Exception as exc:  # some architectures do not export; say so rather than crash
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CnnviewerError(f"{name} cannot run on ONNX Runtime (export failed: {first[:160]}); "

@@ -12,7 +12,7 @@ class CnnviewerError(Exception):
 class ImageLoadError(CnnviewerError):
     """An image file could not be read; names the file and the reason."""
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    def __init__(self, path: str | os.PathLike[str], reason: str):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
@@ -28,3 +28,7 @@ class WeightsMissingError(CnnviewerError):
 
 class OutputError(CnnviewerError):
     """A file cnnviewer was asked to write that cannot be written; names the file and the reason."""
+
+
+class WeightsFileError(CnnviewerError):
+    """A weights file that cannot be used: unreadable, unsafe, or made for another architecture."""

@@ -35,7 +35,8 @@ def target_layer(name: str, module: nn.Module) -> nn.Module:
     """The layer Grad-CAM reads for this architecture; ExplainError for transformers."""
     for prefix, attribute in _TARGETS:
         if name.startswith(prefix):
-            return getattr(module, attribute)
+            layer: nn.Module = getattr(module, attribute)
+            return layer
     raise ExplainError(
         f"{name} cannot be explained with Grad-CAM: it is a transformer without a final convolutional "
         "stage. Choose a convolutional model (ResNet, GoogLeNet, Inception V3, VGG, MobileNet, EfficientNet...).")
@@ -66,7 +67,7 @@ def grad_cam(classifier: Classifier, image: Image.Image, class_index: int | None
     layer = target_layer(entry.name, module)
     captured: dict[str, torch.Tensor] = {}
 
-    def forward_hook(_module, _inputs, output):
+    def forward_hook(_module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         output.retain_grad()
         captured["activation"] = output
 
@@ -86,6 +87,9 @@ def grad_cam(classifier: Classifier, image: Image.Image, class_index: int | None
         handle.remove()
     activation = captured["activation"]
     gradient = activation.grad
+    if gradient is None:  # the layer's output did not lead to the class score (a detached head, say)
+        raise ExplainError(f"{entry.name} cannot be explained with Grad-CAM: no gradient reached its "
+                           "last convolutional stage.")
     weights = gradient.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * activation).sum(dim=1))[0].detach().float().cpu().numpy().astype(np.float32)
     module.zero_grad(set_to_none=True)
@@ -121,7 +125,8 @@ def colourise(heatmap: np.ndarray) -> np.ndarray:
     low = np.floor(positions).astype(int)
     high = np.minimum(low + 1, len(_ANCHORS) - 1)
     t = (positions - low)[..., None]
-    return (_ANCHORS[low] * (1 - t) + _ANCHORS[high] * t).astype(np.uint8)
+    colours: np.ndarray = (_ANCHORS[low] * (1 - t) + _ANCHORS[high] * t).astype(np.uint8)
+    return colours
 
 
 def overlay(image: Image.Image, heatmap: np.ndarray, opacity: float = 0.6) -> Image.Image:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -14,6 +15,9 @@ from cnnviewer.core.catalog import ModelEntry, Preprocessing
 from cnnviewer.core.errors import ImageLoadError
 from cnnviewer.core.images import load_image
 from cnnviewer.core.models import LoadedModel
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True)
@@ -49,18 +53,32 @@ class Classification:
         return self.error is None
 
 
-def make_transform(preprocessing: Preprocessing):
-    """The weights' own preprocessing as a torchvision transform (PIL image -> normalised tensor)."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms._presets import ImageClassification
+#: One decoded file: (path, tensor or None, error or None, decode ms, preprocess ms).
+Decoded = tuple[str, torch.Tensor | None, str | None, float, float]
 
-    return ImageClassification(
-        crop_size=preprocessing.crop_size,
-        resize_size=preprocessing.resize_size,
-        mean=preprocessing.mean,
-        std=preprocessing.std,
-        interpolation=InterpolationMode(preprocessing.interpolation),
-    )
+
+def make_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
+    """The weights' own preprocessing as a torchvision transform (PIL image -> normalised tensor).
+
+    The same steps, in the same order, as torchvision's preset for classification weights: resize
+    the short side, centre crop, uint8 -> float in 0..1, normalise.
+    """
+    from torchvision import transforms
+
+    steps = transforms.Compose([
+        transforms.Resize(preprocessing.resize_size,
+                          interpolation=transforms.InterpolationMode(preprocessing.interpolation), antialias=True),
+        transforms.CenterCrop(preprocessing.crop_size),
+        transforms.PILToTensor(),
+        transforms.ConvertImageDtype(torch.float32),
+        transforms.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)),
+    ])
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        tensor: torch.Tensor = steps(image)
+        return tensor
+
+    return transform
 
 
 def default_decode_threads() -> int:
@@ -103,7 +121,8 @@ class Classifier:
         if loaded.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return loaded.module(batch)
+            logits: torch.Tensor = loaded.module(batch)
+        return logits
 
     @torch.inference_mode()
     def predict_batch(self, batch: torch.Tensor, top_k: int = 5) -> list[tuple[Prediction, ...]]:
@@ -115,16 +134,16 @@ class Classifier:
         return [
             tuple(
                 Prediction(index=int(i), name=self._categories[int(i)], probability=float(p))
-                for p, i in zip(row_values.tolist(), row_indices.tolist())
+                for p, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)
             )
-            for row_values, row_indices in zip(values.cpu(), indices.cpu())
+            for row_values, row_indices in zip(values.cpu(), indices.cpu(), strict=True)
         ]
 
-    def classify_file(self, path: str | os.PathLike, top_k: int = 5) -> Classification:
+    def classify_file(self, path: str | os.PathLike[str], top_k: int = 5) -> Classification:
         """Load, preprocess and classify one file; a bad file gives a Classification with an error."""
         return next(self.classify_files([path], top_k=top_k, batch_size=1))
 
-    def _decode(self, path: str, fast_decode: bool) -> tuple[str, torch.Tensor | None, str | None, float, float]:
+    def _decode(self, path: str, fast_decode: bool) -> Decoded:
         """(path, tensor or None, error or None, decode ms, preprocess ms) for one file."""
         started = time.perf_counter()
         try:
@@ -137,7 +156,7 @@ class Classifier:
 
     def classify_files(
         self,
-        paths: Iterable[str | os.PathLike],
+        paths: Iterable[str | os.PathLike[str]],
         top_k: int = 5,
         batch_size: int = 8,
         should_cancel: Callable[[], bool] | None = None,
@@ -166,7 +185,7 @@ class Classifier:
                 yield from self._run_batch([self._decode(path, fast_decode) for path in batch], top_k)
             return
         with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
-            def submit(batch):
+            def submit(batch: list[str]) -> list[Future[Decoded]]:
                 return [pool.submit(self._decode, path, fast_decode) for path in batch]
 
             ahead = submit(batches[0]) if batches else []
@@ -180,7 +199,7 @@ class Classifier:
                     ahead = submit(batches[number + 1])  # decoded while this batch runs
                 yield from self._run_batch(decoded, top_k)
 
-    def _run_batch(self, decoded, top_k: int) -> Iterator[Classification]:
+    def _run_batch(self, decoded: list[Decoded], top_k: int) -> Iterator[Classification]:
         tensors = [tensor for _, tensor, _, _, _ in decoded if tensor is not None]
         results: list[tuple[Prediction, ...]] = []
         inference_ms = 0.0
