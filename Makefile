@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run install test test-deps clean
+.PHONY: run install test test-deps test-slow check check-deps lint typecheck imports clean
 
 run: install  ## install (in .venv, created when absent) and start cnnviewer
 	$(BIN)/cnnviewer
@@ -16,6 +16,30 @@ test-deps: $(BIN)/python
 
 test: test-deps  ## install the test dependencies and run the whole suite
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+test-slow: test-deps  ## the long runs left out of `make test` (the 20,000-example fuzz, ...)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow
+
+check-deps: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[check]"
+
+# The house rules as code (configured in pyproject.toml). Each tool runs even when one before it
+# failed, so one run lists every broken rule; the target fails if any did.
+check: check-deps  ## ruff, mypy and the import contracts; CI runs this before the tests
+	@status=0; \
+	echo "== ruff (lint rules: pyproject [tool.ruff.lint])"; $(MAKE) --no-print-directory lint || status=1; \
+	echo "== mypy (types: strict for cnnviewer.core, pyproject [tool.mypy])"; $(MAKE) --no-print-directory typecheck || status=1; \
+	echo "== import-linter (layers: pyproject [tool.importlinter])"; $(MAKE) --no-print-directory imports || status=1; \
+	exit $$status
+
+lint:
+	$(BIN)/ruff check --output-format concise .
+
+typecheck:
+	$(BIN)/mypy
+
+imports:
+	$(BIN)/lint-imports --no-cache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

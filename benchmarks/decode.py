@@ -18,10 +18,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnviewer.core.catalog import get_entry  # noqa: E402
-from cnnviewer.core.images import is_image_path, load_image  # noqa: E402
-from cnnviewer.core.inference import Classifier  # noqa: E402
-from cnnviewer.core.models import load_model  # noqa: E402
+from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.images import is_image_path, load_image
+from cnnviewer.core.inference import Classifier
+from cnnviewer.core.models import load_model
 
 
 def main() -> int:
@@ -78,7 +78,7 @@ def main() -> int:
         line(f"30 of these photos saved at {size} px")
     full = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16)]
     reduced = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16, fast_decode=True)]
-    same = sum(a == b for a, b in zip(full, reduced))
+    same = sum(a == b for a, b in zip(full, reduced, strict=True))
     print(f"top-1 unchanged on {same} of {len(paths)} images ({100 * same / len(paths):.1f} %)")
     return 0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnviewer.core.datasets import load_labelled_folder  # noqa: E402
-from cnnviewer.core.catalog import get_entry  # noqa: E402
-from cnnviewer.core.engines import onnxruntime_available  # noqa: E402
-from cnnviewer.core.inference import Classifier  # noqa: E402
-from cnnviewer.core.models import bf16_supported, load_model  # noqa: E402
+from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.datasets import load_labelled_folder
+from cnnviewer.core.engines import onnxruntime_available
+from cnnviewer.core.inference import Classifier
+from cnnviewer.core.models import bf16_supported, load_model
 
 
 def main() -> int:
@@ -40,12 +40,12 @@ def main() -> int:
                                                engine=engine, fold=own))
             tops[label] = [[p.index for p in r.predictions] for r in classifier.classify_files(paths, batch_size=16)]
         plain = tops["plain fp32"]
-        base = sum(a[0] == b for a, b in zip(plain, truth)) * 100 / len(paths)
+        base = sum(a[0] == b for a, b in zip(plain, truth, strict=True)) * 100 / len(paths)
         cells = []
         for label, top in tops.items():
-            accuracy = sum(a[0] == b for a, b in zip(top, truth)) * 100 / len(paths)
-            differ = sum(a[0] != b[0] for a, b in zip(top, plain))
-            differ5 = sum(a != b for a, b in zip(top, plain))
+            accuracy = sum(a[0] == b for a, b in zip(top, truth, strict=True)) * 100 / len(paths)
+            differ = sum(a[0] != b[0] for a, b in zip(top, plain, strict=True))
+            differ5 = sum(a != b for a, b in zip(top, plain, strict=True))
             cells.append(f"{label} {accuracy:.1f} ({accuracy - base:+.1f}, {differ}, {differ5})")
         print(f"{name:<20}" + "   ".join(cells))
     return 0

@@ -6,6 +6,10 @@
 2. Classify requests with a loaded ResNet50 (random weights in a temporary cache: speed only), timed
    from the request on the GUI thread to the top-5 in the table (p50 and p95 of 40).
 3. The longest gap of a 10 ms timer on the GUI thread while a benchmark runs in the window.
+4. Closing the window during a benchmark: seconds until close() returns with every worker stopped.
+5. A folder of 10,000 small images: the longest GUI-thread gap while the thumbnail strip fills, and
+   how much the process grew.
+(4 and 5 were wall-clock asserts in tests/gui/test_faults.py; the tests now check what happens.)
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from _random_weights import random_weights_cache  # noqa: E402
+from benchmarks._random_weights import random_weights_cache
 
 SHARED = ROOT.parent / "shared" / "datasets"
 LAUNCH = (
@@ -34,8 +38,6 @@ LAUNCH = (
 
 
 def main() -> int:
-    import tempfile
-
     os.environ["CNNVIEWER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="cnnviewer-gui-bench-")
     os.environ["HOME"] = os.environ["CNNVIEWER_CONFIG_DIR"]  # the benchmark window writes its report there
     launches = []
@@ -43,6 +45,7 @@ def main() -> int:
         started = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-c", LAUNCH], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                  text=True, cwd=str(ROOT))
+        assert child.stdout is not None
         inside = float(child.stdout.readline())  # printed as soon as the window is shown
         launches.append((time.perf_counter() - started, inside))
         child.kill()
@@ -76,7 +79,7 @@ def main() -> int:
         window.last_outcome = None
         started = time.perf_counter()
         window.classify(path)
-        wait(lambda: window.last_outcome is not None and window.last_outcome.path == path)
+        wait(lambda path=path: window.last_outcome is not None and window.last_outcome.path == path)
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
     print(f"classify request to top-5 on screen, ResNet50 loaded: p50 {times[19]:.0f} ms, p95 {times[37]:.0f} ms")
@@ -100,6 +103,43 @@ def main() -> int:
     timer.stop()
     print(f"benchmark in the window ({len(gaps)} timer ticks): longest GUI-thread gap {max(gaps) * 1000:.0f} ms, "
           f"99th percentile {sorted(gaps)[int(len(gaps) * 0.99)] * 1000:.0f} ms")
+    window.close()
+
+    window = MainWindow()
+    window.show()
+    wait(lambda: window.selected_model() is not None)
+    bench = window.open_benchmark(str(SHARED / "imagenet-val-100"))
+    bench.start()
+    wait(lambda: bench.progress.value() > 20, timeout=120)
+    started = time.perf_counter()
+    window.close()
+    print(f"close during a benchmark: {time.perf_counter() - started:.2f} s until every worker stopped "
+          f"({window.running_workers()} still running)")
+
+    import psutil
+    from PIL import Image
+
+    from cnnviewer.gui.browser import MAX_THUMBNAILS
+
+    folder = Path(tempfile.mkdtemp(prefix="cnnviewer-gui-bench-many-"))
+    tiny = Image.new("RGB", (24, 16), (120, 160, 200))
+    for i in range(10_000):
+        tiny.save(folder / f"img{i:05d}.png")
+    window = MainWindow()
+    window.show()
+    wait(lambda: window.selected_model() is not None)
+    process = psutil.Process()
+    before = process.memory_info().rss
+    gaps.clear()
+    last[0] = time.perf_counter()
+    timer.start(10)
+    started = time.perf_counter()
+    window.browser.go_to(str(folder))
+    wait(lambda: window.browser.thumbnails_shown == MAX_THUMBNAILS, timeout=300)
+    timer.stop()
+    print(f"10,000 images: strip of {MAX_THUMBNAILS} filled in {time.perf_counter() - started:.1f} s, "
+          f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms over {len(gaps)} ticks, "
+          f"memory grew {(process.memory_info().rss - before) / 2**20:.0f} MB")
     window.close()
     return 0
 

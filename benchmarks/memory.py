@@ -16,9 +16,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _random_weights import random_weights_cache  # noqa: E402
+from benchmarks._random_weights import random_weights_cache
 
 LAB = ["resnet50", "googlenet", "inception_v3"]
 

@@ -19,14 +19,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _random_weights import random_weights_cache  # noqa: E402
-
-from cnnviewer.core.benchmark import BenchmarkConfig, environment_line, run_benchmark  # noqa: E402
-from cnnviewer.core.catalog import EMBEDDED_SOURCE, get_entry  # noqa: E402
-from cnnviewer.core.datasets import load_labelled_folder  # noqa: E402
-from cnnviewer.core.models import bf16_supported  # noqa: E402
+from benchmarks._random_weights import random_weights_cache
+from cnnviewer.core.benchmark import BenchmarkConfig, environment_line, run_benchmark
+from cnnviewer.core.catalog import EMBEDDED_SOURCE, get_entry
+from cnnviewer.core.datasets import load_labelled_folder
+from cnnviewer.core.models import bf16_supported
 
 
 def main() -> int:
@@ -46,7 +44,7 @@ def main() -> int:
     memory = "GPU MB" if torch.device(args.device).type == "cuda" else "RSS MB"
     print(f"{len(dataset.images)} images from {args.images}, batch {args.batch_size}")
     print(f"{'model':<20}{'precision':>10}{'forward img/s':>15}{'end-to-end img/s':>18}{'p50 ms':>9}{memory:>9}")
-    threads = [int(t) for t in args.decode_threads.split(",") if t] or [None]
+    threads: list[int | None] = [int(t) for t in args.decode_threads.split(",") if t] or [None]
     for precision in precisions:
         for count in threads:
             config = BenchmarkConfig(models=names, batch_size=args.batch_size, device=args.device,

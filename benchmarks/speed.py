@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -21,10 +24,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnviewer.core.catalog import get_entry  # noqa: E402
-from cnnviewer.core.images import is_image_path  # noqa: E402
-from cnnviewer.core.inference import Classifier  # noqa: E402
-from cnnviewer.core.models import bf16_supported, build_architecture, prepare_module  # noqa: E402
+from cnnviewer.core.catalog import get_entry
+from cnnviewer.core.images import is_image_path
+from cnnviewer.core.inference import Classifier
+from cnnviewer.core.models import bf16_supported, build_architecture, prepare_module
 
 
 def image_paths(folder: Path) -> list[str]:
@@ -124,8 +127,9 @@ def main() -> int:
     for name in names:
         entry = get_entry(name)
         module = build_architecture(entry)  # random weights: speed only
-        from cnnviewer.core.inference import make_transform
         from torchvision.models import get_model_weights
+
+        from cnnviewer.core.inference import make_transform
 
         lab_transform = get_model_weights(name).DEFAULT.transforms()
         transform = make_transform(entry.preprocessing)
@@ -139,22 +143,25 @@ def main() -> int:
             cnnviewer_path(classifier, paths[:args.batch_size], args.batch_size)
         eager_module = build_architecture(entry)
         eager_module.load_state_dict(state)
-        runs = {"lab-report loop": lambda: lab_report_loop(module, lab_transform, paths),
-                "plain eager b16 NHWC": lambda: plain_eager(eager_module, transform, paths, args.batch_size)}
+        # partial binds this model's objects now (a closure would see whatever the names hold later).
+        runs: dict[str, Callable[[], Any]] = {
+            "lab-report loop": partial(lab_report_loop, module, lab_transform, paths),
+            "plain eager b16 NHWC": partial(plain_eager, eager_module, transform, paths, args.batch_size)}
         if have_onnx:
             session = onnx_session(module, entry.input_size)
-            runs["plain ONNX Runtime b16"] = lambda: onnx_path(session, transform, paths, args.batch_size)
+            runs["plain ONNX Runtime b16"] = partial(onnx_path, session, transform, paths, args.batch_size)
         for label, classifier in classifiers.items():
-            runs[label] = lambda c=classifier: cnnviewer_path(c, paths, args.batch_size)
-        row, results = {}, {}
+            runs[label] = partial(cnnviewer_path, classifier, paths, args.batch_size)
+        row: dict[str, float] = {}
+        results: dict[str, Any] = {}
         for _ in range(max(1, args.rounds)):  # interleaved, so a slow spell of the machine hits every path
             for label, run in runs.items():
                 seconds, results[label] = timed(run)
                 row[label] = min(seconds, row.get(label, float("inf")))
         eager, fp32 = results["plain eager b16 NHWC"], results["cnnviewer fp32"]
-        mismatches += sum(a != b for a, b in zip(eager, fp32))
+        mismatches += sum(a != b for a, b in zip(eager, fp32, strict=True))
         if "cnnviewer onnxruntime" in results:
-            ort_mismatches += sum(a != b for a, b in zip(eager, results["cnnviewer onnxruntime"]))
+            ort_mismatches += sum(a != b for a, b in zip(eager, results["cnnviewer onnxruntime"], strict=True))
         for key, seconds in row.items():
             totals[key] += seconds
         print(f"{name:<14}" + "".join(f"{len(paths) / row[p]:>24.1f}" if p in row else f"{'-':>24}"

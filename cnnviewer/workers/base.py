@@ -15,7 +15,6 @@ log = logging.getLogger("cnnviewer.workers")
 class WorkerSignals(QObject):
     """Signals live on a QObject owned by the worker (a QRunnable cannot have signals)."""
 
-    started = Signal(int)
     returned = Signal(int, object)  # request id, result
     yielded = Signal(int, object)  # request id, one item of a generator job
     progressed = Signal(int, int, int, str)  # request id, done, total, text
@@ -26,7 +25,7 @@ class WorkerSignals(QObject):
 class CancelToken:
     """Cooperative cancellation: the job checks ``cancelled`` between steps."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = threading.Event()
 
     def cancel(self) -> None:
@@ -36,13 +35,15 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    __call__ = lambda self: self.cancelled  # noqa: E731 - usable as a should_cancel callable
+    def __call__(self) -> bool:
+        """The token itself is a ``should_cancel`` callable for core's long calls."""
+        return self.cancelled
 
 
 class Reporter:
     """What a job gets to talk back with: ``report(done, total, text)`` and ``report.emit(item)``."""
 
-    def __init__(self, worker: "Worker"):
+    def __init__(self, worker: Worker):
         self._worker = worker
 
     def __call__(self, done: int, total: int, text: str = "") -> None:
@@ -57,8 +58,10 @@ class Reporter:
 class Worker(QRunnable):
     """Runs ``job(token, report, *args)``; a generator job emits ``yielded`` for each item.
 
-    ``report(done, total, text)`` emits ``progressed`` and ``report.emit(item)`` emits ``yielded``. Workers never touch widgets: every result
-    reaches the GUI thread as a queued signal carrying the request id it was started with.
+    ``report(done, total, text)`` emits ``progressed`` and ``report.emit(item)`` emits ``yielded``.
+    Workers never touch widgets: every result reaches the GUI thread as a queued signal carrying
+    the request id it was started with. A run ends with ``finished``, after ``returned`` (not when
+    cancelled) or ``errored``.
     """
 
     def __init__(self, request_id: int, job: Callable[..., Any], *args: Any, **kwargs: Any):
@@ -79,7 +82,6 @@ class Worker(QRunnable):
             self.signals.finished.emit(rid)
             return
         try:
-            self.signals.started.emit(rid)
             result = self._job(self.token, Reporter(self), *self._args, **self._kwargs)
             if hasattr(result, "__next__"):
                 for item in result:
@@ -103,6 +105,7 @@ class Worker(QRunnable):
 
 
 def new_pool(max_threads: int, name: str) -> QThreadPool:
+    """A thread pool of its own (not the global one), so an owner can wait for just its jobs."""
     pool = QThreadPool()
     pool.setMaxThreadCount(max_threads)
     pool.setObjectName(name)

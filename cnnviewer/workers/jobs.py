@@ -6,11 +6,22 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QImage
 
 from cnnviewer.core.catalog import RUN_AS  # what the "Run as" pickers offer
+from cnnviewer.workers.base import CancelToken, Reporter
+
+if TYPE_CHECKING:  # torch stays unimported until a job needs it: the window shows first
+    from PIL.Image import Image
+
+    from cnnviewer.core.benchmark import BenchmarkReport, Progress
+    from cnnviewer.core.images import ImageInfo
+    from cnnviewer.core.inference import Classification, Classifier
+    from cnnviewer.core.weights import DownloadProgress
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,7 @@ class CatalogRow:
     ready: bool
     input_size: int
     file_size_mb: float
+    weights_label: str = ""  # imported weights: "imported: FILE (sha256 …)", never passed off as published
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,7 @@ class ClassifyOutcome:
     path: str
     model: str
     device: str
-    classification: object  # core.inference.Classification
+    classification: Classification
     load_ms: float | None  # None when the model was already loaded
     thread_id: int
 
@@ -41,10 +53,10 @@ class ClassifyOutcome:
 class PreviewData:
     path: str
     image: QImage
-    info: object  # core.images.ImageInfo
+    info: ImageInfo
 
 
-def pil_to_qimage(image) -> QImage:
+def pil_to_qimage(image: Image) -> QImage:
     """An RGB Pillow image as a QImage that owns its pixels (safe to pass between threads)."""
     image = image.convert("RGB")
     data = image.tobytes("raw", "RGB")
@@ -60,22 +72,22 @@ class CatalogInfo:
     run_as: list[str]  # what this machine can run: fp32, and bf16 / onnxruntime where available
 
 
-def load_catalog(token, report) -> CatalogInfo:
+def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
     """Import torch and torchvision and list every model (done once, off the GUI thread)."""
-    from cnnviewer.core.catalog import catalog
+    from cnnviewer.core.catalog import Availability, catalog
     from cnnviewer.core.engines import onnxruntime_available
     from cnnviewer.core.models import available_devices, bf16_supported
     from cnnviewer.core.settings import default_model_name
+    from cnnviewer.core.weights import weights_identity
 
     rows = []
     for entry in catalog():
         availability = entry.availability()
+        label = weights_identity(entry).label if availability is Availability.IMPORTED else ""
         rows.append(CatalogRow(entry.name, entry.title, availability.value, availability.ready,
-                               entry.input_size, entry.file_size_mb))
+                               entry.input_size, entry.file_size_mb, label))
     run_as = ["fp32"] + (["bf16"] if bf16_supported() else []) + (["onnxruntime"] if onnxruntime_available() else [])
     return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name(), run_as=run_as)
-
-
 
 
 class ModelCache:
@@ -84,9 +96,9 @@ class ModelCache:
     def __init__(self, capacity: int = 3):
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._models: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, str], Classifier] = OrderedDict()  # (name, device, run_as)
 
-    def get(self, name: str, device: str, run_as: str = "fp32"):
+    def get(self, name: str, device: str, run_as: str = "fp32") -> tuple[Classifier, float | None]:
         """(Classifier, load time in ms or None if it was already loaded).
 
         ``run_as`` is "fp32", "bf16" or "onnxruntime" (the engine and precision, see RUN_AS).
@@ -113,8 +125,8 @@ class ModelCache:
             self._models.clear()
 
 
-def classify_job(token, report, cache: ModelCache, path: str, model: str, device: str, top_k: int,
-                 run_as: str = "fp32"):
+def classify_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str, device: str,
+                 top_k: int, run_as: str = "fp32") -> ClassifyOutcome | None:
     report(0, 1, f"loading {model}…")
     classifier, load_ms = cache.get(model, device, run_as)
     if token.cancelled:
@@ -125,8 +137,8 @@ def classify_job(token, report, cache: ModelCache, path: str, model: str, device
                            load_ms=load_ms, thread_id=threading.get_ident())
 
 
-def compare_job(token, report, cache: ModelCache, path: str, models: list[str], device: str, top_k: int,
-                run_as: str = "fp32"):
+def compare_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, models: list[str], device: str,
+                top_k: int, run_as: str = "fp32") -> Iterator[tuple[str, ClassifyOutcome | None | Exception]]:
     """Classify one image with several models, one result at a time (a generator: partial results show)."""
     for done, model in enumerate(models):
         if token.cancelled:
@@ -134,13 +146,13 @@ def compare_job(token, report, cache: ModelCache, path: str, models: list[str], 
         report(done, len(models), f"{model}…")
         try:
             outcome = classify_job(token, report, cache, path, model, device, top_k, run_as)
-        except Exception as exc:  # one model failing (weights missing) must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one model failing (weights missing) must not hide the others
             yield model, exc
         else:
             yield model, outcome
 
 
-def preview_job(token, report, path: str) -> PreviewData:
+def preview_job(token: CancelToken, report: Reporter, path: str) -> PreviewData:
     """The image as it will be classified (EXIF-corrected RGB) plus its facts."""
     from cnnviewer.core.images import image_info, load_image
 
@@ -149,7 +161,8 @@ def preview_job(token, report, path: str) -> PreviewData:
     return PreviewData(path=os.fspath(path), image=pil_to_qimage(image), info=info)
 
 
-def thumbnails_job(token, report, paths: list[str], size: int):
+def thumbnails_job(token: CancelToken, report: Reporter, paths: list[str],
+                   size: int) -> Iterator[tuple[str, QImage | None]]:
     """Yield (path, QImage or None) for each file; JPEGs decode at reduced size."""
     from cnnviewer.core.errors import ImageLoadError
     from cnnviewer.core.images import load_image
@@ -167,12 +180,12 @@ def thumbnails_job(token, report, paths: list[str], size: int):
             report(done, len(paths), "thumbnails")
 
 
-def download_job(token, report, name: str) -> str:
+def download_job(token: CancelToken, report: Reporter, name: str) -> str:
     """Download a model's weights; progress is reported in thousandths (sizes pass 2 GB)."""
     from cnnviewer.core.catalog import get_entry
     from cnnviewer.core.weights import download_weights
 
-    def on_progress(p) -> None:
+    def on_progress(p: DownloadProgress) -> None:
         total = f" of {p.total / 2**20:.1f} MB" if p.total else ""
         left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
         permille = int(p.done * 1000 / p.total) if p.total else 0
@@ -181,7 +194,7 @@ def download_job(token, report, name: str) -> str:
     return str(download_weights(get_entry(name), progress=on_progress, should_cancel=token))
 
 
-def import_job(token, report, path: str, model: str | None) -> str:
+def import_job(token: CancelToken, report: Reporter, path: str, model: str | None) -> str:
     from cnnviewer.core.weights import import_weights
 
     return str(import_weights(path, model)[1])
@@ -191,11 +204,11 @@ def import_job(token, report, path: str, model: str | None) -> str:
 class BenchmarkSnapshot:
     """A copy of the report as it stands after a model finished (or the run was cancelled)."""
 
-    report: object  # core.benchmark.BenchmarkReport
+    report: BenchmarkReport
 
 
-def benchmark_job(token, report, folder: str, models: list[str], batch_size: int, limit: int | None,
-                  device: str, out_dir: str, run_as: str | list[str] = "fp32"):
+def benchmark_job(token: CancelToken, report: Reporter, folder: str, models: list[str], batch_size: int,
+                  limit: int | None, device: str, out_dir: str, run_as: str | list[str] = "fp32") -> BenchmarkReport:
     """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report.
 
     ``run_as``: one RUN_AS label, or several to compare on the same images."""
@@ -212,10 +225,10 @@ def benchmark_job(token, report, folder: str, models: list[str], batch_size: int
     out = Path(out_dir)
     results = ResultsCsv(out / "results.csv")
 
-    def on_progress(p) -> None:
+    def on_progress(p: Progress) -> None:
         report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {p.done}/{p.total}")
 
-    def on_update(current) -> None:
+    def on_update(current: BenchmarkReport) -> None:
         save_json(current, out / "report.json")
         report.emit(BenchmarkSnapshot(copy.deepcopy(current)))
 
@@ -241,22 +254,26 @@ class ExplainOutcome:
     overlay_thumbnail: QImage  # the map over a small copy of the photo, for side-by-side views
 
 
+# (image path, its modification time or None, model, device, class index or None for the top-1)
+ExplanationKey = tuple[str, int | None, str, str, int | None]
+
+
 class ExplanationCache:
     """Maps computed once per (image, model, class); the newest few are kept."""
 
     def __init__(self, capacity: int = 48):
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._items: OrderedDict = OrderedDict()
+        self._items: OrderedDict[ExplanationKey, ExplainOutcome] = OrderedDict()
 
-    def get(self, key):
+    def get(self, key: ExplanationKey) -> ExplainOutcome | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
             return None
 
-    def put(self, key, value) -> None:
+    def put(self, key: ExplanationKey, value: ExplainOutcome) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self.capacity:
@@ -296,14 +313,15 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
     return outcome
 
 
-def explain_job(token, report, cache: ModelCache, explanations: ExplanationCache, path: str, model: str,
-                device: str, class_index: int | None):
+def explain_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache, path: str,
+                model: str, device: str, class_index: int | None) -> ExplainOutcome:
     report(0, 1, f"Grad-CAM with {model}…")
     return _explain_one(cache, explanations, path, model, device, class_index, 320)
 
 
-def explain_many_job(token, report, cache: ModelCache, explanations: ExplanationCache, path: str,
-                     models: list[str], device: str, thumbnail: int = 320):
+def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache,
+                     path: str, models: list[str], device: str,
+                     thumbnail: int = 320) -> Iterator[tuple[str, ExplainOutcome | Exception]]:
     """One map per model (each model's own top-1), one at a time: (model, outcome or exception).
 
     ``models`` may be benchmark result keys ("resnet50 (bf16)"): the map is the model's, in FP32."""
@@ -314,5 +332,5 @@ def explain_many_job(token, report, cache: ModelCache, explanations: Explanation
             return
         try:
             yield model, _explain_one(cache, explanations, path, model_of(model), device, None, thumbnail)
-        except Exception as exc:  # a transformer among convolutional models: say so in its column
+        except Exception as exc:  # noqa: BLE001 - a transformer among convolutional models: say so in its column
             yield model, exc

@@ -10,6 +10,7 @@ from cnnviewer.core.catalog import (
     EMBEDDED_SOURCE,
     TF_MEAN,
     Availability,
+    ModelEntry,
     catalog,
     checkpoints_dir,
     get_entry,
@@ -19,9 +20,27 @@ from cnnviewer.core.errors import UnknownModelError
 from cnnviewer.core.inference import make_transform
 from cnnviewer.core.labels import imagenet_categories, synsets
 from cnnviewer.core.models import build_architecture
-from tests.conftest import PHOTOS_13
+from tests.helpers import PHOTOS_13
 
 NAMES = [entry.name for entry in catalog()]
+
+
+def is_heavy(entry: ModelEntry) -> bool:
+    """Seconds to minutes on two cores to build and run once (vit_h_14: a TFLOP at 518 px)."""
+    return entry.gmacs > 12 or entry.num_params > 150_000_000
+
+
+def family(entry: ModelEntry) -> str:
+    """The torchvision module that builds it (resnet, vit, ...), or "embedded"."""
+    if entry.source == EMBEDDED_SOURCE:
+        return "embedded"
+    from torchvision.models import get_model_builder
+
+    return get_model_builder(entry.name).__module__
+
+
+# The heavy ones run with `pytest -m slow`; every family still runs by default (test below).
+ENTRIES = [pytest.param(e.name, marks=pytest.mark.slow) if is_heavy(e) else e.name for e in catalog()]
 
 
 def test_catalog_holds_every_torchvision_imagenet_classifier_and_the_embedded_three():
@@ -84,7 +103,14 @@ def photo():
     return Image.open(PHOTOS_13 / "polar_bear.jpg").convert("RGB")
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_the_default_run_builds_a_model_of_every_family():
+    light = {family(e) for e in catalog() if not is_heavy(e)}
+    assert light == {family(e) for e in catalog()}
+    assert {"embedded", "torchvision.models.vision_transformer", "torchvision.models.swin_transformer",
+            "torchvision.models.regnet", "torchvision.models.vgg"} <= light
+
+
+@pytest.mark.parametrize("name", ENTRIES)
 def test_every_entry_builds_preprocesses_to_its_size_and_scores_1000_classes(name, photo):
     entry = get_entry(name)
     model = build_architecture(entry)  # random weights: shapes only

@@ -18,9 +18,8 @@ from cnnviewer.core.images import load_image
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import available_devices, build_architecture, load_model, prepare_module
 from cnnviewer.core.report import markdown
-from tests.conftest import PHOTOS_13, VAL_100, labelled_files, top1_accuracy
-from tests.conftest import top5_indices as top5
-from tests.test_cli import run
+from tests.helpers import PHOTOS_13, VAL_100, labelled_files, run, top1_accuracy
+from tests.helpers import top5_indices as top5
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device here")
 
@@ -45,7 +44,7 @@ def test_fp32_on_the_gpu_gives_the_cpus_answers(val_100, cpu):
     assert loaded.device.type == "cuda" and next(loaded.module.parameters()).is_cuda
     gpu = top5(Classifier(loaded), val_100)
     # cuDNN may use TF32 for FP32 convolutions, as plain torch does on this GPU: a near tie can flip.
-    assert sum(a[0] == b[0] for a, b in zip(gpu, cpu)) >= 99
+    assert sum(a[0] == b[0] for a, b in zip(gpu, cpu, strict=True)) >= 99
     assert abs(top1_accuracy(gpu, val_100) - top1_accuracy(cpu, val_100)) <= 1.0
 
 
@@ -53,7 +52,7 @@ def test_bf16_on_the_gpu_is_within_one_point(val_100, cpu):
     gpu = top5(Classifier(load_model(get_entry("efficientnet_lite0"), "cuda", precision="bf16",
                                      channels_last=True)), val_100)
     assert abs(top1_accuracy(gpu, val_100) - top1_accuracy(cpu, val_100)) <= 1.0
-    assert sum(a[0] == b[0] for a, b in zip(gpu, cpu)) >= 95
+    assert sum(a[0] == b[0] for a, b in zip(gpu, cpu, strict=True)) >= 95
 
 
 @pytest.mark.parametrize("name", ["resnet50", "googlenet", "inception_v3"])

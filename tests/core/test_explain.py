@@ -12,8 +12,7 @@ from cnnviewer.core.explain import ExplainError, can_explain, grad_cam, overlay,
 from cnnviewer.core.images import load_image
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import LoadedModel, build_architecture, load_model
-from tests.conftest import PHOTOS_13
-from tests.test_cli import run
+from tests.helpers import PHOTOS_13, run
 
 
 @pytest.fixture(scope="module")

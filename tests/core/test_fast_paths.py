@@ -8,50 +8,45 @@ from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.engines import onnxruntime_available
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import bf16_supported, load_model
-from tests.conftest import labelled_files, top1_accuracy
-from tests.conftest import top5_indices as top5
+from tests.helpers import EMBEDDED, labelled_files, top1_accuracy, top5_indices
 
-EMBEDDED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-
-
-@pytest.fixture(scope="module")
-def val_100():
-    return labelled_files("imagenet-val-100")
+# Each fast path is one code path for every model; by default it is checked on Lite0 (the default
+# model), and `pytest -m slow` checks Lite1 and Lite2 too (100 photos each, every way of running).
+MODELS = [name if name == "efficientnet_lite0" else pytest.param(name, marks=pytest.mark.slow) for name in EMBEDDED]
 
 
-@pytest.fixture(scope="module")
-def fp32(val_100):
-    """Plain FP32 eager: the weights as published, no BatchNorm folding, NCHW."""
-    return {name: top5(Classifier(load_model(get_entry(name), fold=False)), val_100) for name in EMBEDDED}
-
-
-@pytest.mark.parametrize("name", EMBEDDED)
-def test_cnnviewer_fp32_gives_the_same_top5_on_every_image(name, val_100, fp32):
-    loaded = load_model(get_entry(name), channels_last=True)  # BatchNorm folded, NHWC: what bench runs
-    assert loaded.folded_batchnorms > 0
-    assert top5(Classifier(loaded), val_100) == fp32[name]
+@pytest.mark.parametrize("name", MODELS)
+def test_cnnviewer_fp32_gives_the_same_top5_on_every_image(name, top5_cache):
+    # "fp32" is what cnnviewer runs; "reference" is plain eager FP32 with the weights as published.
+    fast, plain = top5_cache.facts(name, "fp32"), top5_cache.facts(name, "reference")
+    assert fast["folded_batchnorms"] > 0 and fast["channels_last"]
+    assert plain["folded_batchnorms"] == 0 and not plain["channels_last"]
+    assert top5_cache.get(name, "fp32") == top5_cache.get(name, "reference")
 
 
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16 (AVX-512 BF16 or AMX)")
-@pytest.mark.parametrize("name", EMBEDDED)
-def test_bf16_top1_within_one_point_of_fp32(name, val_100, fp32):
-    bf16 = top5(Classifier(load_model(get_entry(name), precision="bf16", channels_last=True)), val_100)
-    assert abs(top1_accuracy(bf16, val_100) - top1_accuracy(fp32[name], val_100)) <= 1.0
-    assert sum(a[0] == b[0] for a, b in zip(bf16, fp32[name])) >= 95  # and mostly the very same answers
+@pytest.mark.parametrize("name", MODELS)
+def test_bf16_top1_within_one_point_of_fp32(name, top5_cache):
+    files = labelled_files("imagenet-val-100")
+    assert top5_cache.facts(name, "bf16")["precision"] == "bf16"
+    bf16, fp32 = top5_cache.get(name, "bf16"), top5_cache.get(name, "reference")
+    assert abs(top1_accuracy(bf16, files) - top1_accuracy(fp32, files)) <= 1.0
+    assert sum(a[0] == b[0] for a, b in zip(bf16, fp32, strict=True)) >= 95  # and mostly the very same answers
 
 
 @pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
-@pytest.mark.parametrize("name", EMBEDDED)
-def test_onnxruntime_gives_the_same_top5_on_every_image(name, val_100, fp32):
-    assert top5(Classifier(load_model(get_entry(name), engine="onnxruntime")), val_100) == fp32[name]
+@pytest.mark.parametrize("name", MODELS)
+def test_onnxruntime_gives_the_same_top5_on_every_image(name, top5_cache):
+    assert top5_cache.facts(name, "onnxruntime")["engine"] == "onnxruntime"
+    assert top5_cache.get(name, "onnxruntime") == top5_cache.get(name, "reference")
 
 
 def test_reduced_size_jpeg_decoding_keeps_top1_on_samples_88():
     files = labelled_files("imagenet-samples-88")
     classifier = Classifier(load_model(get_entry("efficientnet_lite0")))
-    full = top5(classifier, files)
-    reduced = top5(classifier, files, fast_decode=True)
-    same = sum(a[0] == b[0] for a, b in zip(full, reduced))
+    full = top5_indices(classifier, files)
+    reduced = top5_indices(classifier, files, fast_decode=True)
+    same = sum(a[0] == b[0] for a, b in zip(full, reduced, strict=True))
     assert same / len(files) >= 0.99, f"{same} of {len(files)}"
 
 

@@ -1,31 +1,52 @@
-"""Fixtures for the window: a fresh MainWindow with isolated settings, closed and checked after each test."""
+"""Fixtures for the window: fresh MainWindows closed after each test, and no widget left behind."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if TYPE_CHECKING:
+    from cnnviewer.gui.main_window import MainWindow
 
-ARTIFACTS = Path(os.environ.get("CNNVIEWER_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+
+def _describe(widget: Any) -> str:
+    title = widget.windowTitle() if hasattr(widget, "windowTitle") else ""
+    return f"{type(widget).__name__}({title!r}, visible={widget.isVisible()})"
 
 
-def save_screenshot(widget, name: str) -> Path:
-    """Screenshots of the main states, to be looked at by a person."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    assert widget.grab().save(str(path)), f"could not save {path}"
-    return path
+@pytest.fixture(autouse=True)
+def no_leaked_widgets(qapp: Any) -> Iterator[None]:
+    """Fail a test that leaves a top-level widget alive (napari's make_napari_viewer does the same).
+
+    pytest-qt closes and deleteLater()s what qtbot.addWidget was given before fixtures are torn
+    down; what is still a top-level widget after the deferred deletions ran was never owned by a
+    window that closed, and would live (and maybe run) until the process ends.
+    """
+    import shiboken6
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    before = set(qapp.topLevelWidgets())
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qapp.processEvents()
+    leaked = [w for w in qapp.topLevelWidgets() if w not in before and shiboken6.isValid(w)]
+    described = [_describe(w) for w in leaked]
+    for widget in leaked:  # one report per leak: close and delete them so the next test starts clean
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    if leaked:
+        pytest.fail("top-level widgets outlived the test: " + ", ".join(described), pytrace=False)
 
 
 @pytest.fixture
-def make_window(qtbot):
+def make_window(qtbot: Any) -> Iterator[Callable[..., MainWindow]]:
     """Build windows that are closed at the end; assert that no worker outlives its window."""
     from cnnviewer.gui.main_window import MainWindow
 
-    windows = []
+    windows: list[MainWindow] = []
 
     def factory(wait_catalog: bool = True) -> MainWindow:
         window = MainWindow()
@@ -40,22 +61,3 @@ def make_window(qtbot):
     for window in windows:
         window.close()
         assert window.running_workers() == 0
-
-
-def wait_for_outcome(qtbot, window, path, model=None, timeout=60_000):
-    """Wait until the predictions panel shows ``path`` (by ``model`` when given)."""
-    path = str(path)
-    qtbot.waitUntil(
-        lambda: window.last_outcome is not None and window.last_outcome.path == path
-        and (model is None or window.last_outcome.model == model),
-        timeout=timeout,
-    )
-    return window.last_outcome
-
-
-def compare_after_classifying(qtbot, window, path):
-    """Classify ``path`` in the window, then open the compare dialog on it; the dialog."""
-    window.open_path(path)
-    wait_for_outcome(qtbot, window, path)
-    window.open_compare()
-    return window.compare_dialog

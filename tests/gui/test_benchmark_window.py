@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
 
-from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
-from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import load_json, write_all
-from tests.conftest import PHOTOS_13, VAL_100, second_way
-from tests.gui.conftest import save_screenshot
+from tests.helpers import PHOTOS_13, VAL_100, save_screenshot, second_way
 
 
-def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path):
-    report = run_benchmark(load_labelled_folder(PHOTOS_13),
-                           BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4))
+def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path, photos_13_run):
+    report, _ = photos_13_run
     written = write_all(report, tmp_path)
     window = make_window()
     bench = window.open_benchmark_report(str(written["json"]))
@@ -57,6 +55,7 @@ def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot,
     assert bench.checked_models() == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     assert "100 labelled images" in bench.folder_label.text() and "Every label matched" in bench.labels_note.text()
     bench.batch_size.setValue(8)
+    bench.limit.setValue(24)  # enough for three batches per model; the folder's 100 would only take longer
     bench.start()
     # Partial results: the first model's figures appear while the others still run.
     qtbot.waitUntil(lambda: bench.report is not None and bench.report.result("efficientnet_lite0") is not None
@@ -67,15 +66,12 @@ def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot,
     assert bench.report.cancelled
     assert "Cancelled" in bench.progress_text.text()
     on_disk = load_json(tmp_path / "run" / "report.json")
-    assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 100
+    assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 24
     assert bench.start_button.isEnabled()
 
 
-def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot):
-    import copy
-
-    report = run_benchmark(load_labelled_folder(PHOTOS_13),
-                           BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4))
+def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot, photos_13_run):
+    report, _ = photos_13_run
     one_model = copy.deepcopy(report)
     one_model.models = one_model.models[:1]
     from cnnviewer.gui.dashboard import Charts

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
-from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import write_all
-from tests.conftest import PHOTOS_13
-from tests.gui.conftest import compare_after_classifying, save_screenshot, wait_for_outcome
+from tests.helpers import PHOTOS_13, compare_after_classifying, save_screenshot, wait_for_outcome
 
 BEAR = str(PHOTOS_13 / "black_bear.jpg")
 
@@ -40,9 +37,8 @@ def test_compare_shows_one_map_per_model(make_window, qtbot):
     dialog.close()
 
 
-def test_benchmark_mistake_shows_each_models_map(make_window, qtbot, tmp_path):
-    report = run_benchmark(load_labelled_folder(PHOTOS_13),
-                           BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite2"), batch_size=4))
+def test_benchmark_mistake_shows_each_models_map(make_window, qtbot, tmp_path, photos_13_run):
+    report, _ = photos_13_run
     path = write_all(report, tmp_path)["json"]
     window = make_window()
     bench = window.open_benchmark_report(str(path))

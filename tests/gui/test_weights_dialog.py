@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from cnnviewer.core.catalog import checkpoints_dir
-from tests.gui.conftest import save_screenshot
+from tests.helpers import PHOTOS_13, save_screenshot
 from tests.weights_server import WeightsServer
 
 NAME = "resnet18-f37072fd.pth"
@@ -29,7 +29,7 @@ def test_download_progress_and_cancel(make_window, qtbot, monkeypatch):
         assert "cancelled" in dialog.status.text()
         assert dialog.progress.value() < 1000
         assert not (checkpoints_dir() / NAME).exists()
-        assert window.running_workers() == 0
+        qtbot.waitUntil(lambda: window.running_workers() == 0, timeout=20_000)  # the job ends, not hangs
 
 
 def test_a_download_that_fails_its_hash_says_so(make_window, qtbot, monkeypatch):
@@ -47,13 +47,10 @@ def test_a_download_that_fails_its_hash_says_so(make_window, qtbot, monkeypatch)
 
 
 def test_import_makes_the_model_ready_and_classifies(make_window, qtbot, tmp_path):
+    import torch
     import torchvision
 
-    from tests.conftest import PHOTOS_13
-
     path = tmp_path / "my-resnet18.pth"
-    import torch
-
     torch.save(torchvision.models.resnet18().state_dict(), path)
     window = make_window()
     window.select_model("resnet18")
@@ -63,7 +60,8 @@ def test_import_makes_the_model_ready_and_classifies(make_window, qtbot, tmp_pat
     dialog = window.weights_dialog
     dialog.choose_import(str(path))
     qtbot.waitUntil(lambda: window._catalog["resnet18"].ready, timeout=30_000)
-    assert (checkpoints_dir() / NAME).exists()
+    # Not torchvision's file: kept out of torch's cache and shown as imported, with its content hash.
+    assert not (checkpoints_dir() / NAME).exists()
     qtbot.waitUntil(lambda: window.last_outcome is not None and window.last_outcome.model == "resnet18",
                     timeout=30_000)
-    assert "(cached)" in window.model_combo.currentText()
+    assert "(imported: my-resnet18.pth (sha256 " in window.model_combo.currentText()

@@ -1,0 +1,176 @@
+"""Helpers shared by the tests: the shared photos, top-5 answers computed once, the CLI, window waits."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from cnnviewer.core.inference import Classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATASETS = SHARED / "datasets"
+VAL_100 = DATASETS / "imagenet-val-100"
+SAMPLES_88 = DATASETS / "imagenet-samples-88"
+PHOTOS_13 = DATASETS / "photos-13"
+EMBEDDED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+Top5 = tuple[int, ...]
+
+
+def manifest() -> list[dict[str, str]]:
+    """Every shared photo with its true class index (``../shared/datasets/manifest.csv``)."""
+    with open(DATASETS / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def labelled_files(dataset: str) -> list[tuple[Path, int]]:
+    """(path, true class index) for one shared dataset folder."""
+    base = DATASETS / dataset
+    rows = []
+    for row in manifest():
+        if row["set"] != dataset:
+            continue
+        candidates = [base / row["file"], base / row["imagenet_name"] / row["file"]]
+        path = next((p for p in candidates if p.is_file()), None)
+        assert path is not None, f"{row['file']} of {dataset} is listed in manifest.csv but not found"
+        rows.append((path, int(row["imagenet_index"])))
+    return rows
+
+
+def top5_indices(classifier: Classifier, files: list[tuple[Path, int]], fast_decode: bool = False) -> list[Top5]:
+    """Each file's top-5 class indices from ``classifier`` (files: (path, truth) pairs)."""
+    results = list(classifier.classify_files([p for p, _ in files], batch_size=16, fast_decode=fast_decode))
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    return [tuple(p.index for p in r.predictions) for r in results]
+
+
+def top1_accuracy(results: list[Top5], files: list[tuple[Path, int]]) -> float:
+    """Top-1 % of top5_indices results against the files' true classes."""
+    return 100.0 * sum(r[0] == truth for r, (_, truth) in zip(results, files, strict=True)) / len(files)
+
+
+def top5_accuracy(results: list[Top5], files: list[tuple[Path, int]]) -> float:
+    """Top-5 % of top5_indices results against the files' true classes."""
+    return 100.0 * sum(truth in r for r, (_, truth) in zip(results, files, strict=True)) / len(files)
+
+
+def second_way() -> str:
+    """A way of running besides fp32 that this machine offers (bf16, else onnxruntime); skips if none."""
+    from cnnviewer.core.engines import onnxruntime_available
+    from cnnviewer.core.models import bf16_supported
+
+    if bf16_supported():
+        return "bf16"
+    if onnxruntime_available():
+        return "onnxruntime"
+    pytest.skip("neither native bf16 nor onnxruntime here: only one way of running")
+
+
+# -- top-5 answers, computed once per session --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Way:
+    """How a model is loaded and fed for one cached set of answers."""
+
+    load: dict[str, Any]  # load_model keyword arguments
+    fast_decode: bool
+
+
+WAYS = {
+    # Plain FP32 eager: the weights as published, no BatchNorm folding, NCHW, every JPEG decoded whole.
+    "reference": Way({"fold": False}, fast_decode=False),
+    # What cnnviewer runs (window, CLI, benchmark): BatchNorm folded, NHWC, large JPEGs decoded small.
+    "fp32": Way({"channels_last": True}, fast_decode=True),
+    "bf16": Way({"precision": "bf16", "channels_last": True}, fast_decode=True),
+    "onnxruntime": Way({"engine": "onnxruntime"}, fast_decode=True),
+}
+
+
+class Top5Cache:
+    """Each file's top-5 per (model, way, dataset), classified once per test session.
+
+    Classifying the 100 validation photos takes seconds per model on two cores, and the accuracy,
+    fast-path and benchmark tests all compare against the same answers.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, str, str], list[Top5]] = {}
+        self._facts: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str, way: str, dataset: str = "imagenet-val-100") -> list[Top5]:
+        """Each file's top-5 class indices, in labelled_files(dataset) order."""
+        from cnnviewer.core.catalog import get_entry
+        from cnnviewer.core.inference import Classifier
+        from cnnviewer.core.models import load_model
+
+        key = (model, way, dataset)
+        with self._lock:
+            if key not in self._answers:
+                recipe = WAYS[way]
+                loaded = load_model(get_entry(model), **recipe.load)
+                self._answers[key] = top5_indices(Classifier(loaded), labelled_files(dataset), recipe.fast_decode)
+                self._facts[key] = {"precision": loaded.precision, "engine": loaded.engine,
+                                    "channels_last": loaded.channels_last,
+                                    "folded_batchnorms": loaded.folded_batchnorms}
+            return self._answers[key]
+
+    def facts(self, model: str, way: str, dataset: str = "imagenet-val-100") -> dict[str, Any]:
+        """How the model that gave get()'s answers ran: precision, engine, channels_last, folded_batchnorms."""
+        self.get(model, way, dataset)
+        return self._facts[(model, way, dataset)]
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``cnnviewer ARGS`` in a subprocess, as a user runs it (offscreen, the session's isolated home)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "cnnviewer", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+# -- the window ---------------------------------------------------------------------------------
+
+ARTIFACTS = Path(os.environ.get("CNNVIEWER_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+def save_screenshot(widget: Any, name: str) -> Path:
+    """Screenshots of the main states, to be looked at by a person."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    assert widget.grab().save(str(path)), f"could not save {path}"
+    return path
+
+
+def wait_for_outcome(qtbot: Any, window: Any, path: str | os.PathLike[str], model: str | None = None,
+                     timeout: int = 60_000) -> Any:
+    """Wait until the predictions panel shows ``path`` (by ``model`` when given); the outcome."""
+    path = str(path)
+    qtbot.waitUntil(
+        lambda: window.last_outcome is not None and window.last_outcome.path == path
+        and (model is None or window.last_outcome.model == model),
+        timeout=timeout,
+    )
+    return window.last_outcome
+
+
+def compare_after_classifying(qtbot: Any, window: Any, path: str) -> Any:
+    """Classify ``path`` in the window, then open the compare dialog on it; the dialog."""
+    window.open_path(path)
+    wait_for_outcome(qtbot, window, path)
+    window.open_compare()
+    return window.compare_dialog
+
