@@ -21,7 +21,7 @@ test-slow: test-deps  ## the long runs left out of `make test` (the 20,000-examp
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow
 
 check-deps: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[check]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,check]"
 
 # The house rules as code (configured in pyproject.toml). Each tool runs even when one before it
 # failed, so one run lists every broken rule; the target fails if any did.
