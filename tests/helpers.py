@@ -174,3 +174,14 @@ def compare_after_classifying(qtbot: Any, window: Any, path: str) -> Any:
     window.open_compare()
     return window.compare_dialog
 
+
+def replaced(data: Any, keys: tuple[Any, ...], value: Any) -> Any:
+    """A deep copy of JSON-like ``data`` with the item at the path ``keys`` set to ``value``."""
+    import json
+
+    copy = json.loads(json.dumps(data))
+    target = copy
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    return copy

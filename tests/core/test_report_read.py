@@ -26,6 +26,7 @@ from cnnviewer.core.report_check import (
     parse_json,
     read_report_text,
 )
+from tests.helpers import replaced
 
 # -- a valid report, made here, that each test spoils in its own way -----------------------------
 
@@ -94,15 +95,6 @@ def leaves(value: Any, keys: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...]
     if isinstance(value, list):
         return [leaf for number, item in enumerate(value) for leaf in leaves(item, (*keys, number))]
     return [(keys, value)]
-
-
-def replaced(data: Any, keys: tuple[Any, ...], value: Any) -> Any:
-    copy = json.loads(json.dumps(data))
-    target = copy
-    for key in keys[:-1]:
-        target = target[key]
-    target[keys[-1]] = value
-    return copy
 
 
 # -- the fields ----------------------------------------------------------------------------------
