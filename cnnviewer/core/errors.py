@@ -6,7 +6,23 @@ import os
 
 
 class CnnviewerError(Exception):
-    """Base of every error the core raises on purpose; ``str()`` is the user-facing sentence."""
+    """Base of every error the core raises on purpose; ``str()`` is the user-facing sentence.
+
+    The sentence names the action ("choose FP32 on the CPU"), never one face's controls. Each face
+    adds its own hint: ``cli_hint`` (a flag or a command) and ``gui_hint`` (a menu item or a button);
+    ``for_cli()`` and ``for_window()`` give the sentence with that face's hint.
+    """
+
+    def __init__(self, *args: object, cli_hint: str = "", gui_hint: str = "") -> None:
+        super().__init__(*args)
+        self.cli_hint = cli_hint
+        self.gui_hint = gui_hint
+
+    def for_cli(self) -> str:
+        return f"{self} {self.cli_hint}".strip()
+
+    def for_window(self) -> str:
+        return f"{self} {self.gui_hint}".strip()
 
 
 class ImageLoadError(CnnviewerError):
