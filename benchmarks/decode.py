@@ -76,8 +76,9 @@ def main() -> int:
             big.save(target, quality=90)
             large.append(str(target))
         line(f"30 of these photos saved at {size} px")
-    full = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16)]
-    reduced = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16, fast_decode=True)]
+    whole = Classifier(classifier.loaded, fast_decode=False)
+    full = [r.predictions[0].index for r in whole.classify_files(paths, batch_size=16)]
+    reduced = [r.predictions[0].index for r in classifier.classify_files(paths, batch_size=16)]
     same = sum(a == b for a, b in zip(full, reduced, strict=True))
     print(f"top-1 unchanged on {same} of {len(paths)} images ({100 * same / len(paths):.1f} %)")
     return 0

@@ -17,6 +17,7 @@ from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.engines import onnxruntime_available
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import bf16_supported, load_model
+from cnnviewer.core.ways import way_of
 
 
 def main() -> int:
@@ -36,8 +37,8 @@ def main() -> int:
     for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
         tops = {}
         for label, (precision, engine, own) in choices.items():
-            classifier = Classifier(load_model(get_entry(name), precision=precision, channels_last=own,
-                                               engine=engine, fold=own))
+            classifier = Classifier(load_model(get_entry(name), way=way_of(precision, engine), channels_last=own,
+                                               fold=own), fast_decode=False)
             tops[label] = [[p.index for p in r.predictions] for r in classifier.classify_files(paths, batch_size=16)]
         plain = tops["plain fp32"]
         base = sum(a[0] == b for a, b in zip(plain, truth, strict=True)) * 100 / len(paths)

@@ -25,6 +25,7 @@ from cnnviewer.core.benchmark import BenchmarkConfig, environment_line, run_benc
 from cnnviewer.core.catalog import EMBEDDED_SOURCE, get_entry
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.models import bf16_supported
+from cnnviewer.core.ways import way_of
 
 
 def main() -> int:
@@ -48,14 +49,14 @@ def main() -> int:
     for precision in precisions:
         for count in threads:
             config = BenchmarkConfig(models=names, batch_size=args.batch_size, device=args.device,
-                                     precision=precision, decode_threads=count)
+                                     ways=(way_of(precision, "torch"),), decode_threads=count)
             report = run_benchmark(dataset, config)
             label = precision if count is None else f"{precision}/{count}t"
             for m in report.models:
-                if m.error:
-                    print(f"{m.name:<20}{label:>10}  not run: {m.error}")
+                if m.error or m.latency_ms is None:
+                    print(f"{m.name:<20}{label:>10}  not run: {m.error or 'no image was classified'}")
                     continue
-                peak = m.peak_gpu_mb if memory == "GPU MB" else m.peak_rss_mb
+                peak = m.peak_gpu_mb if memory == "GPU MB" else m.peak_rss_mb  # RSS: above the model's start
                 print(f"{m.name:<20}{label:>10}{m.throughput_ips:>15.1f}{m.end_to_end_ips:>18.1f}"
                       f"{m.latency_ms['p50']:>9.1f}{peak:>9.0f}")
     print(environment_line(report.environment))

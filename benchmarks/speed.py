@@ -28,6 +28,7 @@ from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.images import is_image_path
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import bf16_supported, build_architecture, prepare_module
+from cnnviewer.core.ways import parse_way
 
 
 def image_paths(folder: Path) -> list[str]:
@@ -60,14 +61,12 @@ def cnnviewer_classifier(entry, state, run_as):
     """What load_model makes for each "Run as" choice, with these (random) weights instead of a file."""
     module = build_architecture(entry)
     module.load_state_dict(state)
-    precision = "bf16" if run_as == "bf16" else "fp32"
-    engine = "onnxruntime" if run_as == "onnxruntime" else "torch"
-    return Classifier(prepare_module(entry, module, "cpu", precision, channels_last=True, engine=engine))
+    return Classifier(prepare_module(entry, module, "cpu", parse_way(run_as), channels_last=True))
 
 
 def cnnviewer_path(classifier, paths, batch_size=16):
     return [[p.index for p in r.predictions]
-            for r in classifier.classify_files(paths, top_k=5, batch_size=batch_size, fast_decode=True)]
+            for r in classifier.classify_files(paths, top_k=5, batch_size=batch_size)]
 
 
 def onnx_session(module, size):

@@ -21,6 +21,7 @@ from cnnviewer.core.text import csv_cell, json_text, printable
 from cnnviewer.core.units import human_bytes
 
 if TYPE_CHECKING:
+    from cnnviewer.core.ways import RunAs
     from cnnviewer.core.weights import DownloadProgress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     classify.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass")
-    _add_speed_options(classify)
+    _add_way_options(classify)
 
     models = sub.add_parser("models", help="list the models and whether their weights are here")
     models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
@@ -131,11 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the earlier run in --out: its report, results.csv and charts are deleted first")
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
     bench.add_argument("--device", default="cpu")
-    _add_speed_options(bench)
-    bench.add_argument("--run-as", metavar="LIST",
-                       help="compare ways of running on the same images, e.g. fp32,bf16,onnxruntime: every model "
-                       "runs once per way, and the report gives each way's top-1 change and speed against "
-                       "fp32 (replaces --precision and --engine)")
+    _add_way_options(bench, several=True)
 
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
@@ -146,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--heatmap", metavar="heat.npy", help="also save the map (image size, values 0..1)")
     explain.add_argument("--opacity", type=_fraction, default=0.6, help="0 (photo only) to 1 (map only)")
     explain.add_argument("--device", default="cpu")
+    _add_way_options(explain)
 
     weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -169,11 +167,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_speed_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16 is the fast path where the CPU or GPU has native bfloat16 (default fp32)")
-    parser.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
-                        help="onnxruntime runs the same FP32 weights faster on CPUs (needs the onnxruntime package)")
+def _add_way_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--run-as``, and the older ``--precision`` and ``--engine`` it replaces (hidden, still read)."""
+    ways = ("fp32 (default); bf16, the fast path where the CPU or GPU has native bfloat16; onnxruntime, the same "
+            "FP32 weights run by ONNX Runtime on the CPU (needs the onnxruntime package)")
+    if several:
+        parser.add_argument("--run-as", metavar="LIST",
+                            help="compare ways of running on the same images, e.g. fp32,bf16,onnxruntime: every "
+                            "model runs once per way, and the report gives each way's top-1 change and speed "
+                            f"against fp32. The ways: {ways}")
+    else:
+        parser.add_argument("--run-as", metavar="WAY", help=f"how the model runs: {ways}")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", action=_WayAlias,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch", action=_WayAlias,
+                        help=argparse.SUPPRESS)
+
+
+class _WayAlias(argparse.Action):
+    """``--precision`` or ``--engine``: stores the value and notes that the option was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.way_aliases = sorted({*getattr(namespace, "way_aliases", ()), option_string})
+
+
+def _ways_from_args(args: argparse.Namespace) -> tuple[RunAs, ...]:
+    """The ways of running asked for: ``--run-as`` (a list for bench, one way elsewhere), else the older
+    ``--precision``/``--engine``, else fp32. Both at once is refused: they would say it twice."""
+    from cnnviewer.core.ways import parse_way, parse_ways, way_of
+
+    aliases = getattr(args, "way_aliases", [])
+    if args.run_as is None:
+        return (way_of(args.precision, args.engine),)
+    if aliases:
+        raise UsageError(f"{' and '.join(aliases)} cannot be combined with --run-as, which replaces "
+                         f"{'them' if len(aliases) > 1 else 'it'}; give --run-as alone (e.g. --run-as bf16)")
+    if args.command != "bench":
+        return (parse_way(args.run_as),)
+    ways = parse_ways(args.run_as)
+    if not ways:
+        raise UsageError(f"--run-as '{printable(args.run_as)}' names no way of running; give labels separated by "
+                         "commas, e.g. fp32,bf16")
+    return ways
 
 
 def _positive_int(text: str) -> int:
@@ -206,7 +242,7 @@ def _resolve_model(name: str | None):
     try:
         return get_entry(name or default_model_name())
     except UnknownModelError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(str(exc), cli_hint=exc.cli_hint, gui_hint=exc.gui_hint) from exc
 
 
 def _check_device(name: str) -> None:
@@ -228,11 +264,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from cnnviewer.core.settings import remember_model
 
     entry = _resolve_model(args.model)
+    (way,) = _ways_from_args(args)
     _check_device(args.device)
-    classifier = Classifier(load_model(entry, args.device, args.precision, channels_last=True, engine=args.engine))
+    classifier = Classifier(load_model(entry, args.device, way, channels_last=True))
     remember_model(entry.name)
-    results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size,
-                                             fast_decode=True))
+    results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size))
     for result in results:
         if not result.ok:
             _print_err(f"{result.path}: {result.error}")
@@ -276,8 +312,7 @@ def _classification_table(entry, classifier, results) -> str:
     buf = io.StringIO()
     loaded = classifier.loaded
     weights = weights_identity(entry, loaded.weights_path).description  # the file this model was loaded from
-    run_as = f"{loaded.engine} {loaded.precision}" if loaded.engine != "torch" or loaded.precision != "fp32" else "fp32"
-    buf.write(f"Model: {entry.name} ({entry.title}, {weights}, {device}, {run_as})\n")
+    buf.write(f"Model: {entry.name} ({entry.title}, {weights}, {device}, {loaded.way.label})\n")
     for result in results:
         buf.write(f"\n{printable(result.path)}\n")  # one line per name, whatever the name holds
         if not result.ok:
@@ -383,7 +418,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
                     path = weights.download_weights(entry, progress=line, timeout=args.timeout)
                 except weights.WeightsError as exc:
                     line.done()
-                    _print_err(str(exc))
+                    _print_err(exc.for_cli())
                     failed += 1
                 else:
                     line.done()
@@ -433,7 +468,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 print(f"removed {path}")
             return EXIT_OK
     except weights.WeightsError as exc:
-        _print_err(str(exc))
+        _print_err(exc.for_cli())
         return EXIT_FAILED
     raise AssertionError(action)
 
@@ -447,13 +482,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from cnnviewer.core.explain import can_explain, grad_cam, overlay, target_layer
+    from cnnviewer.core.explain import can_explain, explain_file, heatmap_at, overlay, target_layer
     from cnnviewer.core.files import atomic_write, output_target
     from cnnviewer.core.images import load_image
     from cnnviewer.core.inference import Classifier
     from cnnviewer.core.models import load_model
+    from cnnviewer.core.ways import FP32
 
     entry = _resolve_model(args.model)
+    (way,) = _ways_from_args(args)
     if args.class_index is not None and not 0 <= args.class_index < 1000:
         raise UsageError(f"--class must be an ImageNet-1k class index, 0-999, not {args.class_index}")
     if not can_explain(entry.name):
@@ -462,18 +499,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
     # A device, folder or read-only file named as an output is refused before the slow part, not after it.
     if output_target(args.out) == (output_target(args.heatmap) if args.heatmap else None):
         raise UsageError(f"--out and --heatmap name the same file, {printable(args.out)}")
+    # The model runs as classify runs it, so the class and probability are the ones classify prints.
+    classifier = Classifier(load_model(entry, args.device, way, channels_last=True))
+    gradients = None if way.has_gradients else Classifier(load_model(entry, args.device, FP32, channels_last=True))
+    explanation = explain_file(classifier, args.image, args.class_index, gradients)
+    # The files are at the photo's own size, though a large JPEG was decoded smaller for the model.
     image = load_image(args.image)
-    explanation = grad_cam(Classifier(load_model(entry, args.device)), image, args.class_index)
-    picture = overlay(image, explanation.heatmap, args.opacity)
+    heatmap = heatmap_at(explanation.heatmap, image.size)
+    picture = overlay(image, heatmap, args.opacity)
     out = Path(args.out)
     atomic_write(out, lambda handle: picture.save(handle, format=_image_format(out)))
     if args.heatmap:
         buffer = io.BytesIO()
-        np.save(buffer, explanation.heatmap)
+        np.save(buffer, heatmap)
         atomic_write(Path(args.heatmap), lambda handle: handle.write(buffer.getvalue()))
+    computed = (f"; the map was computed in {explanation.way} (run as {way}, the model gives no gradients)"
+                if explanation.way != way else "")
     print(f"{entry.name}: Grad-CAM of class {explanation.class_index} {explanation.class_name} "
-          f"({explanation.probability * 100:.1f} %) over {printable(args.image)} written to {printable(out)}"
-          + (f"; map in {printable(args.heatmap)}" if args.heatmap else ""))
+          f"({explanation.probability * 100:.2f} %) over {printable(args.image)} written to {printable(out)}"
+          + (f"; map in {printable(args.heatmap)}" if args.heatmap else "") + computed)
     return EXIT_OK
 
 
@@ -560,17 +604,16 @@ def _default_bench_folder() -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
     from pathlib import Path
 
-    from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, default_models, environment, run_benchmark
+    from cnnviewer.core.benchmark import BenchmarkConfig, default_models
     from cnnviewer.core.datasets import load_labelled_folder
     from cnnviewer.core.errors import OutputError
-    from cnnviewer.core.report import EarlierRunError, ResultsCsv, prepare_run_folder, save_json, write_all
+    from cnnviewer.core.report import EarlierRunError, prepare_run_folder
+    from cnnviewer.core.session import run_to_folder
 
     # Everything a user can get wrong is checked before the folder is made: a refused run leaves nothing behind.
-    run_as = tuple(w.strip() for w in (args.run_as or "").split(",") if w.strip())
-    BenchmarkConfig(models=(), run_as=run_as).variants()  # an unknown way is refused before any work
+    ways = _ways_from_args(args)  # an unknown way is refused before any work
     if args.models is not None:
         asked = [n.strip() for n in args.models.split(",") if n.strip()]
         if not asked:
@@ -587,7 +630,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _to_stderr(f"{len(dataset.images)} labelled images in {printable(dataset.root)} ({dataset.layout})"
                + (f"; {dataset.left_out} file(s) left out for their labels" if dataset.problems else ""))
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
-                             precision=args.precision, engine=args.engine, run_as=run_as)
+                             ways=ways)
     shown = Path(args.out or _default_bench_folder())
     try:
         folder = prepare_run_folder(shown, overwrite=args.overwrite)
@@ -595,60 +638,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out "
                           "folder, or add --overwrite to replace that run") from exc
     out = shown  # the same folder as folder.path; files are named as the user named it
-    try:
-        results = ResultsCsv(out / "results.csv")
-    except OutputError:
-        folder.remove_if_empty()
-        raise
     problems: dict[str, str] = {}  # output -> why it could not be written; the run goes on without it
-    latest: list[BenchmarkReport] = []
 
-    def on_rows(model, rows) -> None:
-        if "csv" in problems:
-            return
-        try:
-            results.add(model, rows)
-        except OutputError as exc:
-            problems["csv"] = str(exc)
-            _print_err(f"{exc}; the run goes on without it")
+    def on_problem(kind: str, exc: OutputError) -> None:
+        if kind not in problems and kind in _GOES_ON:
+            _print_err(f"{exc}; {_GOES_ON[kind]}")
+        problems[kind] = str(exc)
 
-    def on_update(report) -> None:
-        latest[:] = [report]
-        try:
-            save_json(report, out / "report.json")
-        except OutputError as exc:
-            if "json" not in problems:
-                _print_err(f"{exc}; the run goes on, and tries again at the end")
-            problems["json"] = str(exc)
-
-    with _Interrupts() as stop:
+    with _Interrupts() as stop:  # Ctrl+C: stop after this batch; twice: at once (the report is still written)
         bar = _BenchProgress(stop)
         try:
-            report = run_benchmark(dataset, config, progress=bar, should_cancel=stop, on_rows=on_rows,
-                                   on_update=on_update)
-        except KeyboardInterrupt:  # Ctrl+C twice: stopped at once, the report keeps what it had
-            report = latest[0] if latest else BenchmarkReport(
-                root=dataset.root, config=asdict(config), environment=environment(config),
-                label_problems=dataset.problems)
-            report.cancelled, report.complete = True, False
-        except Exception:  # an unexpected failure still leaves a report of what had finished
-            if latest:
-                latest[0].complete = False
-                try:
-                    write_all(latest[0], out)
-                except CnnviewerError as exc:  # the failure being raised is the one to show
-                    log.info("the partial report could not be written either: %s", printable(exc))
+            report = run_to_folder(dataset, config, out, progress=bar, should_cancel=stop, on_problem=on_problem)
+        except OutputError:  # results.csv could not be made: nothing was written, nothing is left behind
+            folder.remove_if_empty()
             raise
         finally:
-            results.close()
             bar.done()
-        problems.pop("json", None)  # tried again now, with the rest
-        try:
-            write_all(report, out)
-            written = True
-        except OutputError as exc:
-            problems["report"] = str(exc)
-            written = False
+    problems.pop("json", None)  # tried again at the end, with the rest
+    written = "report" not in problems
     print(_bench_table(report))
     for m in report.models:
         if m.error:
@@ -667,6 +674,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+# What the run does after a file could not be written (the final report's failure is told at the end).
+_GOES_ON = {"csv": "the run goes on without it", "json": "the run goes on, and tries again at the end"}
+
+
 def _bench_table(report) -> str:
     from cnnviewer.core.report import conclusions
 
@@ -677,9 +688,12 @@ def _bench_table(report) -> str:
         if m.error:
             rows.append((m.name, "-", "not run", "", "", "", "", "", "", ""))
             continue
-        rows.append((m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}-{m.top1_ci[1] * 100:.0f}",
-                     f"{m.top5 * 100:.1f}", f"{m.throughput_ips:.1f}", f"{m.latency_ms['p50']:.0f}",
-                     f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
+        lat = m.latency_ms or {}
+        rows.append((m.name, f"{m.images}/{len(report.images)}" if m.partial else str(m.images), f"{m.top1 * 100:.1f}",
+                     f"{m.top1_ci[0] * 100:.0f}-{m.top1_ci[1] * 100:.0f}", f"{m.top5 * 100:.1f}",
+                     "-" if m.throughput_ips is None else f"{m.throughput_ips:.1f}",
+                     f"{lat['p50']:.0f}" if lat else "-", f"{lat['p99']:.0f}" if lat else "-",
+                     f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
     if any(m.peak_gpu_mb for m in report.models):
         headers += ("GPU MB",)
         rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "")
@@ -688,6 +702,12 @@ def _bench_table(report) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
                        for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in [headers, *rows]]
+    if any(m.error is None for m in report.models):
+        from cnnviewer.core.benchmark import OLD_MEMORY_CAPTION, memory_caption
+
+        lines.append("peak MB: resident memory of the whole process" if memory_caption(report.models)
+                     == OLD_MEMORY_CAPTION else "peak MB: resident memory above what the process held before the "
+                     "model loaded")
     lines += [""] + conclusions(report)
     return "\n".join(lines)
 
@@ -874,11 +894,11 @@ def _run(argv: list[str], closed: set[str]) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except UsageError as exc:
-        _print_err(f"error: {exc}")
+        _print_err(f"error: {exc.for_cli()}")
         return EXIT_USAGE
     except CnnviewerError as exc:
         log.info("error shown to the user: %s", printable(exc))
-        _print_err(f"error: {exc}")
+        _print_err(f"error: {exc.for_cli()}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _print_err("interrupted")

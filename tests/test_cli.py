@@ -8,6 +8,9 @@ import json
 
 import pytest
 
+from cnnviewer.cli import UsageError, _ways_from_args, build_parser
+from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME
 from tests.helpers import PHOTOS_13, run
 
 # Test modules written before tests/helpers.py import run from here; new code imports tests.helpers.
@@ -17,9 +20,13 @@ GOOD = [str(PHOTOS_13 / "polar_bear.jpg"), str(PHOTOS_13 / "banana_0.jpg")]
 
 
 def test_classify_table():
-    proc = run("classify", *GOOD, "--model", "efficientnet_lite0", "--top", "3")
+    from cnnviewer.core.engines import onnxruntime_available
+
+    way = "onnxruntime" if onnxruntime_available() else "fp32"  # --run-as end to end where there is a second way
+    proc = run("classify", *GOOD, "--model", "efficientnet_lite0", "--top", "3", "--run-as", way)
     assert proc.returncode == 0, proc.stderr
-    assert "Model: efficientnet_lite0" in proc.stdout
+    header = proc.stdout.splitlines()[0]
+    assert header.startswith("Model: efficientnet_lite0 (") and header.endswith(f", cpu, {way})")
     assert "ice bear" in proc.stdout and "banana" in proc.stdout
     lines = proc.stdout.splitlines()
     bear = lines.index(GOOD[0])
@@ -72,6 +79,7 @@ def test_missing_weights_is_one_sentence_not_random_weights():
     proc = run("classify", GOOD[0], "--model", "resnet50")
     assert proc.returncode == 1
     assert "resnet50-11ad3fa6.pth" in proc.stderr and "cnnviewer weights download resnet50" in proc.stderr
+    assert "import FILE --model resnet50" in proc.stderr and "File >" not in proc.stderr  # the CLI's hint only
     assert proc.stdout == "" and "Traceback" not in proc.stderr
 
 
@@ -104,10 +112,51 @@ def test_cuda_asked_for_without_cuda_is_a_sentence():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the refusal cannot be seen here")
+    from cnnviewer.core.models import resolve_device
+
     proc = run("classify", GOOD[0], "--device", "cuda")
     assert proc.returncode == 1 and "CUDA" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.rstrip().endswith("choose the CPU. Use --device cpu.")  # the core's sentence, the CLI's hint
+    with pytest.raises(CnnviewerError) as caught:
+        resolve_device("cuda")
+    assert "--" not in str(caught.value) and "Pick cpu under Device." in caught.value.for_window()
 
 
 def test_an_unknown_device_is_a_sentence():
     proc = run("classify", GOOD[0], "--device", "tpu")
     assert proc.returncode == 1 and "Unknown device 'tpu'" in proc.stderr and "internal error" not in proc.stderr
+
+
+def _ways(*argv: str):
+    return _ways_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_run_as_names_the_way_and_the_older_options_still_work():
+    assert _ways("classify", "x.jpg") == (FP32,)
+    assert _ways("classify", "x.jpg", "--run-as", "onnxruntime") == (ONNXRUNTIME,)
+    assert _ways("explain", "x.jpg", "--out", "o.png", "--run-as", "BF16") == (BF16,)
+    assert _ways("classify", "x.jpg", "--precision", "bf16") == (BF16,)  # hidden, read as --run-as bf16
+    assert _ways("classify", "x.jpg", "--engine", "onnxruntime") == (ONNXRUNTIME,)
+    assert _ways("bench", "folder", "--run-as", "fp32,onnxruntime,fp32") == (FP32, ONNXRUNTIME)
+    assert _ways("bench", "folder", "--precision", "bf16") == (BF16,)
+    with pytest.raises(CnnviewerError, match="Unknown way of running 'fp16'"):
+        _ways("classify", "x.jpg", "--run-as", "fp16")
+    with pytest.raises(CnnviewerError, match="Unknown way of running 'fp32,bf16'"):  # one way where one is run
+        _ways("explain", "x.jpg", "--out", "o.png", "--run-as", "fp32,bf16")
+
+
+def test_run_as_with_the_older_options_is_refused_with_one_sentence():
+    with pytest.raises(UsageError, match="--precision cannot be combined with --run-as, which replaces it"):
+        _ways("classify", "x.jpg", "--precision", "bf16", "--run-as", "bf16")
+    with pytest.raises(UsageError, match="--engine and --precision cannot be combined with --run-as"):
+        _ways("bench", "folder", "--engine", "torch", "--run-as", "fp32", "--precision", "fp32")
+    with pytest.raises(UsageError, match="names no way of running"):
+        _ways("bench", "folder", "--run-as", ",")
+
+
+def test_help_offers_run_as_and_hides_the_older_options(capsys):
+    for command in ("classify", "explain", "bench"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        assert "--run-as" in text and "--precision" not in text and "--engine" not in text, command

@@ -1,38 +1,66 @@
 """Benchmark several models on a labelled folder: accuracy, latency, throughput and memory.
 
-``run_benchmark`` is a plain function driven by ``progress`` and ``should_cancel`` callables, so the
-CLI, the window's worker and the tests run it the same way. Results are written as they come.
+``run_benchmark`` is a plain function driven by ``progress``, ``should_cancel`` and ``pause`` callables,
+so the CLI, the window's job and the tests run it the same way; ``BenchmarkRun.run_model`` is the step
+it takes per model. ``core.session.run_to_folder`` adds the files a run writes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
+import functools
+import gc
 import logging
 import platform
+import sys
 import threading
 import time
 from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import psutil
 import torch
 
-from cnnviewer.core.catalog import RUN_AS, Availability, get_entry, run_as_label
+from cnnviewer.core.catalog import Availability, ModelEntry, get_entry
 from cnnviewer.core.datasets import LabelledImage, LabelledSet
-from cnnviewer.core.errors import CnnviewerError, ImageLoadError
-from cnnviewer.core.images import load_image
-from cnnviewer.core.inference import Classifier, default_decode_threads
+from cnnviewer.core.errors import (
+    CnnviewerError,
+    UnknownModelError,
+    WeightsFileError,
+    WeightsMissingError,
+)
+from cnnviewer.core.inference import Classification, Classifier, default_decode_threads
 from cnnviewer.core.models import load_model
 from cnnviewer.core.stats import mcnemar_exact, wilson_interval
+from cnnviewer.core.ways import FP32, RunAs, way_of
 from cnnviewer.core.weights import weights_identity
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SIGNIFICANCE = 0.05
 
+#: Why a model did not run (``ModelResult.error_kind``), as the dashboard and report.md say it.
+ERROR_KINDS = {
+    "weights_missing": "weights missing",
+    "weights_file": "weights file unusable",
+    "cannot_run": "cannot run this way here",
+    "unknown_model": "unknown model",
+    "failed": "failed while running",
+}
+MEMORY_CAPTION = "peak memory above start (MB)"
+OLD_MEMORY_CAPTION = "peak memory of the whole process (MB)"  # reports written before rss_before_mb
+
 log = logging.getLogger(__name__)
+
+#: Called between batches and before each latency sample; may block while interactive work runs, and
+#: returns the seconds it waited (left out of the model's timings).
+Pause = Callable[[], float]
 
 
 def default_models() -> tuple[tuple[str, ...], str]:
@@ -48,6 +76,19 @@ def model_of(key: str) -> str:
     return key.split(" (", 1)[0]
 
 
+def error_kind(exc: BaseException) -> str:
+    """The ERROR_KINDS key for what stopped a model: told by the exception's type, never by its text."""
+    if isinstance(exc, WeightsMissingError):
+        return "weights_missing"
+    if isinstance(exc, WeightsFileError):
+        return "weights_file"
+    if isinstance(exc, UnknownModelError):
+        return "unknown_model"
+    if isinstance(exc, CnnviewerError):  # the device, the way of running or the ONNX export
+        return "cannot_run"
+    return "failed"
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     models: tuple[str, ...]
@@ -55,30 +96,29 @@ class BenchmarkConfig:
     limit: int | None = None
     device: str = "cpu"
     latency_samples: int = 20  # batch-1 forwards per model for the latency distribution
-    precision: str = "fp32"  # or "bf16" (the fast path, where the hardware has it)
+    # Every model runs once per way, on the same images; with several, results are named "model (label)".
+    ways: tuple[RunAs, ...] = (FP32,)
     channels_last: bool = True  # NHWC convolutions: faster on CPUs, the same classes
     fast_decode: bool = True  # large JPEGs decode at reduced size (never below the model's resize)
     decode_threads: int | None = None  # decoding overlaps inference in this many threads; None: for the machine
-    engine: str = "torch"  # or "onnxruntime" (FP32 on the CPU)
-    # Several ways of running (RUN_AS labels): every model runs once per entry, on the same images, and
-    # its results are named "model (label)"; empty: the one way given by precision and engine.
-    run_as: tuple[str, ...] = ()
 
-    def variants(self) -> list[tuple[str, str, str]]:
-        """(label, precision, engine) of each way of running."""
-        if not self.run_as:
-            return [(run_as_label(self.precision, self.engine), self.precision, self.engine)]
-        unknown = [r for r in self.run_as if r not in RUN_AS]
-        if unknown:
-            raise CnnviewerError(f"Unknown way of running '{unknown[0]}'; choose from {', '.join(RUN_AS)}.")
-        return [(label, *RUN_AS[label]) for label in dict.fromkeys(self.run_as)]
+    def __post_init__(self) -> None:
+        if not self.ways:
+            raise CnnviewerError("No way of running was chosen; choose at least one (fp32, bf16, onnxruntime).")
+        for way in self.ways:
+            if not isinstance(way, RunAs):
+                raise CnnviewerError(f"'{way}' is not a way of running; choose from fp32, bf16, onnxruntime.")
 
-    def runs(self) -> list[tuple[str, str, str, str, str]]:
-        """(result key, model, label, precision, engine) in the order they run: each model in every way."""
-        variants = self.variants()
-        return [(f"{model} ({label})" if len(variants) > 1 else model, model, label, precision, engine)
+    def runs(self) -> list[tuple[str, str, RunAs]]:
+        """(result key, model, way) in the order they run: each model in every way."""
+        ways = tuple(dict.fromkeys(self.ways))
+        return [(f"{model} ({way.label})" if len(ways) > 1 else model, model, way)
                 for model in dict.fromkeys(self.models)  # a model named twice runs once, never against itself
-                for label, precision, engine in variants]
+                for way in ways]
+
+    def to_json(self) -> dict[str, Any]:
+        """The configuration as report.json stores it: ways by their labels."""
+        return {**asdict(self), "models": list(self.models), "ways": [way.label for way in self.ways]}
 
 
 @dataclass(frozen=True)
@@ -103,28 +143,38 @@ class ModelResult:
     title: str
     weights: str  # what the weights are: the published ones, or "imported: FILE (sha256 …)"
     model: str = ""  # the catalog name (from_json fills it in for reports written before this field)
-    run_as: str = "fp32"  # RUN_AS label: how this result was computed
-    images: int = 0  # images that loaded and were classified
+    run_as: str = "fp32"  # the RunAs label: how this result was computed
+    images: int = 0  # images that loaded and were classified (a partial result: those it saw)
     failed: int = 0
     top1: float = 0.0
     top5: float = 0.0
     top1_ci: tuple[float, float] = (0.0, 1.0)
     top5_ci: tuple[float, float] = (0.0, 1.0)
-    throughput_ips: float = 0.0  # model forward only, at the chosen batch size
-    end_to_end_ips: float = 0.0  # file on disk to top-5, decode included
-    latency_ms: dict[str, float] = field(default_factory=lambda: {"p50": 0.0, "p90": 0.0, "p99": 0.0})
+    # Speed figures: None where they were not measured (a model that did not run, or a partial one).
+    throughput_ips: float | None = None  # model forward only, at the chosen batch size
+    end_to_end_ips: float | None = None  # file on disk to top-5, decode included, pauses left out
+    latency_ms: dict[str, float] | None = None  # p50, p90, p99 at batch 1
     latencies_ms: list[float] = field(default_factory=list)
     decode_ms_mean: float = 0.0
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # peak resident memory above rss_before_mb (the whole process's in older reports)
+    rss_before_mb: float | None = None  # the process's resident memory just before the model loaded
     peak_gpu_mb: float = 0.0  # torch's peak allocation on the GPU, when the run was on one
     param_mb: float = 0.0
     folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
     load_s: float = 0.0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the model's turn, pauses left out
+    paused_s: float = 0.0  # time its turn waited for interactive work (not in any figure)
     published: dict[str, Any] = field(default_factory=dict)  # acc1, acc5 (None: not published), gmacs, params
     error: str | None = None  # the model could not run at all (weights missing, ...)
+    error_kind: str | None = None  # an ERROR_KINDS key, set with error
+    partial: bool = False  # cut short by Cancel: accuracy over the images it saw, no speed figures
     complete: bool = False
     weights_sha256: str = ""  # the SHA-256 of the weights file, so a figure traces to the exact file
+
+    @property
+    def timed(self) -> bool:
+        """Whether it has speed figures: ran to the end of its turn."""
+        return self.error is None and not self.partial and self.latency_ms is not None
 
 
 @dataclass
@@ -141,7 +191,7 @@ class ImageRow:
 @dataclass
 class BenchmarkReport:
     root: str
-    config: dict[str, Any]  # asdict(BenchmarkConfig), as JSON
+    config: dict[str, Any]  # BenchmarkConfig.to_json()
     environment: dict[str, Any]  # environment(): what the figures were measured on
     models: list[ModelResult] = field(default_factory=list)
     images: list[ImageRow] = field(default_factory=list)
@@ -165,7 +215,7 @@ class BenchmarkReport:
 
         checked = check_report(data, ModelResult.__dataclass_fields__)
         env = checked["environment"]
-        way = run_as_label(env.get("precision", "fp32"), env.get("engine", "torch"))  # reports before run_as
+        way = _way_label(env.get("precision", "fp32"), env.get("engine", "torch"))  # reports before run_as
         models = [ModelResult(**{"run_as": way, **m, "model": m.get("model") or model_of(m["name"])})
                   for m in checked["models"]]
         images = [ImageRow(**row) for row in checked["images"]]
@@ -177,12 +227,30 @@ class BenchmarkReport:
     def result(self, name: str) -> ModelResult | None:
         return next((m for m in self.models if m.name == name), None)
 
+    def partial_note(self, result: ModelResult) -> str:
+        """"partial: 48 of 100 images" for a result cut short."""
+        return f"partial: {result.images + result.failed} of {len(self.images)} images"
+
+
+def _way_label(precision: object, engine: object) -> str:
+    """The label of an old report's precision and engine, or "engine precision" when no way has them."""
+    try:
+        return way_of(str(precision), str(engine)).label
+    except CnnviewerError:
+        return f"{engine} {precision}"
+
+
+def memory_caption(models: list[ModelResult]) -> str:
+    """What the memory figures of these results are: above the start of each model's turn, or (reports
+    written before that) the whole process's peak."""
+    ran = [m for m in models if m.error is None]
+    return OLD_MEMORY_CAPTION if any(m.rss_before_mb is None for m in ran) else MEMORY_CAPTION
+
 
 def environment(config: BenchmarkConfig) -> dict[str, Any]:
     import torchvision
 
-    ways = config.variants()
-
+    ways = list(dict.fromkeys(config.ways))
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -202,9 +270,9 @@ def environment(config: BenchmarkConfig) -> dict[str, Any]:
         "device": config.device,
         "gpu": _gpu_name(config.device),
         # precision and engine of the one way of running; "mixed" when the run compares several
-        "precision": ways[0][1] if len(ways) == 1 else "mixed",
-        "engine": ways[0][2] if len(ways) == 1 else "mixed",
-        "run_as": [label for label, _, _ in ways],
+        "precision": ways[0].precision if len(ways) == 1 else "mixed",
+        "engine": ways[0].engine if len(ways) == 1 else "mixed",
+        "run_as": [way.label for way in ways],
         "channels_last": config.channels_last,
         "fast_decode": config.fast_decode,
         "batch_size": config.batch_size,
@@ -220,35 +288,143 @@ def _gpu_name(device: str) -> str | None:
         return None
 
 
+# -- memory ----------------------------------------------------------------------------------------
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where there is none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+        trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError) as exc:
+        log.info("no malloc_trim here (%s): freed memory goes back to the system when the allocator decides", exc)
+        return None
+    return cast("Callable[[int], int]", trim)
+
+
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc keeps freed memory resident otherwise)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def release_memory() -> None:
+    """Collect what nothing refers to any more and hand freed heap pages back to the system, so the next
+    model's turn starts from a low baseline."""
+    gc.collect()
+    _trim_heap()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # a no-op where CUDA was never used
+
+
+def _high_water_mark() -> int | None:
+    """The process's peak resident memory since it was last reset (Linux's VmHWM), in bytes; None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            line = next((line for line in handle if line.startswith("VmHWM:")), None)
+    except OSError:
+        return None
+    return int(line.split()[1]) * 1024 if line else None
+
+
+def _reset_high_water_mark() -> bool:
+    """Sets VmHWM to the memory resident now (Linux 4.0 and later); False where that cannot be done."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def _settle_process() -> None:
+    """Pays, once per process, what the first model of any kind costs and keeps for good (oneDNN's and the
+    thread pool's set-up, the tracer that folds BatchNorm): a tiny network is folded and run. Otherwise the
+    first model's figure would carry it, and a fresh ``cnnviewer bench`` would say more than the window."""
+    from torch import nn
+
+    from cnnviewer.core.models import fold_batchnorm
+
+    network = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6(),
+                            nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU6(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    fold_batchnorm(network)
+    network = network.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for size in (8, 1):
+            network(torch.zeros(size, 3, 32, 32).contiguous(memory_format=torch.channels_last))
+
+
 class _PeakMemory:
-    """Samples this process's resident memory in a thread while a model runs."""
+    """This process's peak resident memory while a model runs, above ``before`` (what it held at the start).
+
+    On Linux the kernel's high-water mark is read, so no peak between two looks is missed; elsewhere a
+    thread samples every 10 ms. While the run is paused for interactive work, that work's memory is not
+    the model's: what the process gained or lost meanwhile is taken off what comes after."""
 
     def __init__(self, interval: float = 0.01):
         self.interval = interval
-        self.peak = 0
+        self._exact = _reset_high_water_mark() and _high_water_mark() is not None
+        self.before = _rss()
+        self.peak = self.before
+        self._offset = 0  # memory that came or went while paused
+        self._paused_at: int | None = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._process = psutil.Process()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+
+    def _sample(self) -> None:
+        now = (_high_water_mark() or 0) if self._exact else _rss()
+        with self._lock:
+            if self._paused_at is None:
+                self.peak = max(self.peak, now - self._offset)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(self.interval)
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def suspend(self) -> None:
+        self._sample()
+        with self._lock:
+            self._paused_at = _rss()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused_at is not None:
+                self._offset += _rss() - self._paused_at
+                self._paused_at = None
+                if self._exact:
+                    _reset_high_water_mark()  # the paused work's own peak is not the model's
+
+    @property
+    def increase_mb(self) -> float:
+        return max(0, self.peak - self.before) / 2**20
 
     def __enter__(self) -> _PeakMemory:
-        self.peak = self._process.memory_info().rss
-        self._thread.start()
+        if not self._exact:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
+        if not self._exact:
+            self._stop.set()
+            self._thread.join()
+        self._sample()
+
+
+# -- the figures -----------------------------------------------------------------------------------
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
     p50, p90, p99 = np.percentile(np.asarray(values), [50, 90, 99])
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
@@ -263,10 +439,9 @@ def _first_tensors(classifier: Classifier, items: list[LabelledImage], count: in
             break
         if item.path in skip:
             continue
-        try:
-            tensors.append(classifier.preprocess(load_image(item.path)))
-        except ImageLoadError:
-            continue
+        decoded = classifier.decode(item.path)  # as the run decoded it
+        if decoded.tensor is not None:
+            tensors.append(decoded.tensor)
     return tensors
 
 
@@ -287,15 +462,254 @@ def _warm_up(classifier: Classifier, items: list[LabelledImage], batch_size: int
         classifier.predict_batch(torch.stack(tensors * size), top_k=5)
 
 
-def _latencies(classifier: Classifier, items: list[LabelledImage], config: BenchmarkConfig,
-               skip: Container[str] = ()) -> list[float]:
-    """Batch-1 forward times (ms) over the first images that load (``skip``: those known not to)."""
-    values = []
-    for tensor in _first_tensors(classifier, items, config.latency_samples, skip):
+class BenchmarkRun:
+    """One run over a labelled set: the report, the image rows every model fills in, the files that could
+    not be read. ``run_model`` is the step taken per model; ``run_all`` loops over ``config.runs()``.
+
+    ``pause`` is called between batches and before each latency sample; the time it waits is left out of
+    the model's timings and recorded as ``paused_s``. ``on_rows`` gets each batch's image rows.
+    """
+
+    def __init__(self, dataset: LabelledSet, config: BenchmarkConfig, *,
+                 progress: Callable[[Progress], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None,
+                 pause: Pause | None = None,
+                 on_rows: Callable[[str, list[ImageRow]], None] | None = None) -> None:
+        self.config = config
+        self.items = dataset.images[: config.limit] if config.limit else list(dataset.images)
+        self.report = BenchmarkReport(root=dataset.root, config=config.to_json(), environment=environment(config),
+                                      label_problems=list(dataset.problems))
+        self.rows = {item.path: ImageRow(item.path, item.label, item.index) for item in self.items}
+        self.report.images = list(self.rows.values())
+        self.skipped: dict[str, str] = {}
+        self.runs = config.runs()
+        self._progress = progress
+        self._should_cancel = should_cancel
+        self._pause = pause
+        self._on_rows = on_rows
+        self._memory: _PeakMemory | None = None
+        self._running: ModelResult | None = None  # the result whose turn it is
+        self._unsent: list[ImageRow] = []  # its rows of the batch under way, not yet handed to on_rows
+
+    def cancelled(self) -> bool:
+        return bool(self._should_cancel and self._should_cancel())
+
+    def run_all(self, on_update: Callable[[BenchmarkReport], None] | None = None) -> BenchmarkReport:
+        """Every model in every way, ``on_update`` after each; cancelling keeps what was done."""
+        for number, (key, model, way) in enumerate(self.runs, 1):
+            if self.cancelled():
+                break
+            self.run_model(number, key, model, way)
+            self._publish(on_update)
+        return self.finish(on_update)
+
+    def finish(self, on_update: Callable[[BenchmarkReport], None] | None = None) -> BenchmarkReport:
+        report = self.report
+        report.cancelled = self.cancelled()
+        report.complete = not report.cancelled and all(m.complete or m.error for m in report.models)
+        _finish_statistics(report)
+        self._publish(on_update)
+        return report
+
+    def cut_short(self, cancelled: bool = True) -> BenchmarkReport:
+        """The report as it stands when the run stopped between two steps (a second Ctrl+C, a crash): the
+        model whose turn it was is partial, with the images it had handed on."""
+        result, self._running = self._running, None
+        if result is not None:
+            for row in self._unsent:  # not handed to on_rows (results.csv): not in the report either
+                row.top5.pop(result.name, None)
+                row.probabilities.pop(result.name, None)
+            self._unsent = []
+            if result.error is None:
+                _mark_partial(result)
+                _count_from_rows(result, self.report.images)
+        report = self.report
+        report.cancelled = report.cancelled or cancelled
+        report.complete = False
+        report.skipped = [{"file": f, "reason": r} for f, r in self.skipped.items()]
+        _finish_statistics(report)
+        return report
+
+    def _publish(self, on_update: Callable[[BenchmarkReport], None] | None) -> None:
+        self.report.skipped = [{"file": f, "reason": r} for f, r in self.skipped.items()]
+        if on_update is not None:
+            on_update(self.report)
+
+    def _wait(self) -> float:
+        """Let interactive work run (``pause``); the seconds waited, with the memory it used not counted."""
+        if self._pause is None:
+            return 0.0
+        if self._memory is not None:
+            self._memory.suspend()
+        try:
+            return max(0.0, float(self._pause()))
+        finally:
+            if self._memory is not None:
+                self._memory.resume()
+
+    def _tell(self, number: int, key: str, done: int, text: str = "") -> None:
+        if self._progress is not None:
+            self._progress(Progress(key, number, len(self.runs), done, len(self.items), text or key))
+
+    def run_model(self, number: int, key: str, model: str, way: RunAs) -> ModelResult:
+        """The step for one model in one way: load, warm up, classify every image, time batch-1 latencies,
+        and work out the figures. Every reference to the model is dropped before it returns."""
+        try:
+            entry = get_entry(model)
+        except UnknownModelError as exc:
+            result = ModelResult(name=key, title=key, weights="", model=model, run_as=way.label,
+                                 error=str(exc), error_kind=error_kind(exc))
+            self.report.models.append(result)
+            return result
+        title = entry.title if key == model else f"{entry.title} ({way.label})"
+        result = ModelResult(name=key, title=title, weights=entry.weights_id, model=model, run_as=way.label,
+                             published={"acc1": entry.acc1, "acc5": entry.acc5, "gmacs": entry.gmacs,
+                                        "params": entry.num_params})
+        self.report.models.append(result)
+        self._running, self._unsent = result, []
+        try:
+            self._measure(result, entry, number, way)
+        except Exception as exc:  # one model's failure is its result's; the others go on
+            log.exception("%s failed while running", key)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            result.error = f"{key} failed while running ({first[:200]})."
+            result.error_kind = "failed"
+            result.throughput_ips = result.end_to_end_ips = result.latency_ms = None
+            result.complete = False
+        self._running, self._unsent = None, []
+        release_memory()  # the model's memory goes back before the next turn's baseline
+        _finish_statistics(self.report)
+        return result
+
+    def _measure(self, result: ModelResult, entry: ModelEntry, number: int, way: RunAs) -> None:
+        config, items, key = self.config, self.items, result.name
+        self._tell(number, key, 0, f"loading {key}")
+        if config.device == "cpu":
+            _settle_process()
+        release_memory()
+        on_gpu = self.report.environment["gpu"] is not None
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(config.device)
         started = time.perf_counter()
-        classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
-        values.append((time.perf_counter() - started) * 1000)
-    return values
+        paused = 0.0
+        with _PeakMemory() as memory:
+            self._memory = memory
+            try:
+                paused += self._wait()
+                try:
+                    loaded = load_model(entry, config.device, way, config.channels_last)
+                except CnnviewerError as exc:
+                    result.error, result.error_kind = str(exc), error_kind(exc)
+                    return
+                identity = weights_identity(entry, loaded.weights_path, with_sha256=True)  # hashed once per file
+                result.weights, result.weights_sha256 = identity.weights_id, identity.sha256
+                if identity.availability is Availability.IMPORTED:  # the published accuracy is not theirs
+                    result.published = {**result.published, "acc1": None, "acc5": None}
+                result.load_s = loaded.load_seconds
+                result.folded_batchnorms = loaded.folded_batchnorms
+                result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
+                classifier = Classifier(loaded, fast_decode=config.fast_decode)
+                del loaded
+                _warm_up(classifier, items, config.batch_size)
+                _trim_heap()  # the warm-up's freed blocks: the loop starts from the same heap every time
+                paused += self._wait()
+                loop_started = time.perf_counter()
+                outcomes = classifier.classify_files([item.path for item in items], top_k=5,
+                                                     batch_size=config.batch_size, should_cancel=self.cancelled,
+                                                     decode_threads=config.decode_threads)
+                done, forward_ms, decode_ms, loop_paused = self._classify(result, number, outcomes)
+                loop_seconds = time.perf_counter() - loop_started - loop_paused
+                paused += loop_paused
+                latencies: list[float] = []
+                measured = False
+                if done == len(items) and not self.cancelled():
+                    measured, waited = self._latencies(classifier, latencies)
+                    paused += waited
+                del classifier, outcomes
+            finally:
+                self._memory = None
+        result.seconds = time.perf_counter() - started - paused
+        result.paused_s = paused
+        result.decode_ms_mean = float(np.mean(decode_ms)) if decode_ms else 0.0
+        result.rss_before_mb = memory.before / 2**20
+        result.peak_rss_mb = memory.increase_mb
+        if on_gpu:
+            result.peak_gpu_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
+        n = result.images
+        if not measured:  # Cancel cut the turn short: accuracy over the images it saw, and no speed figures
+            _mark_partial(result)
+            return
+        result.complete = True
+        if n:  # no image loaded: nothing was timed, so there are no speed figures
+            result.throughput_ips = n / max(1e-9, forward_ms / 1000)
+            result.end_to_end_ips = n / max(1e-9, loop_seconds)
+        if latencies:
+            result.latencies_ms = [round(v, 3) for v in latencies]
+            result.latency_ms = _percentiles(latencies)
+
+    def _classify(self, result: ModelResult, number: int,
+                  outcomes: Iterator[Classification]) -> tuple[int, float, list[float], float]:
+        """Every image through the model: (files done, forward ms, decode ms per file, seconds paused)."""
+        items, key, batch = self.items, result.name, max(1, self.config.batch_size)
+        by_path = {item.path: item for item in items}
+        top1 = top5 = classified = done = 0
+        forward_ms = paused = 0.0
+        decode_ms: list[float] = []
+        for outcome in outcomes:
+            item = by_path[outcome.path]
+            done += 1
+            decode_ms.append(outcome.timings.decode_ms + outcome.timings.preprocess_ms)
+            if not outcome.ok:
+                self.skipped[item.path] = outcome.error or "could not be classified"  # ok is error is None
+            else:
+                indices = [p.index for p in outcome.predictions]
+                row = self.rows[item.path]
+                row.top5[key] = indices
+                row.probabilities[key] = [round(p.probability, 6) for p in outcome.predictions]
+                self._unsent.append(row)
+                top1 += indices[0] == item.index
+                top5 += item.index in indices
+                classified += 1
+                forward_ms += outcome.timings.inference_ms
+            if done % batch == 0 or done == len(items):
+                result.images, result.failed = classified, done - classified
+                result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
+                result.top1_ci, result.top5_ci = wilson_interval(top1, classified), wilson_interval(top5, classified)
+                if self._on_rows is not None and self._unsent:
+                    self._on_rows(key, self._unsent)
+                self._unsent = []  # only once on_rows has them: a stop inside it leaves them out of the report
+                self._tell(number, key, done)
+                if done < len(items):
+                    paused += self._wait()  # between batches: the generator holds the next one until asked
+        return done, forward_ms, decode_ms, paused
+
+    def _latencies(self, classifier: Classifier, values: list[float]) -> tuple[bool, float]:
+        """Batch-1 forward times (ms) into ``values`` over the first images that load; (all taken, paused s)."""
+        paused = 0.0
+        for tensor in _first_tensors(classifier, self.items, self.config.latency_samples, self.skipped):
+            paused += self._wait()
+            if self.cancelled():
+                return False, paused
+            started = time.perf_counter()
+            classifier.predict_batch(tensor.unsqueeze(0), top_k=5)
+            values.append((time.perf_counter() - started) * 1000)
+        return True, paused
+
+
+def _count_from_rows(result: ModelResult, rows: list[ImageRow]) -> None:
+    """A result's accuracy worked out again from the image rows that hold its answers."""
+    answered = [row for row in rows if result.name in row.top5]
+    top1 = sum(1 for row in answered if row.top5[result.name][0] == row.truth)
+    top5 = sum(1 for row in answered if row.truth in row.top5[result.name])
+    n = result.images = len(answered)
+    result.top1, result.top5 = top1 / max(1, n), top5 / max(1, n)
+    result.top1_ci, result.top5_ci = wilson_interval(top1, n), wilson_interval(top5, n)
+
+
+def _mark_partial(result: ModelResult) -> None:
+    result.partial, result.complete = True, False
+    result.throughput_ips = result.end_to_end_ips = result.latency_ms = None
+    result.latencies_ms = []
 
 
 def run_benchmark(
@@ -305,132 +719,34 @@ def run_benchmark(
     should_cancel: Callable[[], bool] | None = None,
     on_update: Callable[[BenchmarkReport], None] | None = None,
     on_rows: Callable[[str, list[ImageRow]], None] | None = None,
+    pause: Pause | None = None,
 ) -> BenchmarkReport:
     """Run every model of ``config`` over ``dataset``; ``on_update`` sees the report after each model
     and ``on_rows`` the image rows of each batch as soon as the batch is classified.
 
-    A model that cannot run is recorded with its reason and the others go on; a file that cannot
-    be read is listed in ``skipped`` and left out of the accuracy. Cancelling keeps what was done.
+    A model that cannot run is recorded with its reason and kind, and the others go on; a file that
+    cannot be read is listed in ``skipped`` and left out of the accuracy. Cancelling keeps what was
+    done: the model it cut short is ``partial``.
     """
-    items = dataset.images[: config.limit] if config.limit else list(dataset.images)
-    report = BenchmarkReport(root=dataset.root, config=asdict(config), environment=environment(config),
-                             label_problems=dataset.problems)
-    rows = {item.path: ImageRow(item.path, item.label, item.index) for item in items}
-    report.images = list(rows.values())
-    skipped: dict[str, str] = {}
-    cancelled = should_cancel or (lambda: False)
+    run = BenchmarkRun(dataset, config, progress=progress, should_cancel=should_cancel, pause=pause,
+                       on_rows=on_rows)
+    return run.run_all(on_update)
 
-    def publish() -> None:
-        report.skipped = [{"file": f, "reason": r} for f, r in skipped.items()]
-        if on_update is not None:
-            on_update(report)
 
-    runs = config.runs()
-    for number, (name, model, label, precision, engine) in enumerate(runs, 1):
-        if cancelled():
-            break
-        entry = get_entry(model)
-        title = entry.title if name == model else f"{entry.title} ({label})"
-        result = ModelResult(name=name, title=title, weights=entry.weights_id, model=model, run_as=label,
-                             published={"acc1": entry.acc1, "acc5": entry.acc5, "gmacs": entry.gmacs,
-                                        "params": entry.num_params})
-        report.models.append(result)
-        if progress:
-            progress(Progress(name, number, len(runs), 0, len(items), f"loading {name}"))
-        started = time.perf_counter()
-        on_gpu = report.environment["gpu"] is not None
-        if on_gpu:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(config.device)
-        with _PeakMemory() as memory:
-            try:
-                loaded = load_model(entry, config.device, precision, config.channels_last, engine)
-            except CnnviewerError as exc:
-                result.error = str(exc)
-                publish()
-                continue
-            identity = weights_identity(entry, loaded.weights_path, with_sha256=True)  # hashed once per file
-            result.weights, result.weights_sha256 = identity.weights_id, identity.sha256
-            if identity.availability is Availability.IMPORTED:  # the published accuracy is not theirs
-                result.published = {**result.published, "acc1": None, "acc5": None}
-            result.load_s = loaded.load_seconds
-            result.folded_batchnorms = loaded.folded_batchnorms
-            result.param_mb = sum(p.numel() * p.element_size() for p in loaded.module.parameters()) / 2**20
-            classifier = Classifier(loaded)
-            _warm_up(classifier, items, config.batch_size)
-            top1 = top5 = classified = done = 0
-            decode_ms: list[float] = []
-            forward_ms = 0.0
-            batch_rows: list[ImageRow] = []
-            by_path = {item.path: item for item in items}
-            loop_started = time.perf_counter()
-            outcomes = classifier.classify_files([item.path for item in items], top_k=5,
-                                                 batch_size=config.batch_size, should_cancel=cancelled,
-                                                 fast_decode=config.fast_decode,
-                                                 decode_threads=config.decode_threads)
-            for outcome in outcomes:
-                item = by_path[outcome.path]
-                done += 1
-                decode_ms.append(outcome.timings.decode_ms + outcome.timings.preprocess_ms)
-                if not outcome.ok:
-                    skipped[item.path] = outcome.error or "could not be classified"  # ok is error is None
-                else:
-                    indices = [p.index for p in outcome.predictions]
-                    row = rows[item.path]
-                    row.top5[name] = indices
-                    row.probabilities[name] = [round(p.probability, 6) for p in outcome.predictions]
-                    batch_rows.append(row)
-                    top1 += indices[0] == item.index
-                    top5 += item.index in indices
-                    classified += 1
-                    forward_ms += outcome.timings.inference_ms
-                if done % max(1, config.batch_size) == 0 or done == len(items):
-                    result.images, result.failed = classified, done - classified
-                    result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
-                    if on_rows is not None and batch_rows:
-                        on_rows(name, batch_rows)
-                    batch_rows = []
-                    if progress:
-                        progress(Progress(name, number, len(runs), done, len(items), name))
-            loop_seconds = time.perf_counter() - loop_started
-            result.images, result.failed = classified, done - classified
-            result.top1, result.top5 = top1 / max(1, classified), top5 / max(1, classified)
-            if on_rows is not None and batch_rows:
-                on_rows(name, batch_rows)
-            latencies = [] if cancelled() else _latencies(classifier, items, config, skipped)
-        forward_s = forward_ms / 1000
-        n = result.images
-        result.top1_ci = wilson_interval(top1, n)
-        result.top5_ci = wilson_interval(top5, n)
-        result.throughput_ips = n / forward_s if forward_s else 0.0
-        result.seconds = time.perf_counter() - started
-        result.end_to_end_ips = n / max(1e-9, loop_seconds) if n else 0.0
-        result.latencies_ms = [round(v, 3) for v in latencies]
-        result.latency_ms = _percentiles(latencies)
-        result.decode_ms_mean = float(np.mean(decode_ms)) if decode_ms else 0.0
-        result.peak_rss_mb = memory.peak / 2**20
-        if on_gpu:
-            result.peak_gpu_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
-        result.complete = done == len(items) and not cancelled()
-        del classifier, loaded, outcomes
-        _finish_statistics(report)
-        publish()
-    report.cancelled = cancelled()
-    report.complete = not report.cancelled and all(m.complete or m.error for m in report.models)
-    _finish_statistics(report)
-    publish()
-    return report
+def _compared(report: BenchmarkReport) -> list[ModelResult]:
+    """The results statistics are worked out for: they ran their whole turn."""
+    return [m for m in report.models if m.error is None and not m.partial and m.images]
 
 
 def against_fp32(report: BenchmarkReport) -> list[dict[str, Any]]:
     """Each result run another way than FP32 beside the same model's FP32 result: the top-1 change in
     points, how many top-1 answers differ, the exact McNemar p of the pair, and the speed ratio."""
-    ran = [m for m in report.models if m.error is None and m.images]
-    fp32 = {m.model: m for m in ran if m.run_as == "fp32"}
+    ran = _compared(report)
+    fp32 = {m.model: m for m in ran if m.run_as == FP32.label}
     rows = []
     for m in ran:
         base = fp32.get(m.model)
-        if m.run_as == "fp32" or base is None:
+        if m.run_as == FP32.label or base is None:
             continue
         both = [r for r in report.images if m.name in r.top5 and base.name in r.top5]
         pair = next((c for c in report.comparisons if {c["a"], c["b"]} == {m.name, base.name}), None)
@@ -439,14 +755,16 @@ def against_fp32(report: BenchmarkReport) -> list[dict[str, Any]]:
             "change_points": (m.top1 - base.top1) * 100, "images": len(both),
             "differ": sum(1 for r in both if r.top5[m.name][0] != r.top5[base.name][0]),
             "p_value": pair["p_value"] if pair else 1.0,
-            "speed": m.throughput_ips / base.throughput_ips if base.throughput_ips else None,
+            "speed": (m.throughput_ips / base.throughput_ips
+                      if m.throughput_ips is not None and base.throughput_ips else None),
         })
     return rows
 
 
 def _finish_statistics(report: BenchmarkReport) -> None:
-    """Pairwise McNemar tests, per-class accuracy and the most confused pairs, from the image rows."""
-    ran = [m for m in report.models if m.error is None and m.images]
+    """Pairwise McNemar tests, per-class accuracy and the most confused pairs, from the image rows, of the
+    results that ran their whole turn (a partial one saw other images than the rest)."""
+    ran = _compared(report)
     report.comparisons = []
     for i, a in enumerate(ran):
         for b in ran[i + 1:]:
@@ -460,7 +778,8 @@ def _finish_statistics(report: BenchmarkReport) -> None:
                 "a": a.name, "b": b.name, "images": len(both), "only_a_right": only_a, "only_b_right": only_b,
                 "p_value": p, "significant": p < SIGNIFICANCE,
                 "more_accurate": (a.name if only_a > only_b else b.name) if p < SIGNIFICANCE else None,
-                "speed_ratio": (a.throughput_ips / b.throughput_ips) if b.throughput_ips else None,
+                "speed_ratio": (a.throughput_ips / b.throughput_ips
+                                if a.throughput_ips is not None and b.throughput_ips else None),
             })
     report.per_class, report.confusions = {}, {}
     for model in ran:

@@ -22,14 +22,6 @@ from cnnviewer.core.paths import imported_weights_dir
 log = logging.getLogger(__name__)
 
 EMBEDDED_SOURCE = "embedded"
-
-# The ways a model can run ("Run as" in the window, --run-as in the CLI): label -> (precision, engine).
-RUN_AS = {"fp32": ("fp32", "torch"), "bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
-
-
-def run_as_label(precision: str, engine: str) -> str:
-    """The RUN_AS label of a precision and engine (e.g. "bf16"), or "engine precision" when it has none."""
-    return next((k for k, v in RUN_AS.items() if v == (precision, engine)), f"{engine} {precision}")
 TORCHVISION_SOURCE = "torchvision"
 
 # TensorFlow's EfficientNet-Lite preprocessing: (x - 127) / 128 on 0..255 pixels, per channel.
@@ -306,8 +298,11 @@ def get_entry(name: str) -> ModelEntry:
         if entry.name == key:
             return entry
     close = [e.name for e in catalog() if key and (key in e.name or e.name in key)]
-    hint = f" Did you mean: {', '.join(close[:5])}?" if close else " `cnnviewer models --all` lists them."
-    raise UnknownModelError(f"Unknown model '{name}'.{hint}")
+    if close:
+        raise UnknownModelError(f"Unknown model '{name}'. Did you mean: {', '.join(close[:5])}?")
+    raise UnknownModelError(f"Unknown model '{name}'; it is not in the catalog.",
+                            cli_hint="`cnnviewer models --all` lists them.",
+                            gui_hint="The model picker lists them.")
 
 
 def ready_entries() -> list[ModelEntry]:

@@ -14,8 +14,6 @@ from cnnviewer.core.errors import CnnviewerError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("torch", "onnxruntime")
-
 
 def onnxruntime_available() -> bool:
     try:
@@ -31,8 +29,9 @@ class OnnxRunner:
 
     def __init__(self, name: str, module: nn.Module, input_size: int, threads: int | None = None):
         if not onnxruntime_available():
-            raise CnnviewerError("The onnxruntime engine needs the 'onnxruntime' package: "
-                                 "pip install onnxruntime onnx (or use --engine torch).")
+            raise CnnviewerError("ONNX Runtime is not installed: install the packages onnxruntime and onnx "
+                                 "(pip install onnxruntime onnx), or choose another way of running.",
+                                 cli_hint="Or use --run-as fp32.", gui_hint="Or pick fp32 under Run as.")
         import onnxruntime as ort
 
         buffer = io.BytesIO()
@@ -47,7 +46,8 @@ class OnnxRunner:
         except Exception as exc:  # some architectures do not export; say so rather than crash
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CnnviewerError(f"{name} cannot run on ONNX Runtime (export failed: {first[:160]}); "
-                                 "use the torch engine.") from exc
+                                 "choose another way of running.", cli_hint="Use --run-as fp32.",
+                                 gui_hint="Pick fp32 under Run as.") from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads() or (os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

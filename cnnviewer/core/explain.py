@@ -1,11 +1,13 @@
 """Grad-CAM: where a model looked for a class, as a map over the image (values 0..1), and its overlay.
 
-Written with two hooks rather than a library: the maintained package (pytorch-grad-cam) pulls in
-OpenCV, matplotlib and scikit-learn, which a bundled desktop app would carry for ~30 lines.
+Written with a forward hook and ``torch.autograd.grad`` rather than a library: the maintained package
+(pytorch-grad-cam) pulls in OpenCV, matplotlib and scikit-learn, which a bundled desktop app would
+carry for ~30 lines. Only the target layer's gradient is computed (no backward pass into the weights).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +15,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.inference import Classifier
+from cnnviewer.core.ways import FP32, RunAs
 
 
 class ExplainError(CnnviewerError):
@@ -44,13 +47,19 @@ def target_layer(name: str, module: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A Grad-CAM map at the image's own size, for one model and one class."""
+    """A Grad-CAM map over the image the model saw, for one model and one class.
+
+    ``probability`` is the class's, as the classification gives it; ``way`` is how the map was
+    computed (FP32 when the classification ran a way without gradients, bf16 or ONNX Runtime).
+    """
 
     model: str
     class_index: int
     class_name: str
     probability: float
-    heatmap: np.ndarray  # float32, H x W of the image, 0..1
+    heatmap: np.ndarray  # float32, H x W of ``image``, 0..1
+    image: Image.Image  # the image as decoded for the model (EXIF orientation applied): what the map lies over
+    way: RunAs = FP32
 
 
 def _crop_box(width: int, height: int, resize: int, crop: int) -> tuple[float, float, float]:
@@ -61,42 +70,91 @@ def _crop_box(width: int, height: int, resize: int, crop: int) -> tuple[float, f
 
 
 def grad_cam(classifier: Classifier, image: Image.Image, class_index: int | None = None) -> Explanation:
-    """Grad-CAM of ``class_index`` (default: the top-1) for an RGB image, mapped back onto the image."""
+    """Grad-CAM of ``class_index`` (default: the top-1) for an in-memory RGB image, mapped back onto it.
+
+    The image goes through the classifier's own preprocessing and forward; ``classifier`` must run a
+    way with gradients (FP32 eager torch). A file is explained with explain_file, which decodes it
+    as classification does.
+    """
+    return _explain(classifier, classifier.preprocess(image), image, class_index, None)
+
+
+def explain_file(classifier: Classifier, path: str | os.PathLike[str], class_index: int | None = None,
+                 gradients: Classifier | None = None) -> Explanation:
+    """Grad-CAM of ``class_index`` (default: the top-1 the classification shows) for the file ``path``.
+
+    The file is decoded by ``classifier.decode`` and run by ``classifier.forward``, exactly as when it
+    is classified, so the class and probability are the classification's. Where the classifier's way
+    has no gradients (bf16, ONNX Runtime), the class and probability still come from it, and the map
+    from ``gradients``, an FP32 torch Classifier of the same model; ``Explanation.way`` then says FP32.
+    Raises ImageLoadError for a file that cannot be read.
+    """
+    model = classifier
+    if not classifier.loaded.way.has_gradients:
+        if (gradients is None or not gradients.loaded.way.has_gradients
+                or gradients.entry.name != classifier.entry.name):
+            raise ExplainError(f"Grad-CAM needs gradients, which {classifier.entry.name} run as "
+                               f"{classifier.loaded.way} does not give; it needs {classifier.entry.name} in FP32 "
+                               "beside it.")
+        model = gradients
+    decoded = classifier.decode(path)
+    if decoded.tensor is None or decoded.image is None:
+        raise ImageLoadError(decoded.path, decoded.error or "cannot be read")
+    shown = None  # the map's own forward gives the classification's probabilities
+    if model is not classifier:
+        shown = torch.softmax(classifier.forward(decoded.tensor.unsqueeze(0)).float(), dim=1)[0]
+    return _explain(model, decoded.tensor, decoded.image, class_index, shown)
+
+
+def _explain(classifier: Classifier, tensor: torch.Tensor, image: Image.Image, class_index: int | None,
+             shown: torch.Tensor | None) -> Explanation:
+    """The map of one preprocessed image; ``shown``: the probabilities the classification gave, when it
+    ran another way than ``classifier`` (else this forward's own are the classification's)."""
     entry = classifier.entry
+    if not classifier.loaded.way.has_gradients:
+        raise ExplainError(f"Grad-CAM needs gradients, which {entry.name} run as {classifier.loaded.way} does not "
+                           "give; explain it with the FP32 model.")
     module = classifier.loaded.module
     layer = target_layer(entry.name, module)
     captured: dict[str, torch.Tensor] = {}
 
     def forward_hook(_module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        output.retain_grad()
         captured["activation"] = output
 
     handle = layer.register_forward_hook(forward_hook)
     try:
-        parameter = next(module.parameters())
-        batch = classifier.preprocess(image).unsqueeze(0).to(classifier.loaded.device, parameter.dtype)
-        with torch.enable_grad():
-            module.zero_grad(set_to_none=True)
-            logits = module(batch)
-            probabilities = torch.softmax(logits.detach().float(), dim=1)[0]
-            index = int(probabilities.argmax()) if class_index is None else int(class_index)
-            if not 0 <= index < logits.shape[1]:
-                raise ExplainError(f"class {index} is not an ImageNet-1k class index (0-999)")
-            logits[0, index].backward()
+        # The input asks for gradients too, so a model whose weights are frozen is explained as well.
+        logits = classifier.forward(tensor.unsqueeze(0).requires_grad_(True), gradients=True)
     finally:
         handle.remove()
-    activation = captured["activation"]
-    gradient = activation.grad
-    if gradient is None:  # the layer's output did not lead to the class score (a detached head, say)
-        raise ExplainError(f"{entry.name} cannot be explained with Grad-CAM: no gradient reached its "
+    probabilities = torch.softmax(logits.detach().float(), dim=1)[0] if shown is None else shown
+    index = int(probabilities.argmax()) if class_index is None else int(class_index)
+    if not 0 <= index < logits.shape[1]:
+        raise ExplainError(f"class {index} is not an ImageNet-1k class index (0-999)")
+    activation = captured.get("activation")
+    if activation is None or not activation.requires_grad:  # a detached head, or a model with frozen weights
+        raise ExplainError(f"{entry.name} cannot be explained with Grad-CAM: no gradient reaches its "
                            "last convolutional stage.")
-    weights = gradient.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * activation).sum(dim=1))[0].detach().float().cpu().numpy().astype(np.float32)
-    module.zero_grad(set_to_none=True)
+    # Only the activation's gradient is computed: no parameter gets a .grad, nothing is left behind.
+    (gradient,) = torch.autograd.grad(logits[0, index], activation, allow_unused=True)
+    if gradient is None:  # the layer's output did not lead to the class score
+        raise ExplainError(f"{entry.name} cannot be explained with Grad-CAM: no gradient reaches its "
+                           "last convolutional stage.")
+    weights = gradient.float().mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * activation.detach().float()).sum(dim=1))[0].cpu().numpy().astype(np.float32)
     peak = float(cam.max())
     cam = cam / peak if peak > 0 else np.zeros_like(cam)
     heatmap = _onto_image(cam, image.size, entry.preprocessing.resize_size, entry.preprocessing.crop_size)
-    return Explanation(entry.name, index, entry.categories[index], float(probabilities[index]), heatmap)
+    return Explanation(entry.name, index, entry.categories[index], float(probabilities[index]), heatmap, image,
+                       classifier.loaded.way)
+
+
+def heatmap_at(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The map stretched to ``size`` (width, height): to draw it over another copy of the same photo."""
+    if (heatmap.shape[1], heatmap.shape[0]) == tuple(size):
+        return heatmap
+    stretched = Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(stretched, dtype=np.float32), 0.0, 1.0)
 
 
 def _onto_image(cam: np.ndarray, size: tuple[int, int], resize: int, crop: int) -> np.ndarray:

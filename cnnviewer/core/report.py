@@ -15,7 +15,15 @@ from typing import BinaryIO
 
 from PIL import Image, ImageDraw, ImageFont
 
-from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, against_fp32, environment_line
+from cnnviewer.core.benchmark import (
+    ERROR_KINDS,
+    BenchmarkReport,
+    ImageRow,
+    ModelResult,
+    against_fp32,
+    environment_line,
+    memory_caption,
+)
 from cnnviewer.core.errors import CnnviewerError, OutputError
 from cnnviewer.core.files import atomic_write, output_target, reason_for_write_error
 from cnnviewer.core.labels import imagenet_categories
@@ -189,6 +197,23 @@ def _ci(ci: tuple[float, float]) -> str:
     return f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}"
 
 
+def _speed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _latency(report: BenchmarkReport, m: ModelResult) -> str:
+    if m.partial:
+        return f"{report.partial_note(m)}, no speed figures"
+    lat = m.latency_ms
+    return "-" if lat is None else f"{lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f}"
+
+
+def _not_run(m: ModelResult) -> str:
+    """"weights missing: SENTENCE" for a result that did not run (the kind is left out of older reports)."""
+    kind = ERROR_KINDS.get(m.error_kind or "")
+    return f"{kind}: {m.error}" if kind else str(m.error)
+
+
 def markdown(report: BenchmarkReport) -> str:
     names = imagenet_categories()
     ran = [m for m in report.models if m.error is None]
@@ -198,11 +223,14 @@ def markdown(report: BenchmarkReport) -> str:
         lines += ["**The run was cancelled; these are the results it had.**", ""]
     lines += [f"{n} labelled images classified; {len(report.skipped)} file(s) could not be read and are left out "
               "of the accuracy (listed at the end).", ""]
+    memory = memory_caption(report.models)
     lines += ["## The lab report's table", "",
-              "| Name | Time, s | Peak memory, MB | Top-1 acc, % | Top-5 acc, % |",
+              f"| Name | Time, s | {memory[0].upper() + memory[1:]} | Top-1 acc, % | Top-5 acc, % |",
               "| --- | --- | --- | --- | --- |"]
     for m in ran:
-        lines.append(f"| {m.title} | {m.seconds:.2f} | {m.peak_rss_mb:.0f} | {_pct(m.top1)} | {_pct(m.top5)} |")
+        title = f"{m.title} ({report.partial_note(m)})" if m.partial else m.title
+        seconds = "-" if m.partial else f"{m.seconds:.2f}"
+        lines.append(f"| {title} | {seconds} | {m.peak_rss_mb:.0f} | {_pct(m.top1)} | {_pct(m.top5)} |")
     lines += ["", "## Measured and published", "",
               "| Model | Top-1 % (95 % CI) | Top-5 % (95 % CI) | Published acc@1 / acc@5 | GMACs | Params (M) "
               "| Throughput img/s | Latency p50 / p90 / p99 ms | Decode ms | Params MB | Load s |",
@@ -211,12 +239,10 @@ def markdown(report: BenchmarkReport) -> str:
         pub = m.published
         published = (f"{pub['acc1']:.1f} / " + (f"{pub['acc5']:.1f}" if pub.get("acc5") is not None else "-")
                      ) if pub.get("acc1") is not None else "-"
-        lat = m.latency_ms
         lines.append(
             f"| {m.name} | {_pct(m.top1)} ({_ci(m.top1_ci)}) | {_pct(m.top5)} ({_ci(m.top5_ci)}) | {published} "
-            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {m.throughput_ips:.1f} "
-            f"| {lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f} | {m.decode_ms_mean:.1f} "
-            f"| {m.param_mb:.0f} | {m.load_s:.2f} |")
+            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {_speed(m.throughput_ips)} "
+            f"| {_latency(report, m)} | {m.decode_ms_mean:.1f} | {m.param_mb:.0f} | {m.load_s:.2f} |")
     ways = against_fp32(report)
     if ways:
         lines += ["", "## Ways of running against FP32 (the same images)", "",
@@ -228,7 +254,8 @@ def markdown(report: BenchmarkReport) -> str:
                          f"| {w['differ']} of {w['images']} | {w['p_value']:.2f} | {speed} |")
     failed = [m for m in report.models if m.error]
     if failed:
-        lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {markdown_text(m.error)}" for m in failed]
+        lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {markdown_text(_not_run(m))}"
+                                                           for m in failed]
     lines += ["", "## Conclusions", ""]
     if n and n < 200:
         width = max(((m.top1_ci[1] - m.top1_ci[0]) * 100 for m in ran), default=0)
@@ -262,7 +289,8 @@ def markdown(report: BenchmarkReport) -> str:
 def conclusions(report: BenchmarkReport) -> list[str]:
     """Sentences written from the statistics: speed ratios, and accuracy claims only when significant."""
     titles = {m.name: m.title for m in report.models}
-    sentences = []
+    sentences = [f"{m.title} is {report.partial_note(m)} (the run was cancelled during its turn): no speed "
+                 "figures, and it is left out of the comparisons." for m in report.models if m.partial]
     for w in against_fp32(report):
         speed = f"{w['speed']:.1f}x the speed of FP32" if w["speed"] else "run"
         sentences.append(f"{titles.get(w['name'], w['name'])}: {speed}, top-1 {w['change_points']:+.1f} points "
@@ -301,7 +329,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def _bar_chart(title: str, labels: list[str], values: list[float], unit: str,
                whiskers: list[tuple[float, float]] | None = None,
-               ymax: float | None = None) -> Image.Image:
+               ymax: float | None = None, partial: list[bool] | None = None) -> Image.Image:
+    """Bars; a partial result's bar is hatched in its colour on white."""
     width, height, left, bottom, top = 900, 480, 80, 90, 50
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -318,8 +347,13 @@ def _bar_chart(title: str, labels: list[str], values: list[float], unit: str,
         x0 = left + 20 + i * slot
         x1 = x0 + slot * 0.6
         y = height - bottom - plot_h * value / high
-        draw.rectangle([x0, y, x1, height - bottom], fill=COLOURS[i % len(COLOURS)])
-        draw.text((x0, y - 18), f"{value:.3g}{unit}", fill="black", font=_font(13))
+        colour = COLOURS[i % len(COLOURS)]
+        if partial and partial[i]:
+            image.paste(_hatched(int(x1 - x0) + 1, int(height - bottom - y) + 1, colour), (int(x0), int(y)))
+        else:
+            draw.rectangle([x0, y, x1, height - bottom], fill=colour)
+        note = " partial" if partial and partial[i] else ""  # the name below is cut to 18 characters
+        draw.text((x0, y - 18), f"{value:.3g}{unit}{note}", fill="black", font=_font(13))
         if whiskers:
             lo, hi = whiskers[i]
             xm = (x0 + x1) / 2
@@ -331,13 +365,24 @@ def _bar_chart(title: str, labels: list[str], values: list[float], unit: str,
     return image
 
 
+def _hatched(width: int, height: int, colour: tuple[int, int, int]) -> Image.Image:
+    """A bar drawn in outline with diagonal lines: a result the run cut short."""
+    bar = Image.new("RGB", (max(1, width), max(1, height)), "white")
+    draw = ImageDraw.Draw(bar)
+    for x in range(0, width + height, 10):
+        draw.line([(x - height, height), (x, 0)], fill=colour, width=2)
+    draw.rectangle([0, 0, width - 1, height - 1], outline=colour, width=2)
+    return bar
+
+
 def _scatter(report: BenchmarkReport) -> Image.Image:
-    ran = [m for m in report.models if m.error is None and m.images]
+    ran = [m for m in report.models if m.timed and m.images]
     width, height, left, bottom, top = 900, 480, 80, 70, 50
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     draw.text((left, 14), "Top-1 accuracy (%) against latency p50 (ms, batch 1)", fill="black", font=_font(20))
-    xmax = max([m.latency_ms["p50"] for m in ran] + [1e-9]) * 1.2
+    p50 = [m.latency_ms["p50"] if m.latency_ms else 0.0 for m in ran]
+    xmax = max([*p50, 1e-9]) * 1.2
     plot_w, plot_h = width - left - 40, height - bottom - top
     draw.line([(left, top), (left, height - bottom), (width - 40, height - bottom)], fill="black")
     for i in range(5):
@@ -346,7 +391,7 @@ def _scatter(report: BenchmarkReport) -> Image.Image:
         x = left + plot_w * i / 4
         draw.text((x - 10, height - bottom + 8), f"{xmax * i / 4:.0f}", fill="black", font=_font(13))
     for i, m in enumerate(ran):
-        x = left + plot_w * m.latency_ms["p50"] / xmax
+        x = left + plot_w * p50[i] / xmax
         y = height - bottom - plot_h * m.top1
         draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=COLOURS[i % len(COLOURS)])
         draw.text((x + 10, y - 8), m.name, fill="black", font=_font(14))
@@ -359,16 +404,21 @@ def save_charts(report: BenchmarkReport, folder: Path) -> list[Path]:
         return []
     folder = Path(folder)
     names = [m.name for m in ran]
-    charts = {
-        "accuracy_top1.png": ("Top-1 accuracy (%) with 95 % Wilson intervals", [m.top1 * 100 for m in ran], "",
-                              [(m.top1_ci[0] * 100, m.top1_ci[1] * 100) for m in ran]),
-        "accuracy_top5.png": ("Top-5 accuracy (%) with 95 % Wilson intervals", [m.top5 * 100 for m in ran], "",
-                              [(m.top5_ci[0] * 100, m.top5_ci[1] * 100) for m in ran]),
-        "throughput.png": ("Throughput (images/s, model forward)", [m.throughput_ips for m in ran], "", None),
-        "memory.png": ("Peak resident memory (MB)", [m.peak_rss_mb for m in ran], "", None),
+    partial = [m.partial for m in ran]
+    timed = [m for m in ran if m.throughput_ips is not None]  # a partial result has no speed to draw
+    memory = memory_caption(report.models)
+    images = {
+        "accuracy_top1.png": _bar_chart("Top-1 accuracy (%) with 95 % Wilson intervals", names,
+                                        [m.top1 * 100 for m in ran], "",
+                                        [(m.top1_ci[0] * 100, m.top1_ci[1] * 100) for m in ran], 100.0, partial),
+        "accuracy_top5.png": _bar_chart("Top-5 accuracy (%) with 95 % Wilson intervals", names,
+                                        [m.top5 * 100 for m in ran], "",
+                                        [(m.top5_ci[0] * 100, m.top5_ci[1] * 100) for m in ran], 100.0, partial),
+        "throughput.png": _bar_chart("Throughput (images/s, model forward)", [m.name for m in timed],
+                                     [m.throughput_ips or 0.0 for m in timed], ""),
+        "memory.png": _bar_chart(memory[0].upper() + memory[1:], names, [m.peak_rss_mb for m in ran], "",
+                                 partial=partial),
     }
-    images = {name: _bar_chart(title, names, values, unit, whiskers, 100.0 if name.startswith("accuracy") else None)
-              for name, (title, values, unit, whiskers) in charts.items()}
     images["accuracy_vs_latency.png"] = _scatter(report)
     written = []
     for filename in CHART_FILES:

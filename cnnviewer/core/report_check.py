@@ -368,14 +368,22 @@ def _published(value: Any, path: str) -> dict[str, Any]:
 
 Check = Callable[[Any, str], Any]
 
+
+def _or_null(check: Check) -> Check:
+    """``check``, or null: a figure that was not measured (a partial result's speed, say)."""
+    return lambda value, path: None if value is None else check(value, path)
+
+
 _MODEL_CHECKS: dict[str, Check] = {
     "name": _name, "title": _name, "model": _name, "run_as": _name, "weights": _text,
     "images": _count, "failed": _count, "folded_batchnorms": _count,
     "top1": _fraction, "top5": _fraction, "top1_ci": _interval, "top5_ci": _interval,
-    "throughput_ips": _number, "end_to_end_ips": _number, "decode_ms_mean": _number, "peak_rss_mb": _number,
-    "peak_gpu_mb": _number, "param_mb": _number, "load_s": _number, "seconds": _number,
-    "latency_ms": _percentiles, "latencies_ms": _latencies, "published": _published,
-    "error": _optional_text, "complete": _flag, "weights_sha256": _name,
+    "throughput_ips": _or_null(_number), "end_to_end_ips": _or_null(_number), "decode_ms_mean": _number,
+    "peak_rss_mb": _number, "rss_before_mb": _or_null(_number), "peak_gpu_mb": _number, "param_mb": _number,
+    "load_s": _number, "seconds": _number, "paused_s": _number,
+    "latency_ms": _or_null(_percentiles), "latencies_ms": _latencies, "published": _published,
+    "error": _optional_text, "error_kind": _or_null(_name), "partial": _flag, "complete": _flag,
+    "weights_sha256": _name,
 }
 
 

@@ -538,7 +538,8 @@ def import_weights(source: str | os.PathLike[str], model: str | ModelEntry | Non
         if entry is None:
             raise WeightsError(
                 f"{source}: cannot tell which model these weights are for from the file name; "
-                "say it with --model NAME.")
+                "name the model they are for.", cli_hint="Add --model NAME.",
+                gui_hint="Pick the model they are for in the list.")
     if entry.source == EMBEDDED_SOURCE:
         raise WeightsError(f"{entry.name} has embedded weights; there is nothing to import.")
     try:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the module itself imports torch: not at the window's start
 
 COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
 GOOD, BAD = QColor(30, 130, 60), QColor(190, 30, 40)
+PARTIAL = QColor(120, 120, 120)  # a result cut short by Cancel: its row in grey, its bars hatched
 
 # What one turn of the event loop may draw, whatever the report holds (core.report_check bounds the rest).
 MAX_CHARTED = 20  # results in the charts (more are unreadable there); the summary table lists all
@@ -53,11 +54,14 @@ class DashboardData:
     (``prepare_dashboard`` runs in a worker when a report.json is opened)."""
 
     report: BenchmarkReport
-    charted: tuple  # results with figures, at most MAX_CHARTED
-    latency_points: tuple  # for each charted result, at most MAX_POINTS of its latencies (ms)
+    charted: tuple  # results with an accuracy, at most MAX_CHARTED (partial ones too: drawn hatched)
+    latency_points: tuple  # for each timed result, at most MAX_POINTS of its latencies (ms)
     lines: tuple[str, ...]  # notes and conclusions, as rich text with the report's text escaped
     # Per image row: is some model's top-1 wrong, do the models' top-1 differ (None: not worked out yet).
     masks: tuple[np.ndarray, np.ndarray] | None = None
+    # The charted results with speed figures: the throughput, latency and accuracy-against-latency charts
+    # draw these alone (a result cut short by Cancel has none).
+    timed: tuple = ()
 
 
 def latency_points(values, limit: int = MAX_POINTS) -> np.ndarray:
@@ -80,10 +84,11 @@ def image_masks(rows) -> tuple[np.ndarray, np.ndarray]:
     return mistakes, disagreements
 
 
-def chart_data(report) -> tuple[tuple, tuple]:
-    """The results the charts draw and the latency dots of each."""
+def chart_data(report) -> tuple[tuple, tuple, tuple]:
+    """The results the charts draw, those of them with speed figures, and the latency dots of each of those."""
     charted = tuple([m for m in report.models if m.error is None and m.images][:MAX_CHARTED])
-    return charted, tuple(latency_points(m.latencies_ms or [m.latency_ms["p50"]]) for m in charted)
+    timed = tuple(m for m in charted if m.timed)
+    return charted, timed, tuple(latency_points(m.latencies_ms or [m.latency_ms["p50"]]) for m in timed)
 
 
 def prepare_dashboard(report, masks: bool = True) -> DashboardData:
@@ -91,7 +96,7 @@ def prepare_dashboard(report, masks: bool = True) -> DashboardData:
     Images tab's filters (otherwise worked out when a filter is first chosen)."""
     from cnnviewer.core.report import conclusions
 
-    charted, points = chart_data(report)
+    charted, timed, points = chart_data(report)
     ran = [m for m in report.models if m.error is None]
     n = max((m.images for m in ran), default=0)
     lines = []
@@ -109,16 +114,39 @@ def prepare_dashboard(report, masks: bool = True) -> DashboardData:
     if len(sentences) > MAX_SENTENCES:
         lines.append(f"… and {len(sentences) - MAX_SENTENCES} more conclusions (report.md lists them all).")
     _categories()  # loaded here rather than on the window's thread when the table first asks
-    return DashboardData(report, charted, points, tuple(lines), image_masks(report.images) if masks else None)
+    return DashboardData(report, charted, points, tuple(lines), image_masks(report.images) if masks else None,
+                         timed)
+
+
+def status_of(m, total: int) -> str:
+    """A result's status as the summary shows it: done, partial (48 of 100), not run and why, ..."""
+    from cnnviewer.core.benchmark import ERROR_KINDS
+
+    if m.error:
+        kind = ERROR_KINDS.get(m.error_kind or "")  # told by the kind, never by the sentence's words
+        return f"not run: {kind}" if kind else "not run"
+    if m.partial:
+        return f"partial ({m.images + m.failed} of {total})"
+    return "done" if m.complete else "running…" if m.images else "waiting"
 
 
 class SummaryModel(RecordsModel):
     """One row per model: the figures a careful reader needs, measured beside published."""
 
-    HEADERS = ("Model", "Images", "Top-1 %", "95 % CI", "Top-5 %", "95 % CI", "Published @1/@5", "img/s",
-               "p50 ms", "p90 ms", "p99 ms", "Peak MB", "Params MB", "Load s", "Status")
+    HEADERS: tuple[str, ...] = ("Model", "Images", "Top-1 %", "95 % CI", "Top-5 %", "95 % CI", "Published @1/@5", "img/s",
+               "p50 ms", "p90 ms", "p99 ms", "Peak MB above start", "Params MB", "Load s", "Status")
 
     set_results = RecordsModel.set_records
+    total_images = 0  # the run's images, for "partial (48 of 100)"
+
+    def set_report(self, report) -> None:
+        from cnnviewer.core.benchmark import OLD_MEMORY_CAPTION, memory_caption
+
+        self.total_images = len(report.images)
+        whole = memory_caption(list(report.models)) == OLD_MEMORY_CAPTION  # a report from before rss_before_mb
+        self.HEADERS = tuple("Peak MB, whole process" if whole and header == "Peak MB above start" else header
+                             for header in type(self).HEADERS)
+        self.set_results(report.models)
 
     @property
     def results(self) -> list:
@@ -132,20 +160,25 @@ class SummaryModel(RecordsModel):
             return m
         if role == Qt.ItemDataRole.ToolTipRole and m.error:
             return tooltip(m.error)
+        if role == Qt.ItemDataRole.ToolTipRole and m.partial:
+            return tooltip(f"Cancel cut this model's turn short: its accuracy is over the {m.images} images it "
+                           "classified; it has no speed figures and is left out of the comparisons.")
+        if role == Qt.ItemDataRole.ForegroundRole and m.partial:
+            return QBrush(PARTIAL)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
+        status = status_of(m, self.total_images)
         if m.error:
-            return (m.name, "", "", "", "", "", "", "", "", "", "", "", "", "", "not run: weights missing"
-                    if "weights" in m.error else "not run")[index.column()]
+            return (m.name, "", "", "", "", "", "", "", "", "", "", "", "", "", status)[index.column()]
         pub = m.published or {}
         published = "-" if pub.get("acc1") is None else (
             f"{pub['acc1']:.1f} / " + ("-" if pub.get("acc5") is None else f"{pub['acc5']:.1f}"))
-        status = "done" if m.complete else "running…" if m.images else "waiting"
+        lat = m.latency_ms or {}
         return (m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}–{m.top1_ci[1] * 100:.0f}",
                 f"{m.top5 * 100:.1f}", f"{m.top5_ci[0] * 100:.0f}–{m.top5_ci[1] * 100:.0f}", published,
-                f"{m.throughput_ips:.1f}", f"{m.latency_ms['p50']:.0f}", f"{m.latency_ms['p90']:.0f}",
-                f"{m.latency_ms['p99']:.0f}", f"{m.peak_rss_mb:.0f}", f"{m.param_mb:.0f}", f"{m.load_s:.2f}",
-                status)[index.column()]
+                "-" if m.throughput_ips is None else f"{m.throughput_ips:.1f}",
+                *(f"{lat[key]:.0f}" if lat else "-" for key in ("p50", "p90", "p99")),
+                f"{m.peak_rss_mb:.0f}", f"{m.param_mb:.0f}", f"{m.load_s:.2f}", status)[index.column()]
 
 
 class ImagesModel(QAbstractTableModel):
@@ -340,7 +373,7 @@ class Charts(pg.GraphicsLayoutWidget):
         windows = set(QApplication.topLevelWidgets())
         self.accuracy = self._plot("Top-1 / top-5 accuracy (%), 95 % Wilson intervals", 0, 0)
         self.throughput = self._plot("Throughput (images/s)", 0, 1)
-        self.memory = self._plot("Peak memory / parameters (MB)", 0, 2)
+        self.memory = self._plot("Peak memory above start / parameters (MB)", 0, 2)
         self.latency = self._plot("Latency at batch 1 (ms)", 1, 0)
         self.scatter = self._plot("Top-1 (%) against latency p50 (ms)", 1, 1, colspan=2)
         # pyqtgraph makes each plot's context menus and option panels without a parent: owned here,
@@ -350,7 +383,8 @@ class Charts(pg.GraphicsLayoutWidget):
                 widget.setParent(self, widget.windowFlags())
         self.legend_text = QLabel("", self)  # placed under the charts by the dashboard
         self._generation = 0  # the report being drawn; a chain of draws for an older one stops
-        self._points: tuple = ()  # latency dots of each result drawn
+        self._points: tuple = ()  # latency dots of each timed result drawn
+        self._timed: tuple = ()  # the results drawn that have speed figures
 
     def _plot(self, title, row, column, colspan=1):
         plot = self.addPlot(row=row, col=column, colspan=colspan, title=title)
@@ -367,7 +401,10 @@ class Charts(pg.GraphicsLayoutWidget):
         before the next is drawn (a full repaint of all five, axis text above all, held the GUI
         thread 25-50 ms at once while a benchmark ran). ``data``: the report's DashboardData, when
         it was prepared in a worker; at most MAX_CHARTED results and MAX_POINTS dots each are drawn."""
-        charted, self._points = (data.charted, data.latency_points) if data is not None else chart_data(report)
+        if data is not None:
+            charted, self._timed, self._points = data.charted, data.timed, data.latency_points
+        else:
+            charted, self._timed, self._points = chart_data(report)
         ran = list(charted)
         self._generation += 1
         steps = [self._draw_accuracy, self._draw_throughput, self._draw_memory, self._draw_latency,
@@ -377,11 +414,17 @@ class Charts(pg.GraphicsLayoutWidget):
                 plot.clear()
             self.legend_text.setText("No model has results yet.")
             return
+        from cnnviewer.core.benchmark import memory_caption
+
+        memory = memory_caption(list(report.models))
+        self.memory.setTitle(f"{memory[0].upper()}{memory[1:-5]} / parameters (MB)")
+        partial = [m.name for m in ran if m.partial]
         self.legend_text.setText(
             "Accuracy: <span style='color:#4682c8'>■</span> top-1 &nbsp; <span style='color:#50aa5a'>■</span> top-5"
             " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
-            " &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> peak resident &nbsp; "
-            "<span style='color:#8c64be'>■</span> parameters")
+            f" &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> {memory[:-5]} &nbsp; "
+            "<span style='color:#8c64be'>■</span> parameters"
+            + (" &nbsp;·&nbsp; hatched: partial, cut short by Cancel (no speed figures)" if partial else ""))
         if not staged:
             for step in steps:
                 step(ran)
@@ -398,13 +441,26 @@ class Charts(pg.GraphicsLayoutWidget):
 
         run(0)
 
+    @staticmethod
+    def _bars(ran, colour) -> dict:
+        """BarGraphItem's brushes and pens: solid, or hatched with a dashed edge for a partial result."""
+        brushes, pens = [], []
+        for m in ran:
+            if m.partial:
+                brushes.append(QBrush(QColor(*colour), Qt.BrushStyle.BDiagPattern))
+                pens.append(pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
+            else:
+                brushes.append(pg.mkBrush(colour))
+                pens.append(pg.mkPen("k", width=0.5))
+        return {"brushes": brushes, "pens": pens}
+
     def _draw_accuracy(self, ran) -> None:
         x = np.arange(len(ran), dtype=float)
         self.accuracy.clear()
         top1 = np.array([m.top1 * 100 for m in ran])
         top5 = np.array([m.top5 * 100 for m in ran])
-        self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, brush=COLOURS[0]))
-        self.accuracy.addItem(pg.BarGraphItem(x=x + 0.2, height=top5, width=0.38, brush=COLOURS[2]))
+        self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, **self._bars(ran, COLOURS[0])))
+        self.accuracy.addItem(pg.BarGraphItem(x=x + 0.2, height=top5, width=0.38, **self._bars(ran, COLOURS[2])))
         for offset, values, cis in ((-0.2, top1, [m.top1_ci for m in ran]), (0.2, top5, [m.top5_ci for m in ran])):
             low = values - np.array([c[0] * 100 for c in cis])
             high = np.array([c[1] * 100 for c in cis]) - values
@@ -414,16 +470,20 @@ class Charts(pg.GraphicsLayoutWidget):
         self._ticks(self.accuracy, [m.name for m in ran])
 
     def _draw_throughput(self, ran) -> None:
+        timed = self._timed  # a partial result has no throughput to draw
         self.throughput.clear()
-        self.throughput.addItem(pg.BarGraphItem(x=np.arange(len(ran), dtype=float),
-                                                height=[m.throughput_ips for m in ran], width=0.6,
-                                                brushes=[COLOURS[i % len(COLOURS)] for i in range(len(ran))]))
-        self._ticks(self.throughput, [m.name for m in ran])
+        self.throughput.addItem(pg.BarGraphItem(x=np.arange(len(timed), dtype=float),
+                                                height=[m.throughput_ips for m in timed], width=0.6,
+                                                brushes=[COLOURS[i % len(COLOURS)] for i in range(len(timed))]))
+        self._ticks(self.throughput, [m.name for m in timed])
 
     def _draw_latency(self, ran) -> None:
         """The dots in one item per colour and each percentile's lines in one item: pyqtgraph's cost is
         per item and per brush (four items per result took 200 ms for 40 results)."""
+        ran = self._timed  # the dots are those of the results with speed figures
         self.latency.clear()
+        if not ran:
+            return
         rng = np.random.default_rng(0)
         jitters = [i + rng.uniform(-0.15, 0.15, len(values)) for i, values in enumerate(self._points)]
         for colour in range(min(len(ran), len(COLOURS))):
@@ -438,7 +498,10 @@ class Charts(pg.GraphicsLayoutWidget):
         self._ticks(self.latency, [m.name for m in ran])
 
     def _draw_scatter(self, ran) -> None:
+        ran = self._timed
         self.scatter.clear()
+        if not ran:
+            return
         x = np.array([m.latency_ms["p50"] for m in ran], dtype=float)
         y = np.array([m.top1 * 100 for m in ran], dtype=float)
         for colour in range(min(len(ran), len(COLOURS))):  # one item per colour, as for the latencies
@@ -449,6 +512,7 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _draw_scatter_labels(self, ran) -> None:
         """The names beside the points, a step of their own (text items are pyqtgraph's slowest)."""
+        ran = self._timed
         for i, (m, name) in enumerate(zip(ran, short_names([m.name for m in ran]), strict=True)):
             label = pg.TextItem(name, color="k", anchor=(-0.1, 0.5 + 1.2 * (i % 3 - 1)))
             label.setPos(m.latency_ms["p50"], m.top1 * 100)
@@ -458,9 +522,9 @@ class Charts(pg.GraphicsLayoutWidget):
         x = np.arange(len(ran), dtype=float)
         self.memory.clear()
         self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
-                                            brush=COLOURS[3]))
+                                            **self._bars(ran, COLOURS[3])))
         self.memory.addItem(pg.BarGraphItem(x=x + 0.2, height=[m.param_mb for m in ran], width=0.38,
-                                            brush=COLOURS[4]))
+                                            **self._bars(ran, COLOURS[4])))
         self._ticks(self.memory, [m.name for m in ran])
 
 
@@ -629,7 +693,7 @@ class Dashboard(QTabWidget):
         # so no single step holds the GUI thread long while a benchmark is running.
         QTimer.singleShot(0, self, lambda: self.report is report and self.charts.show_report(report, data=data))
         QTimer.singleShot(0, self, lambda: self._show_images(report, data) if self.report is report else None)
-        self.summary_model.set_results(report.models)
+        self.summary_model.set_report(report)
         self.conclusions.setText("<br>".join(data.lines))
 
     def _show_images(self, report, data: DashboardData | None = None) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnviewer.core import benchmark, inference
+from cnnviewer.core import inference
 from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
 from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.datasets import load_labelled_folder
@@ -80,7 +80,6 @@ def test_a_benchmark_decodes_a_bad_file_once_per_model(tmp_path, monkeypatch):
         reads.append(os.fspath(path))
         return load_image(path, **options)
 
-    monkeypatch.setattr(benchmark, "load_image", counted)
     monkeypatch.setattr(inference, "load_image", counted)
     config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=1, latency_samples=2)
     report = run_benchmark(load_labelled_folder(tmp_path / "set"), config)

@@ -13,6 +13,7 @@ from PIL import Image
 from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, default_models, run_benchmark
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.report import load_json, markdown, save_json, write_all
+from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME, parse_way
 from tests.helpers import PHOTOS_13, VAL_100, labelled_files, second_way, top1_accuracy, top5_accuracy
 
 
@@ -56,15 +57,17 @@ def test_lite0_reproduces_the_reference_on_val_100(val_report):
     assert lite0.images == 100 and lite0.failed == 0 and lite0.complete
     assert abs(lite0.top1 * 100 - 88.0) <= 2 and abs(lite0.top5 * 100 - 98.0) <= 2
     assert lite0.top1_ci[0] < lite0.top1 < lite0.top1_ci[1]
-    assert lite0.throughput_ips > 0 and lite0.latency_ms["p50"] > 0
+    assert lite0.throughput_ips > 0 and lite0.latency_ms["p50"] > 0 and not lite0.partial and lite0.paused_s == 0
     assert lite0.latency_ms["p50"] <= lite0.latency_ms["p90"] <= lite0.latency_ms["p99"]
     assert len(lite0.latencies_ms) == 20
     assert lite0.peak_rss_mb > lite0.param_mb > 10 and lite0.published["acc1"] == 75.1
+    assert lite0.rss_before_mb > lite0.peak_rss_mb  # the figure is what the model added, not the process
 
 
 def test_a_model_without_weights_is_reported_and_the_others_go_on(val_report):
     resnet = val_report.result("resnet50")
     assert resnet.error and "resnet50-11ad3fa6.pth" in resnet.error and resnet.images == 0
+    assert resnet.error_kind == "weights_missing" and resnet.throughput_ips is None and resnet.latency_ms is None
     assert val_report.complete and not val_report.cancelled
     assert [(c["a"], c["b"]) for c in val_report.comparisons] == [("efficientnet_lite0", "efficientnet_lite1")]
     pair = val_report.comparisons[0]
@@ -86,7 +89,7 @@ def test_reports_on_disk_round_trip(val_report, tmp_path):
     assert set(model["latency_ms"]) == {"p50", "p90", "p99"}
     assert "skipped" in data and data["environment"]["torch"] and data["environment"]["batch_size"] == 16
     text = written["markdown"].read_text()
-    assert "| Name | Time, s | Peak memory, MB | Top-1 acc, % | Top-5 acc, % |" in text
+    assert "| Name | Time, s | Peak memory above start (MB) | Top-1 acc, % | Top-5 acc, % |" in text
     assert "faster than" in text and "not significant" in text and "intervals are wide" in text
     for name in ("accuracy_top1", "accuracy_top5", "throughput", "memory", "accuracy_vs_latency"):
         with Image.open(written[name]) as chart:
@@ -119,10 +122,11 @@ def test_cancel_keeps_the_partial_results_on_disk(tmp_path):
                            progress=seen.append, should_cancel=lambda: len(seen) >= 4, on_update=on_update)
     assert report.cancelled and not report.complete
     lite0 = report.result("efficientnet_lite0")
-    assert 0 < lite0.images < 100 and not lite0.complete
+    assert 0 < lite0.images < 100 and not lite0.complete and lite0.partial
     assert report.result("efficientnet_lite1") is None
     on_disk = load_json(tmp_path / "report.json")
     assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == lite0.images
+    assert on_disk.result("efficientnet_lite0").partial and on_disk.result("efficientnet_lite0").throughput_ips is None
     assert "cancelled" in markdown(on_disk)
 
 
@@ -163,7 +167,7 @@ def test_ways_of_running_are_compared_on_the_same_images(tmp_path):
     way = second_way()
     dataset = load_labelled_folder(VAL_100)
     config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=16, limit=20,
-                             run_as=("fp32", way))
+                             ways=(FP32, parse_way(way)))
     report = run_benchmark(dataset, config)
     names = [m.name for m in report.models]
     assert names == ["efficientnet_lite0 (fp32)", f"efficientnet_lite0 ({way})",
@@ -205,20 +209,147 @@ def test_reports_written_before_ways_of_running_still_open(val_report, tmp_path)
     assert [(m.model, m.run_as) for m in old.models] == [(m.name, "bf16") for m in val_report.models]
 
 
-def test_an_unknown_way_of_running_is_refused():
+def test_a_config_without_a_way_of_running_or_with_a_label_for_one_is_refused():
     from cnnviewer.core.errors import CnnviewerError
 
-    with pytest.raises(CnnviewerError, match="Unknown way of running 'int4'"):
-        BenchmarkConfig(models=("efficientnet_lite0",), run_as=("fp32", "int4")).variants()
+    with pytest.raises(CnnviewerError, match="No way of running was chosen"):
+        BenchmarkConfig(models=("efficientnet_lite0",), ways=())
+    with pytest.raises(CnnviewerError, match="'bf16' is not a way of running"):
+        BenchmarkConfig(models=("efficientnet_lite0",), ways=(FP32, "bf16"))
 
 
 def test_one_way_of_running_is_recorded_as_that_way():
     from cnnviewer.core.benchmark import environment, environment_line
 
-    config = BenchmarkConfig(models=("efficientnet_lite0",), run_as=("onnxruntime",))  # precision left at fp32
+    config = BenchmarkConfig(models=("efficientnet_lite0",), ways=(ONNXRUNTIME,))
     env = environment(config)
     assert (env["precision"], env["engine"], env["run_as"]) == ("fp32", "onnxruntime", ["onnxruntime"])
     assert "run as onnxruntime" in environment_line(env)
-    assert config.runs() == [("efficientnet_lite0", "efficientnet_lite0", "onnxruntime", "fp32", "onnxruntime")]
-    mixed = environment(BenchmarkConfig(models=("efficientnet_lite0",), run_as=("fp32", "bf16")))
-    assert (mixed["precision"], mixed["engine"]) == ("mixed", "mixed")
+    assert config.runs() == [("efficientnet_lite0", "efficientnet_lite0", ONNXRUNTIME)]
+    assert config.to_json()["ways"] == ["onnxruntime"]
+    mixed = environment(BenchmarkConfig(models=("efficientnet_lite0",), ways=(FP32, BF16, FP32)))
+    assert (mixed["precision"], mixed["engine"], mixed["run_as"]) == ("mixed", "mixed", ["fp32", "bf16"])
+
+
+# -- partial results, pauses and why a model did not run --------------------------------------------------
+
+
+def _after_first_batch_of(model: str, seen: list) -> bool:
+    return any(p.model == model and p.done > 0 for p in seen)
+
+
+def test_a_model_cut_short_by_cancel_is_partial_without_speed_figures_or_comparisons(tmp_path):
+    from cnnviewer.core.benchmark import against_fp32
+
+    seen: list = []
+    config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4, limit=12,
+                             latency_samples=3)
+    report = run_benchmark(load_labelled_folder(VAL_100), config, progress=seen.append,
+                           should_cancel=lambda: _after_first_batch_of("efficientnet_lite1", seen))
+    lite0, lite1 = report.models
+    assert lite0.complete and not lite0.partial and lite0.throughput_ips and len(lite0.latencies_ms) == 3
+    assert report.cancelled and not report.complete
+    assert lite1.partial and not lite1.complete and lite1.error is None
+    assert (lite1.images, lite1.failed) == (4, 0)  # the first batch, and only that
+    assert lite1.throughput_ips is None and lite1.end_to_end_ips is None and lite1.latency_ms is None
+    assert lite1.latencies_ms == []
+    assert sum(1 for row in report.images if "efficientnet_lite1" in row.top5) == 4
+    assert report.comparisons == [] and against_fp32(report) == []  # never lite0's 12 images against lite1's 4
+    assert "efficientnet_lite1" not in report.per_class
+    text = markdown(report)
+    assert "partial: 4 of 12 images, no speed figures" in text and "faster than" not in text
+    again = load_json(write_all(report, tmp_path)["json"])
+    assert again.result("efficientnet_lite1").partial and again.result("efficientnet_lite1").latency_ms is None
+    assert again.result("efficientnet_lite0").latency_ms == lite0.latency_ms
+
+
+def test_a_way_of_running_cut_short_is_not_set_against_fp32():
+    from cnnviewer.core.benchmark import against_fp32
+
+    way = parse_way(second_way())
+    seen: list = []
+    config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=4, limit=8, latency_samples=2,
+                             ways=(FP32, way))
+    report = run_benchmark(load_labelled_folder(VAL_100), config, progress=seen.append,
+                           should_cancel=lambda: _after_first_batch_of(f"efficientnet_lite0 ({way.label})", seen))
+    assert report.models[1].partial and report.models[1].images == 4
+    assert against_fp32(report) == [] and report.comparisons == []
+
+
+def test_time_spent_paused_is_left_out_of_the_models_figures():
+    """A real pause that sleeps: its time is recorded, and the model's seconds and end-to-end rate are those
+    of a run that was never paused (compared with one, within half the time slept)."""
+    import time
+
+    dataset = load_labelled_folder(VAL_100)
+    config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=4, limit=8, latency_samples=3)
+    plain = run_benchmark(dataset, config).models[0]
+    calls: list[float] = []
+    seen: list = []
+    sleep = 3.0
+
+    def pause() -> float:
+        started = time.perf_counter()
+        if seen and seen[-1].done == 4:  # one long wait, between the two batches: inside the timed loop
+            time.sleep(sleep)
+        calls.append(time.perf_counter() - started)
+        return calls[-1]
+
+    started = time.perf_counter()
+    paused = run_benchmark(dataset, config, pause=pause, progress=seen.append).models[0]
+    wall = time.perf_counter() - started
+    assert paused.complete and paused.images == 8
+    assert len(calls) >= 1 + 3  # between the batches, before each latency sample
+    assert paused.paused_s == pytest.approx(sum(calls)) and paused.paused_s >= sleep
+    assert paused.seconds + paused.paused_s <= wall
+    assert paused.seconds < plain.seconds + sleep / 2
+    assert paused.images / paused.end_to_end_ips < plain.images / plain.end_to_end_ips + sleep / 2
+
+
+def test_why_a_model_did_not_run_is_a_kind_told_by_the_error_not_its_text(tmp_path):
+    from cnnviewer.core.catalog import get_entry
+    from cnnviewer.core.models import bf16_supported
+
+    corrupt = get_entry("resnet18").cached_weights_path()
+    corrupt.parent.mkdir(parents=True, exist_ok=True)
+    corrupt.write_bytes(b"these are no weights " * 1000)  # present, so not "missing": unusable
+    dataset = load_labelled_folder(PHOTOS_13)
+    report = run_benchmark(dataset, BenchmarkConfig(models=("resnet18", "resnet50", "resnet5000"), limit=2))
+    kinds = {m.name: m.error_kind for m in report.models}
+    assert kinds == {"resnet18": "weights_file", "resnet50": "weights_missing", "resnet5000": "unknown_model"}
+    assert all(m.error and m.throughput_ips is None for m in report.models)
+    text = markdown(report)
+    assert "- resnet18: weights file unusable: " in text and "- resnet50: weights missing: " in text
+    way, device = (BF16, "cpu") if not bf16_supported() else (FP32, "cuda")
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine runs every way asked of it")
+    [result] = run_benchmark(dataset, BenchmarkConfig(models=("efficientnet_lite0",), limit=2, device=device,
+                                                      ways=(way,))).models
+    assert result.error_kind == "cannot_run" and result.error
+
+
+def test_a_stop_while_a_batch_is_handed_on_leaves_that_batch_out_of_the_report():
+    """A second Ctrl+C lands anywhere, also while results.csv is being written: the batch that was not
+    taken in full is left out, so the report holds exactly the batches ``on_rows`` accepted."""
+    from cnnviewer.core.benchmark import BenchmarkRun
+
+    accepted: list[tuple[str, int]] = []
+
+    def on_rows(model: str, rows: list) -> None:
+        if model == "efficientnet_lite1" and accepted and accepted[-1][0] == model:
+            raise KeyboardInterrupt  # the second batch of the second model, half written
+        accepted.append((model, len(rows)))
+
+    config = BenchmarkConfig(models=("efficientnet_lite0", "efficientnet_lite1"), batch_size=4, limit=12,
+                             latency_samples=1)
+    run = BenchmarkRun(load_labelled_folder(VAL_100), config, on_rows=on_rows)
+    with pytest.raises(KeyboardInterrupt):
+        run.run_all()
+    report = run.cut_short()
+    lite1 = report.result("efficientnet_lite1")
+    assert report.cancelled and lite1.partial and lite1.images == 4 == sum(n for m, n in accepted if m == lite1.name)
+    assert sum(1 for row in report.images if lite1.name in row.top5) == 4
+    right = sum(1 for row in report.images if lite1.name in row.top5 and row.top5[lite1.name][0] == row.truth)
+    assert lite1.top1 == right / 4

@@ -84,6 +84,9 @@ def test_lookup_is_forgiving_and_unknown_names_say_so():
     assert get_entry("EfficientNet-Lite0").name == "efficientnet_lite0"
     with pytest.raises(UnknownModelError, match="resnet"):
         get_entry("resnet5")
+    with pytest.raises(UnknownModelError, match="Unknown model 'frobnicator'; it is not in the catalog") as caught:
+        get_entry("frobnicator")
+    assert "cnnviewer" not in str(caught.value) and "models --all" in caught.value.for_cli()
 
 
 def test_availability_follows_the_cache(isolated_home):

@@ -18,6 +18,7 @@ from cnnviewer.core.images import load_image
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import available_devices, build_architecture, load_model, prepare_module
 from cnnviewer.core.report import markdown
+from cnnviewer.core.ways import BF16, parse_way
 from tests.helpers import PHOTOS_13, VAL_100, labelled_files, run, top1_accuracy
 from tests.helpers import top5_indices as top5
 
@@ -49,8 +50,7 @@ def test_fp32_on_the_gpu_gives_the_cpus_answers(val_100, cpu):
 
 
 def test_bf16_on_the_gpu_is_within_one_point(val_100, cpu):
-    gpu = top5(Classifier(load_model(get_entry("efficientnet_lite0"), "cuda", precision="bf16",
-                                     channels_last=True)), val_100)
+    gpu = top5(Classifier(load_model(get_entry("efficientnet_lite0"), "cuda", BF16, channels_last=True)), val_100)
     assert abs(top1_accuracy(gpu, val_100) - top1_accuracy(cpu, val_100)) <= 1.0
     assert sum(a[0] == b[0] for a, b in zip(gpu, cpu, strict=True)) >= 95
 
@@ -67,7 +67,7 @@ def test_the_lab_reports_models_run_on_the_gpu(name, precision):
     batch = torch.rand(4, 3, entry.input_size, entry.input_size)
     with torch.inference_mode():
         expected = reference.eval()(batch)
-    classifier = Classifier(prepare_module(entry, module, "cuda", precision, channels_last=True))
+    classifier = Classifier(prepare_module(entry, module, "cuda", parse_way(precision), channels_last=True))
     logits = classifier.forward(batch).float().cpu()
     assert logits.shape == (4, 1000) and torch.isfinite(logits).all()
     if precision == "fp32":
@@ -103,8 +103,9 @@ def test_cli_classifies_on_the_gpu():
 
 def test_ways_of_running_on_the_gpu_are_compared():
     from cnnviewer.core.benchmark import against_fp32
+    from cnnviewer.core.ways import FP32
 
-    config = BenchmarkConfig(models=("efficientnet_lite0",), device="cuda", batch_size=32, run_as=("fp32", "bf16"))
+    config = BenchmarkConfig(models=("efficientnet_lite0",), device="cuda", batch_size=32, ways=(FP32, BF16))
     report = run_benchmark(load_labelled_folder(VAL_100), config)
     assert [m.name for m in report.models] == ["efficientnet_lite0 (fp32)", "efficientnet_lite0 (bf16)"]
     assert all(m.images == 100 and m.peak_gpu_mb > 0 for m in report.models)

@@ -49,13 +49,3 @@ def test_reduced_size_jpeg_decoding_keeps_top1_on_samples_88():
     same = sum(a[0] == b[0] for a, b in zip(full, reduced, strict=True))
     assert same / len(files) >= 0.99, f"{same} of {len(files)}"
 
-
-def test_engine_and_precision_are_checked():
-    from cnnviewer.core.errors import CnnviewerError
-
-    with pytest.raises(CnnviewerError, match="Unknown precision"):
-        load_model(get_entry("efficientnet_lite0"), precision="fp8")
-    with pytest.raises(CnnviewerError, match="Unknown engine"):
-        load_model(get_entry("efficientnet_lite0"), engine="tensorrt")
-    with pytest.raises(CnnviewerError, match="FP32 on the CPU"):
-        load_model(get_entry("efficientnet_lite0"), precision="bf16", engine="onnxruntime")

@@ -7,11 +7,25 @@ import torch
 import torchvision
 
 from cnnviewer.core.catalog import Availability, checkpoints_dir, get_entry
-from cnnviewer.core.errors import WeightsMissingError
+from cnnviewer.core.errors import CnnviewerError, WeightsMissingError
 from cnnviewer.core.inference import Classifier
-from cnnviewer.core.models import WeightsFileError, build_architecture, fold_batchnorm, load_model, read_state_dict
+from cnnviewer.core.models import (
+    WeightsFileError,
+    bf16_supported,
+    build_architecture,
+    fold_batchnorm,
+    load_model,
+    read_state_dict,
+)
+from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME
 from tests.helpers import PHOTOS_13
 from tests.weights_server import save_code_pickle
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """The embedded Lite0 as load_model gives it by default, loaded once for this module."""
+    return Classifier(load_model(get_entry("efficientnet_lite0")))
 
 
 def _cache(entry, state_dict):
@@ -28,6 +42,10 @@ def test_missing_weights_are_refused_with_a_useful_sentence():
     message = str(caught.value)
     for part in ("resnet50", "resnet50-11ad3fa6.pth", "97.8 MB", str(checkpoints_dir()), "download", "import"):
         assert part in message
+    # The sentence names the action; each face names its own command or menu.
+    assert "--" not in message and "cnnviewer weights" not in message and "File >" not in message
+    assert "cnnviewer weights download resnet50" in caught.value.for_cli()
+    assert "File > Import weights" in caught.value.for_window() and "--" not in caught.value.for_window()
 
 
 def test_cached_torchvision_file_is_loaded_exactly():
@@ -86,22 +104,20 @@ def test_random_bytes_are_a_clear_error(tmp_path):
         read_state_dict(path)
 
 
-def test_embedded_model_classifies_a_real_photo():
-    classifier = Classifier(load_model(get_entry("efficientnet_lite0")))
-    result = classifier.classify_file(PHOTOS_13 / "polar_bear.jpg", top_k=5)
-    assert result.ok and len(result.predictions) == 5
+def test_embedded_model_classifies_a_real_photo(lite0):
+    result = lite0.classify_file(PHOTOS_13 / "polar_bear.jpg", top_k=5)
+    assert result.ok and len(result.predictions) == 5 and result.way == FP32 == lite0.loaded.way
     assert result.predictions[0].index == 296 and result.predictions[0].name == "ice bear"
     probabilities = [p.probability for p in result.predictions]
     assert probabilities == sorted(probabilities, reverse=True) and 0.5 < probabilities[0] <= 1.0
     assert result.timings.inference_ms > 0
 
 
-def test_a_bad_file_among_good_ones_keeps_order_and_reason(tmp_path):
+def test_a_bad_file_among_good_ones_keeps_order_and_reason(lite0, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    classifier = Classifier(load_model(get_entry("efficientnet_lite0")))
     paths = [PHOTOS_13 / "polar_bear.jpg", bad, PHOTOS_13 / "banana_0.jpg"]
-    results = list(classifier.classify_files(paths, batch_size=2))
+    results = list(lite0.classify_files(paths, batch_size=2))
     assert [r.path for r in results] == [str(p) for p in paths]
     assert results[1].error and "not an image" in results[1].error and not results[1].predictions
     assert results[0].predictions[0].index == 296 and results[2].predictions[0].index == 954
@@ -168,10 +184,11 @@ def test_batchnorm_folding_leaves_what_it_cannot_prove():
             assert torch.equal(module(batch), before)
 
 
-def test_loaded_models_fold_by_default_and_say_so():
-    loaded = load_model(get_entry("efficientnet_lite0"))
-    assert loaded.folded_batchnorms == 49
-    assert load_model(get_entry("efficientnet_lite0"), fold=False).folded_batchnorms == 0
+def test_loaded_models_fold_by_default_and_say_so(lite0):
+    assert lite0.loaded.folded_batchnorms == 49
+    plain = load_model(get_entry("efficientnet_lite0"), fold=False)
+    assert plain.folded_batchnorms == 0
+    assert plain.way == FP32 and (plain.precision, plain.engine) == ("fp32", "torch")
 
 
 def test_a_large_kernel_is_folded_too():
@@ -185,13 +202,21 @@ def test_a_large_kernel_is_folded_too():
 
 
 def test_a_way_of_running_that_cannot_work_is_refused_before_the_file_is_read():
-    from cnnviewer.core.errors import CnnviewerError
-
     entry = get_entry("resnet18")
     checkpoints_dir().mkdir(parents=True, exist_ok=True)
     (checkpoints_dir() / entry.weights_filename).write_bytes(b"not a weights file")
-    with pytest.raises(CnnviewerError, match="FP32 on the CPU"):  # not "the file is corrupt"
-        load_model(entry, precision="bf16", engine="onnxruntime")
+    # Not "the file is corrupt": the way and the device are checked first.
+    with pytest.raises(CnnviewerError, match="ONNX Runtime runs on the CPU only") as caught:
+        load_model(entry, "meta", ONNXRUNTIME)
+    assert "--" not in str(caught.value) and "Run as" not in str(caught.value)
+    assert caught.value.for_cli().endswith("Use --device cpu or --run-as fp32.")
+    assert caught.value.for_window().endswith("Pick cpu under Device or fp32 under Run as.")
+    with pytest.raises(CnnviewerError, match="Unknown way of running 'bf16'"):  # a label where a RunAs belongs
+        load_model(entry, way="bf16")
+    if not bf16_supported():
+        with pytest.raises(CnnviewerError, match="no native bfloat16") as caught:
+            load_model(entry, way=BF16)
+        assert "--" not in str(caught.value) and "--run-as fp32" in caught.value.for_cli()
     with pytest.raises(CnnviewerError, match="Unknown device 'tpu'"):
         load_model(entry, device="tpu")
     with pytest.raises(WeightsFileError):

@@ -36,8 +36,8 @@ def valid_report() -> dict[str, Any]:
     models = [ModelResult(name=name, title=f"Model {name}", weights=f"{name}-1234.pth", model=name, run_as="fp32",
                           images=3, failed=1, top1=2 / 3, top5=1.0, top1_ci=(0.21, 0.94), top5_ci=(0.44, 1.0),
                           throughput_ips=50.5, end_to_end_ips=20.25, latency_ms={"p50": 10.5, "p90": 12.0, "p99": 13.0},
-                          latencies_ms=[10.5, 11.25, 13.0], decode_ms_mean=3.5, peak_rss_mb=900.5, param_mb=18.5,
-                          folded_batchnorms=2, load_s=0.25, seconds=1.5,
+                          latencies_ms=[10.5, 11.25, 13.0], decode_ms_mean=3.5, peak_rss_mb=140.5, param_mb=18.5,
+                          rss_before_mb=700.25, folded_batchnorms=2, load_s=0.25, seconds=1.5, paused_s=0.5,
                           published={"acc1": 75.1, "acc5": None, "gmacs": 0.41, "params": 4652008},
                           error=None, complete=True) for name in ("a", "b")]
     images = [ImageRow(f"/photos/bear-{i}.jpg", "ice bear", 296, {"a": [296, 294, 295, 270, 279], "b": [294, 296, 295, 1, 2]},
@@ -176,15 +176,42 @@ def test_from_json_names_the_field_without_a_file():
     assert isinstance(BenchmarkReport.from_json({"root": "x", "config": {}, "environment": {}}), BenchmarkReport)
 
 
+def test_a_partial_result_has_null_speed_figures_and_a_result_not_run_a_kind(tmp_path):
+    data = valid_report()
+    partial = {**data["models"][1], "partial": True, "complete": False, "throughput_ips": None,
+               "end_to_end_ips": None, "latency_ms": None, "latencies_ms": []}
+    data = replaced(data, ("models", 1), partial)
+    data["models"].append({**data["models"][0], "name": "c", "error": "weights missing", "error_kind": "weights_missing",
+                           "images": 0, "throughput_ips": None, "latency_ms": None, "rss_before_mb": None})
+    loaded = load_json(write(tmp_path, data))
+    assert loaded.models[1].partial and loaded.models[1].latency_ms is None and not loaded.models[1].timed
+    assert loaded.models[0].timed and loaded.models[2].error_kind == "weights_missing"
+    assert json.loads(json.dumps(loaded.to_json())) == data
+    for keys, bad, expected in [
+        (("models", 1, "partial"), "yes", "models[1].partial: expected true or false, found 'yes'"),
+        (("models", 1, "throughput_ips"), -1, "models[1].throughput_ips: expected a finite number of at least 0"),
+        (("models", 1, "latency_ms"), 5, "models[1].latency_ms: expected an object, found 5"),
+        (("models", 2, "error_kind"), 3, "models[2].error_kind: expected text, found 3"),
+        (("models", 0, "paused_s"), "long", "models[0].paused_s: expected a number, found 'long'"),
+        (("models", 0, "rss_before_mb"), [1], "models[0].rss_before_mb: expected a number, found a list of 1"),
+    ]:
+        assert f"({expected}" in refused(write(tmp_path, replaced(data, keys, bad)))
+
+
 def test_reports_of_other_versions_open(tmp_path):
     """Older reports lack newer fields (they take their defaults); newer ones have fields this version
     does not know (they are ignored)."""
     old = valid_report()
     for model in old["models"]:
-        for key in ("model", "run_as", "weights_sha256", "end_to_end_ips", "peak_gpu_mb", "folded_batchnorms"):
+        for key in ("model", "run_as", "weights_sha256", "end_to_end_ips", "peak_gpu_mb", "folded_batchnorms",
+                    "partial", "paused_s", "rss_before_mb", "error_kind"):
             model.pop(key, None)
     report = load_json(write(tmp_path, old))
     assert [(m.model, m.run_as, m.weights_sha256) for m in report.models] == [("a", "fp32", ""), ("b", "fp32", "")]
+    assert not any(m.partial for m in report.models) and all(m.timed for m in report.models)
+    from cnnviewer.core.benchmark import OLD_MEMORY_CAPTION, memory_caption
+
+    assert memory_caption(report.models) == OLD_MEMORY_CAPTION  # its peak is the whole process's, and says so
     newer = valid_report()
     newer["models"][0]["energy_joules"] = {"per_image": 1.5}
     newer["models"][0]["weights_sha256"] = "ab" * 32

@@ -1,0 +1,87 @@
+"""A benchmark session into a folder: results.csv as it goes, report.json after each model, every file at the end."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, BenchmarkRun, ImageRow, Pause, Progress
+from cnnviewer.core.datasets import LabelledSet
+from cnnviewer.core.errors import CnnviewerError, OutputError
+from cnnviewer.core.report import ResultsCsv, save_json, write_all
+
+log = logging.getLogger(__name__)
+
+#: Told of a file that could not be written, and the run goes on: "csv" (results.csv: the rest of the run
+#: is not added to it), "json" (report.json after a model: tried again at the end) or "report" (the
+#: final files).
+OnProblem = Callable[[str, OutputError], None]
+
+
+def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | os.PathLike[str], *,
+                  progress: Callable[[Progress], None] | None = None,
+                  should_cancel: Callable[[], bool] | None = None,
+                  on_snapshot: Callable[[BenchmarkReport], None] | None = None,
+                  pause: Pause | None = None,
+                  on_problem: OnProblem | None = None) -> BenchmarkReport:
+    """Run ``config`` over ``dataset`` into ``out_dir`` (made ready by report.prepare_run_folder).
+
+    results.csv is always a new file (OutputError before any model runs if it cannot be); it grows batch
+    by batch. report.json is saved after each model and ``on_snapshot`` gets a deep copy of the report
+    then; at the end (cancelled or not) report.json, report.md and the charts are written. A
+    KeyboardInterrupt stops at once and still writes the report, with ``cancelled`` set. Without
+    ``on_problem`` a file that cannot be written is logged, and the final files' failure is raised.
+    """
+    out = Path(os.fspath(out_dir))
+    results = ResultsCsv(out / "results.csv")
+    broken: set[str] = set()
+
+    def problem(kind: str, exc: OutputError) -> None:
+        if on_problem is not None:
+            on_problem(kind, exc)
+        else:
+            log.warning("%s; the run goes on", exc)
+
+    def on_rows(model: str, rows: list[ImageRow]) -> None:
+        if "csv" in broken:
+            return
+        try:
+            results.add(model, rows)
+        except OutputError as exc:
+            broken.add("csv")
+            problem("csv", exc)
+
+    def on_update(report: BenchmarkReport) -> None:
+        try:
+            save_json(report, out / "report.json")
+        except OutputError as exc:
+            problem("json", exc)
+        if on_snapshot is not None:
+            on_snapshot(copy.deepcopy(report))  # the run goes on changing its own
+
+    run = BenchmarkRun(dataset, config, progress=progress, should_cancel=should_cancel, pause=pause,
+                       on_rows=on_rows)
+    try:
+        report = run.run_all(on_update)
+    except KeyboardInterrupt:  # stopped at once: the report keeps what had been handed on
+        report = run.cut_short(cancelled=True)
+        if on_snapshot is not None:
+            on_snapshot(copy.deepcopy(report))
+    except Exception:  # an unexpected failure still leaves a report of what had finished
+        try:
+            write_all(run.cut_short(cancelled=False), out)
+        except CnnviewerError as exc:  # the failure being raised is the one to show
+            log.info("the report of the failed run could not be written either: %s", exc)
+        raise
+    finally:
+        results.close()
+    try:
+        write_all(report, out)
+    except OutputError as exc:
+        if on_problem is None:
+            raise
+        on_problem("report", exc)
+    return report
