@@ -2,17 +2,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: run install test test-deps test-slow check check-deps lint typecheck imports clean
 
-run: install  ## install (in .venv, created when absent) and start cnnviewer
+# The install is redone only when pyproject.toml changed since it last worked, so a second `make run`
+# starts the window at once. setuptools' "Editable installation" box is a note for packagers, not users.
+INSTALLED := $(VENV)/.installed
+
+run: $(INSTALLED)  ## install (in .venv, created when absent), add the system libraries Qt needs, start cnnviewer
+	@$(BIN)/python packaging/qt_system_libs.py --install
 	$(BIN)/cnnviewer
 
-install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[onnx]"
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e ".[onnx]"
+	@touch $@
 
 test-deps: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(PIP_INSTALL) -e ".[test]"
 
 test: test-deps  ## install the test dependencies and run the whole suite
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
@@ -21,7 +30,7 @@ test-slow: test-deps  ## the long runs left out of `make test` (the 20,000-examp
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow
 
 check-deps: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,check]"
+	$(PIP_INSTALL) -e ".[test,check]"
 
 # The house rules as code (configured in pyproject.toml). Each tool runs even when one before it
 # failed, so one run lists every broken rule; the target fails if any did.

@@ -85,6 +85,17 @@ def test_spec_bundles_resources_weights_and_torchvision_ops_but_no_tests(monkeyp
     """Run the spec's own code and look at what it would hand PyInstaller's Analysis."""
     spec_path = ROOT / "packaging" / "cnnviewer.spec"
     monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", _pyinstaller_hooks())
+    try:
+        import PyInstaller.depend.dylib  # noqa: F401 - the real exclusion list, where PyInstaller is installed
+    except ImportError:  # a stand-in that bundles every library (PyInstaller leaves out libc, libGL, libxcb...)
+        dylib = types.ModuleType("PyInstaller.depend.dylib")
+        dylib.__dict__["include_library"] = lambda name: True
+        depend = types.ModuleType("PyInstaller.depend")
+        depend.__dict__["dylib"] = dylib
+        for name, module in (("PyInstaller", types.ModuleType("PyInstaller")), ("PyInstaller.depend", depend),
+                             ("PyInstaller.depend.dylib", dylib)):
+            monkeypatch.setitem(sys.modules, name, module)
+        sys.modules["PyInstaller"].__dict__["depend"] = depend
     analysis: dict[str, Any] = {}
 
     def record_analysis(scripts: list[str], **options: Any) -> types.SimpleNamespace:
@@ -105,4 +116,8 @@ def test_spec_bundles_resources_weights_and_torchvision_ops_but_no_tests(monkeyp
     # torchvision's operators (else: "operator torchvision::nms does not exist" at start-up)
     assert names.get("_C_stable.so", names.get("_C.so")) == "torchvision", sorted(names)
     assert not any(ROOT / "tests" in (p, *p.parents) for p in datas)
+    # The X11 libraries the bundle carries for Qt's xcb plugin go with their copyright files (MIT/X11).
+    if shutil.which("dpkg-query") and Path("/usr/share/doc/libxcb-cursor0/copyright").is_file():
+        assert datas[Path("/usr/share/doc/libxcb-cursor0/copyright")] == "licenses/libxcb-cursor0"
+        assert not any(dest == "licenses/libxcb1" for dest in datas.values())  # PyInstaller leaves libxcb out
     assert {"tests", "pytest", "pytestqt", "hypothesis"} <= set(analysis["excludes"])
