@@ -48,8 +48,12 @@ def labelled_files(dataset: str) -> list[tuple[Path, int]]:
 
 
 def top5_indices(classifier: Classifier, files: list[tuple[Path, int]], fast_decode: bool = False) -> list[Top5]:
-    """Each file's top-5 class indices from ``classifier`` (files: (path, truth) pairs)."""
-    results = list(classifier.classify_files([p for p, _ in files], batch_size=16, fast_decode=fast_decode))
+    """Each file's top-5 class indices from ``classifier``'s model (files: (path, truth) pairs); ``fast_decode``
+    False decodes every image whole (the reference), True as cnnviewer does."""
+    from cnnviewer.core.inference import Classifier
+
+    reader = Classifier(classifier.loaded, fast_decode=fast_decode)
+    results = list(reader.classify_files([p for p, _ in files], batch_size=16))
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     return [tuple(p.index for p in r.predictions) for r in results]
 
@@ -92,8 +96,8 @@ WAYS = {
     "reference": Way({"fold": False}, fast_decode=False),
     # What cnnviewer runs (window, CLI, benchmark): BatchNorm folded, NHWC, large JPEGs decoded small.
     "fp32": Way({"channels_last": True}, fast_decode=True),
-    "bf16": Way({"precision": "bf16", "channels_last": True}, fast_decode=True),
-    "onnxruntime": Way({"engine": "onnxruntime"}, fast_decode=True),
+    "bf16": Way({"way": "bf16", "channels_last": True}, fast_decode=True),
+    "onnxruntime": Way({"way": "onnxruntime"}, fast_decode=True),
 }
 
 
@@ -114,12 +118,14 @@ class Top5Cache:
         from cnnviewer.core.catalog import get_entry
         from cnnviewer.core.inference import Classifier
         from cnnviewer.core.models import load_model
+        from cnnviewer.core.ways import parse_way
 
         key = (model, way, dataset)
         with self._lock:
             if key not in self._answers:
                 recipe = WAYS[way]
-                loaded = load_model(get_entry(model), **recipe.load)
+                load = dict(recipe.load)
+                loaded = load_model(get_entry(model), way=parse_way(load.pop("way", "fp32")), **load)
                 self._answers[key] = top5_indices(Classifier(loaded), labelled_files(dataset), recipe.fast_decode)
                 self._facts[key] = {"precision": loaded.precision, "engine": loaded.engine,
                                     "channels_last": loaded.channels_last,
@@ -140,6 +146,56 @@ def run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Compl
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "cnnviewer", *args], capture_output=True, text=True,
                           env=env, timeout=300)
+
+
+def run_inprocess(*args: str, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``cnnviewer ARGS`` in this process: (exit code, stdout, stderr), as run() gives them.
+
+    It calls the function pyproject's ``[project.scripts]`` names (the console script and ``python -m
+    cnnviewer`` call it too) the way they do: ``sys.exit(main())`` with ``sys.argv`` set, real streams
+    with an encoding, the log set up afresh. A subprocess imports torch again each time (3-10 s on
+    two cores), so tests of what a command prints and returns use this; tests of start-up, signals,
+    closed streams, resource limits or another user need run() or a subprocess of their own.
+    """
+    import importlib
+    import io
+    import logging
+    import tomllib
+
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]["cnnviewer"]
+    module, _, function = script.partition(":")
+    main = getattr(importlib.import_module(module), function)
+    raw = (io.BytesIO(), io.BytesIO())
+    out, err = (io.TextIOWrapper(buffer, encoding="utf-8", line_buffering=True) for buffer in raw)
+    # A new process starts with no log handler and sets up its own on the log file of its environment.
+    log = logging.getLogger("cnnviewer")
+    saved_log = (log.handlers[:], log.level)
+    saved_streams = (sys.argv, sys.stdout, sys.stderr)
+    saved_env = {name: os.environ.get(name) for name in env_extra or {}}
+    log.handlers = []
+    os.environ.update(env_extra or {})
+    sys.argv, sys.stdout, sys.stderr = ["cnnviewer", *args], out, err
+    try:
+        sys.exit(main())
+    except SystemExit as exc:  # how Python turns sys.exit's argument into a status
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    finally:
+        sys.argv, sys.stdout, sys.stderr = saved_streams
+        for handler in log.handlers:
+            handler.close()
+        log.handlers, level = saved_log
+        log.setLevel(level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    out.flush()
+    err.flush()
+    stdout, stderr = (buffer.getvalue().decode("utf-8", errors="surrogateescape") for buffer in raw)
+    return code, stdout, stderr
 
 
 # -- the window ---------------------------------------------------------------------------------

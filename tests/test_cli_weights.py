@@ -1,4 +1,4 @@
-"""``cnnviewer weights`` end to end in a subprocess, against a real HTTP server on 127.0.0.1."""
+"""``cnnviewer weights`` end to end (in this process), against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,25 +7,28 @@ import json
 
 import torchvision
 
-from tests.helpers import PHOTOS_13, run
+from tests.helpers import PHOTOS_13, run_inprocess
 from tests.weights_server import WeightsServer, save_code_pickle, state_dict_bytes
 
 
 def test_download_with_a_wrong_hash_fails_clearly_and_leaves_no_file(isolated_home):
     with WeightsServer() as server:
         server.files["resnet18-f37072fd.pth"] = state_dict_bytes(torchvision.models.resnet18().state_dict())
-        proc = run("weights", "download", "resnet18", env_extra={"CNNVIEWER_WEIGHTS_MIRROR": server.mirror})
-    assert proc.returncode == 1
-    assert "does not match the hash in its name (f37072fd)" in proc.stderr
-    assert "resnet18:" in proc.stderr and "Traceback" not in proc.stderr
+        code, _, err = run_inprocess("weights", "download", "resnet18",
+                                     env_extra={"CNNVIEWER_WEIGHTS_MIRROR": server.mirror})
+    assert code == 1
+    assert "does not match the hash in its name (f37072fd)" in err
+    assert "resnet18:" in err and "Traceback" not in err
     assert not (isolated_home / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
 
 
 def test_download_404_and_unknown_model():
     with WeightsServer() as server:
-        proc = run("weights", "download", "alexnet", env_extra={"CNNVIEWER_WEIGHTS_MIRROR": server.mirror})
-    assert proc.returncode == 1 and "HTTP 404" in proc.stderr
-    assert run("weights", "download", "alexnett").returncode == 2
+        code, _, err = run_inprocess("weights", "download", "alexnet",
+                                     env_extra={"CNNVIEWER_WEIGHTS_MIRROR": server.mirror})
+    assert code == 1 and "HTTP 404" in err
+    code, _, err = run_inprocess("weights", "download", "alexnett")
+    assert code == 2 and "alexnett" in err
 
 
 def test_import_list_verify_classify_remove(tmp_path, isolated_home):
@@ -35,23 +38,24 @@ def test_import_list_verify_classify_remove(tmp_path, isolated_home):
     digest = hashlib.sha256(data).hexdigest()
     source = tmp_path / "best.pth"
     source.write_bytes(data)
-    proc = run("weights", "import", str(source), "--model", "resnet18")
-    assert proc.returncode == 0, proc.stderr
+    code, out, err = run_inprocess("weights", "import", str(source), "--model", "resnet18")
+    assert code == 0, err
     stored = isolated_home / "data" / "weights" / f"resnet18-{digest[:16]}.pth"
     label = f"imported: best.pth (sha256 {digest[:8]}…)"
-    assert f"resnet18: imported into {stored} ({label};" in proc.stdout
+    assert f"resnet18: imported into {stored} ({label};" in out
     assert not (isolated_home / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
-    listing = run("weights", "list").stdout
+    listing = run_inprocess("weights", "list")[1]
     assert stored.name in listing and label in listing and "44.7 MB" in listing
-    models = run("models").stdout
+    models = run_inprocess("models")[1]
     [line] = [line for line in models.splitlines() if line.startswith("resnet18 ")]
     assert line.endswith(f"45 MB  {label}")
-    [row] = [r for r in json.loads(run("models", "--format", "json").stdout) if r["name"] == "resnet18"]
+    [row] = [r for r in json.loads(run_inprocess("models", "--format", "json")[1]) if r["name"] == "resnet18"]
     assert (row["weights"], row["availability"], row["path"]) == (label, "imported", str(stored))
-    classify = run("classify", str(PHOTOS_13 / "polar_bear.jpg"), "--model", "resnet18")
-    assert classify.returncode == 0, classify.stderr
-    assert classify.stdout.startswith(f"Model: resnet18 (ResNet18, {label}, cpu, fp32)\n")
-    assert run("weights", "remove", "resnet18").returncode == 0 and not stored.exists()
+    code, out, err = run_inprocess("classify", str(PHOTOS_13 / "polar_bear.jpg"), "--model", "resnet18")
+    assert code == 0, err
+    assert out.startswith(f"Model: resnet18 (ResNet18, {label}, cpu, fp32)\n")
+    code, out, _ = run_inprocess("weights", "remove", "resnet18")
+    assert code == 0 and f"removed {stored}" in out and not stored.exists()
 
 
 def test_list_shows_partial_downloads_and_survives_a_nested_record(isolated_home):
@@ -61,11 +65,11 @@ def test_list_shows_partial_downloads_and_survives_a_nested_record(isolated_home
     (checkpoints / "resnet18-f37072fd.pth").write_bytes(b"x" * 3000)
     (isolated_home / "config").mkdir()
     (isolated_home / "config" / "weights-checked.json").write_text("[" * 100_000 + "]" * 100_000)
-    proc = run("weights", "list")
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert "resnet50-11ad3fa6.pth.partial" in proc.stdout and "partial download" in proc.stdout
-    assert "resnet18-f37072fd.pth" in proc.stdout and "not checked" in proc.stdout
-    assert "weights download NAME" in proc.stdout
+    code, out, err = run_inprocess("weights", "list")
+    assert code == 0 and "Traceback" not in err, err
+    assert "resnet50-11ad3fa6.pth.partial" in out and "partial download" in out
+    assert "resnet18-f37072fd.pth" in out and "not checked" in out
+    assert "weights download NAME" in out
     log = (isolated_home / "cnnviewer.log").read_text(encoding="utf-8")
     assert "weights-checked.json: it is not valid JSON (RecursionError); using the default instead" in log
 
@@ -74,6 +78,6 @@ def test_import_of_a_pickle_with_code_is_refused(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "alexnet.pth"
     save_code_pickle(path, marker, key="x")
-    proc = run("weights", "import", str(path), "--model", "alexnet")
-    assert proc.returncode == 1 and "refused" in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = run_inprocess("weights", "import", str(path), "--model", "alexnet")
+    assert code == 1 and f"cnnviewer: {path}: refused" in err and "Traceback" not in err
     assert not marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import struct
@@ -115,31 +116,48 @@ def test_good_weights_and_training_checkpoints_still_load_in_both_formats(tmp_pa
 # -- files that would cost more than their size ------------------------------------------------
 
 _PEAK = """
-import resource, sys
+import json, os, resource, sys, traceback
 from cnnviewer.core.catalog import get_entry
 from cnnviewer.core.models import WeightsFileError, build_for_weights, fit_state_dict, read_state_dict
-entry = get_entry(sys.argv[2])
-try:
-    fit_state_dict(entry, build_for_weights(entry), read_state_dict(sys.argv[1]), sys.argv[1])
-    outcome = "loaded"
-except WeightsFileError as exc:
-    outcome = str(exc)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # KiB on Linux
-print(outcome)
+entry = get_entry(sys.argv[1])
+children = []
+for path in sys.argv[2:]:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            try:
+                fit_state_dict(entry, build_for_weights(entry), read_state_dict(path), path)
+                outcome = "loaded"
+            except WeightsFileError as exc:
+                outcome = str(exc)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # KiB on Linux
+            os.write(write_end, json.dumps([peak, outcome]).encode())
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    children.append((pid, read_end))
+for pid, read_end in children:
+    with os.fdopen(read_end, "rb") as pipe:
+        print(pipe.read().decode())
+    assert os.waitpid(pid, 0)[1] == 0, path
 """
 
 
 def _peak_mb(*paths) -> list[tuple[int, str]]:
-    """Peak resident memory (MB) of fresh processes, side by side, that each load one file as ENTRY's weights."""
-    runs = [subprocess.Popen([sys.executable, "-c", _PEAK, str(path), ENTRY.name], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for path in paths]
-    results = []
-    for run in runs:
-        out, err = run.communicate(timeout=300)
-        assert run.returncode == 0, err[-2000:]
-        peak, outcome = out.splitlines()[-2:]
-        results.append((int(peak), outcome))
-    return results
+    """Peak resident memory (MB) of processes, side by side, that each load one file as ENTRY's weights.
+
+    One process imports torch (seconds of CPU per import on two cores, and a peak of its own
+    that would hide a smaller cost), then forks a child per file: each child's peak starts at what the
+    parent holds, so the peaks differ by what the files cost."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK, ENTRY.name, *map(str, paths)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [(peak, outcome) for peak, outcome in map(json.loads, proc.stdout.splitlines())]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux, sparse files")

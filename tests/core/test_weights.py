@@ -160,11 +160,11 @@ def test_unreadable_weights_files_are_clear_errors(tmp_path, content):
 
 
 def test_truncated_real_weights_file(tmp_path):
-    data = state_dict_bytes(torchvision.models.resnet18(weights=None).state_dict())
-    path = tmp_path / "resnet18-cut.pth"
+    data = state_dict_bytes(torchvision.models.get_model(SMALL, weights=None).state_dict())
+    path = tmp_path / "shufflenet-cut.pth"
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(WeightsError, match="not a readable PyTorch weights file"):
-        import_weights(path, "resnet18")
+        import_weights(path, SMALL)
 
 
 def test_import_by_file_name_checks_the_hash_then_loads(tmp_path):
@@ -187,8 +187,8 @@ def test_import_by_file_name_checks_the_hash_then_loads(tmp_path):
 
 def test_import_needs_a_model_when_the_name_does_not_say(tmp_path):
     path = tmp_path / "best.pth"
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    with pytest.raises(WeightsError, match="--model"):
+    torch.save(torchvision.models.get_model(SMALL, weights=None).state_dict(), path)
+    with pytest.raises(WeightsError, match="cannot tell which model these weights are for from the file name"):
         import_weights(path)
 
 
@@ -347,6 +347,9 @@ def test_remove_does_not_pull_a_partial_file_from_under_a_download(server):
 # -- issue 13: imported weights never pass for torchvision's --------------------------------------
 
 
+SMALL = "shufflenet_v2_x0_5"  # 5 MB of weights: for tests where which model does not matter
+
+
 def random_weights(tmp_path, name="best.pth", seed=0, model="resnet18"):
     """A real state_dict of ``model`` with random weights (say, a fine-tuned copy) in ``name``."""
     torch.manual_seed(seed)
@@ -389,11 +392,11 @@ def test_an_import_whose_sha256_matches_torchvisions_name_goes_into_torchs_cache
 
 
 def test_the_published_file_wins_over_an_import_and_a_new_import_replaces_the_old(tmp_path):
-    entry = get_entry("resnet18")
-    first, _ = random_weights(tmp_path, "first.pth", seed=1)
-    second, _ = random_weights(tmp_path, "second.pth", seed=2)
-    _, old = import_weights(first, "resnet18")
-    _, new = import_weights(second, "resnet18")
+    entry = get_entry(SMALL)
+    first, _ = random_weights(tmp_path, "first.pth", seed=1, model=SMALL)
+    second, _ = random_weights(tmp_path, "second.pth", seed=2, model=SMALL)
+    _, old = import_weights(first, SMALL)
+    _, new = import_weights(second, SMALL)
     assert not old.exists() and entry.weights_path() == new
     assert weights_identity(entry).label.startswith("imported: second.pth (sha256 ")
     cached = entry.cached_weights_path()
@@ -402,7 +405,7 @@ def test_the_published_file_wins_over_an_import_and_a_new_import_replaces_the_ol
     assert entry.availability() is Availability.CACHED and entry.weights_path() == cached
     shown = {row.path: row.shown for row in list_cache()}
     assert shown[new].endswith("not used: torchvision's file is cached")
-    assert sorted(remove("resnet18")) == sorted([cached, new]) and entry.availability() is Availability.MISSING
+    assert sorted(remove(SMALL)) == sorted([cached, new]) and entry.availability() is Availability.MISSING
 
 
 def test_a_benchmark_report_names_imported_weights_and_their_sha256(tmp_path):
@@ -445,13 +448,13 @@ def test_a_file_is_hashed_once_and_remembered_by_size_and_mtime(tmp_path):
 
 
 def test_a_deeply_nested_record_reads_as_empty_with_a_line_in_the_log(tmp_path, caplog):
-    path, _ = random_weights(tmp_path)
-    _, final = import_weights(path, "resnet18")
+    path, _ = random_weights(tmp_path, model=SMALL)
+    _, final = import_weights(path, SMALL)
     record_path().write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="cnnviewer.core.weights"):
         rows = list_cache()
         assert [row.state for row in rows] == ["imported"]  # still listed, from the file name
-        assert weights_identity(get_entry("resnet18")).availability is Availability.IMPORTED
+        assert weights_identity(get_entry(SMALL)).availability is Availability.IMPORTED
     assert "not valid JSON (RecursionError); using the default instead" in caplog.text
     assert caplog.text.count("not valid JSON") == 1  # once per version of the file, not per read
     assert file_sha256(final)  # and the record is written afresh
@@ -459,8 +462,8 @@ def test_a_deeply_nested_record_reads_as_empty_with_a_line_in_the_log(tmp_path, 
 
 
 def test_bad_values_in_the_record_fall_back_to_the_defaults(tmp_path, caplog):
-    path, _ = random_weights(tmp_path)
-    _, final = import_weights(path, "resnet18")
+    path, _ = random_weights(tmp_path, model=SMALL)
+    _, final = import_weights(path, SMALL)
     stat = final.stat()
     good = {"state": "imported", "size": stat.st_size, "mtime": stat.st_mtime, "source": str(path)}
     record_path().write_text(json.dumps({
@@ -470,7 +473,7 @@ def test_bad_values_in_the_record_fall_back_to_the_defaults(tmp_path, caplog):
         "/elsewhere/c.pth": [1, 2],
     }), encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="cnnviewer.core.weights"):
-        identity = weights_identity(get_entry("resnet18"))
+        identity = weights_identity(get_entry(SMALL))
     assert identity.original_name == "" and identity.sha256 == ""  # the defaults, not the bad values
     assert identity.label.startswith(f"imported: {final.name} (sha256 ")
     for problem in ("SHA-256 that is not 64 hex digits", "source that is not a short text", "unknown state",
