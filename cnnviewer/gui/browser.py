@@ -1,12 +1,13 @@
-"""The file browser: a path bar, a filesystem tree that shows image files only, and a thumbnail strip."""
+"""The file browser: places, a path bar, a filesystem tree that shows image files only, and a thumbnail strip."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QDir, QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtCore import QDir, QModelIndex, QPoint, QSettings, QSize, QStandardPaths, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileSystemModel,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QToolButton,
     QTreeView,
     QVBoxLayout,
@@ -22,10 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.images import IMAGE_SUFFIXES, is_image_path
+from cnnviewer.core.paths import resources_dir
 from cnnviewer.gui.text import tooltip
 
 THUMBNAIL_SIZE = 96
 MAX_THUMBNAILS = 1000  # a strip of thousands helps nobody and costs memory
+RECENT_FOLDERS = 8
+RECENT_KEY = "recentFolders"
+log = logging.getLogger("cnnviewer.gui")
 
 
 def image_name_filters() -> list[str]:
@@ -42,6 +48,48 @@ def list_images(folder: str) -> list[str]:
     return sorted(names, key=lambda p: os.path.basename(p).lower())
 
 
+def samples_folder() -> str | None:
+    """The sample photos shipped with cnnviewer (``resources/samples``, in a bundle too), if they are there."""
+    try:
+        folder = resources_dir() / "samples"
+    except FileNotFoundError:
+        return None
+    return str(folder) if folder.is_dir() else None
+
+
+def places() -> list[tuple[str, str]]:
+    """(label, folder) of Home, Pictures and Desktop where each exists, then the sample photos."""
+    found = [("Home", str(Path.home()))]
+    for label, location in (("Pictures", QStandardPaths.StandardLocation.PicturesLocation),
+                            ("Desktop", QStandardPaths.StandardLocation.DesktopLocation)):
+        folder = QStandardPaths.writableLocation(location)
+        # Where no such folder was ever made, Qt answers with the home folder itself.
+        if folder and os.path.isdir(folder) and os.path.abspath(folder) != found[0][1]:
+            found.append((label, folder))
+    samples = samples_folder()
+    if samples:
+        found.append(("Samples", samples))
+    return found
+
+
+def tree_root_for(folder: str) -> str:
+    """The folder the tree is rooted at to show ``folder``: the home folder for anything inside it, else the
+    folder's parent, so the tree never lays out the whole file system around one folder."""
+    home = os.path.abspath(Path.home())
+    if home != os.sep and (folder == home or folder.startswith(home.rstrip(os.sep) + os.sep)):
+        return home
+    return os.path.dirname(folder) or folder
+
+
+def inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def menu_text(text: str) -> str:
+    """A name as the text of a menu entry: ``&`` would be read as a keyboard shortcut marker."""
+    return text.replace("&", "&&")
+
+
 class FileBrowser(QWidget):
     """Emits ``file_selected`` as the selection moves and ``file_activated`` on double-click or Enter."""
 
@@ -49,6 +97,10 @@ class FileBrowser(QWidget):
     file_activated = Signal(str)
     folder_changed = Signal(str)
     folder_context_requested = Signal(str, object)  # folder, global position
+    # The image menu's actions that belong to the window (the browser does Copy path and Open folder itself).
+    classify_requested = Signal(str)
+    explain_requested = Signal(str)
+    compare_requested = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -65,6 +117,15 @@ class FileBrowser(QWidget):
         self.up_button.setText("↑")
         self.up_button.setToolTip("Parent folder")
         self.up_button.clicked.connect(lambda: self.go_to(str(Path(self.folder or "/").parent)))
+        self.place_buttons: dict[str, QToolButton] = {}
+        self.recent_button = QToolButton(self)
+        self.recent_button.setText("Recent")
+        self.recent_button.setToolTip("Folders opened lately")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_button.setMenu(QMenu(self.recent_button))
+        self.recent_button.menu().aboutToShow.connect(self._fill_recent_menu)
+        self.recent_folders: list[str] = []
+        self._recent_settings: QSettings | None = None
 
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
@@ -87,12 +148,28 @@ class FileBrowser(QWidget):
         self.strip.setResizeMode(QListView.ResizeMode.Adjust)
         self.strip.currentItemChanged.connect(self._on_strip_current)
         self.strip.itemActivated.connect(lambda item: self.file_activated.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.strip.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.strip.customContextMenuRequested.connect(self._on_strip_context_menu)
 
+        self.places_row = QHBoxLayout()
+        self.places_row.setSpacing(2)
+        for label, folder in places():
+            button = QToolButton(self)
+            button.setText(label)
+            button.setAutoRaise(True)
+            button.setToolTip(tooltip(folder))
+            button.clicked.connect(lambda _=False, f=folder: self.go_to(f))
+            self.places_row.addWidget(button)
+            self.place_buttons[label] = button
+        self.recent_button.setAutoRaise(True)
+        self.places_row.addWidget(self.recent_button)
+        self.places_row.addStretch(1)
         top = QHBoxLayout()
         top.addWidget(self.up_button)
         top.addWidget(self.path_bar, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self.places_row)
         layout.addLayout(top)
         layout.addWidget(self.tree, 3)
         self.folder: str | None = None
@@ -110,11 +187,66 @@ class FileBrowser(QWidget):
         if not path or not os.path.exists(path):
             return False
         folder = path if os.path.isdir(path) else os.path.dirname(path)
+        root = self.tree_root()
+        if root is None or not inside(folder, root) or (root == os.sep and folder != os.sep):
+            self._set_root(tree_root_for(folder))
         self._set_folder(folder)
+        self.note_recent(folder)
         index = self.model.index(path)
         self.tree.setCurrentIndex(index)
         self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
+
+    def tree_root(self) -> str | None:
+        """The folder whose contents the tree lists at its top level."""
+        index = self.tree.rootIndex()
+        return self.model.filePath(index) if index.isValid() else None
+
+    def _set_root(self, root: str) -> None:
+        self.model.setRootPath(root)
+        self.tree.setRootIndex(self.model.index(root))
+
+    def open_samples(self) -> bool:
+        """Show the bundled sample photos with the first one selected (File > Open sample photos)."""
+        folder = samples_folder()
+        photos = list_images(folder) if folder else []
+        if not photos:
+            return False
+        return self.go_to(photos[0])
+
+    # -- recent folders -----------------------------------------------------------------------
+
+    def remember_in(self, settings: QSettings) -> None:
+        """Read the recent folders from ``settings`` (checked entry by entry) and keep them there from now on."""
+        stored = settings.value(RECENT_KEY)
+        entries = [stored] if isinstance(stored, str) else stored if isinstance(stored, list) else []
+        if stored is not None and not isinstance(stored, (str, list)):
+            log.warning("%s: %s is %r, not a list of folders; starting with none", settings.fileName(), RECENT_KEY,
+                        stored)
+        kept = [e for e in entries if isinstance(e, str) and 0 < len(e) <= 4096 and "\0" not in e and os.path.isdir(e)]
+        current = self.recent_folders
+        self.recent_folders = list(dict.fromkeys([*current, *kept]))[:RECENT_FOLDERS]
+        self._recent_settings = settings
+        self._save_recent()
+
+    def note_recent(self, folder: str) -> None:
+        """Put ``folder`` first among the recent folders."""
+        self.recent_folders = [folder, *(f for f in self.recent_folders if f != folder)][:RECENT_FOLDERS]
+        self._save_recent()
+
+    def _save_recent(self) -> None:
+        if self._recent_settings is not None:
+            self._recent_settings.setValue(RECENT_KEY, self.recent_folders)
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.recent_button.menu()
+        menu.clear()
+        for folder in self.recent_folders:
+            if os.path.isdir(folder):
+                action = menu.addAction(menu_text(folder))
+                action.triggered.connect(lambda _=False, f=folder: self.go_to(f))
+        if menu.isEmpty():
+            menu.addAction("No recent folders").setEnabled(False)
 
     def _set_folder(self, folder: str) -> None:
         index = self.model.index(folder)
@@ -154,10 +286,32 @@ class FileBrowser(QWidget):
             if index.isValid() and self.tree.currentIndex() != index:
                 self.tree.setCurrentIndex(index)
 
-    def _on_context_menu(self, position) -> None:
+    def _on_context_menu(self, position: QPoint) -> None:
         index = self.tree.indexAt(position)
-        if index.isValid() and self.model.isDir(index):
-            self.folder_context_requested.emit(self.model.filePath(index), self.tree.viewport().mapToGlobal(position))
+        if not index.isValid():
+            return
+        where = self.tree.viewport().mapToGlobal(position)
+        if self.model.isDir(index):
+            self.folder_context_requested.emit(self.model.filePath(index), where)
+        else:
+            self.image_menu(self.model.filePath(index)).exec(where)
+
+    def _on_strip_context_menu(self, position: QPoint) -> None:
+        item = self.strip.itemAt(position)
+        if item is not None:
+            self.image_menu(item.data(Qt.ItemDataRole.UserRole)).exec(self.strip.viewport().mapToGlobal(position))
+
+    def image_menu(self, path: str) -> QMenu:
+        """The right-click menu of an image: Classify, Grad-CAM, Compare, Copy path, Open containing folder."""
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.addAction("Classify", lambda: self.classify_requested.emit(path))
+        menu.addAction("Grad-CAM", lambda: self.explain_requested.emit(path))
+        menu.addAction("Compare models…", lambda: self.compare_requested.emit(path))
+        menu.addSeparator()
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+        menu.addAction("Open containing folder", lambda: open_folder(os.path.dirname(path)))
+        return menu
 
     # -- thumbnails ---------------------------------------------------------------------------
 
@@ -183,3 +337,11 @@ class FileBrowser(QWidget):
         else:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
         self.thumbnails_shown += 1
+
+
+def open_folder(folder: str) -> bool:
+    """Show ``folder`` in the desktop's file manager."""
+    opened = QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+    if not opened:
+        log.warning("no file manager opened %s", folder)
+    return opened
