@@ -6,8 +6,9 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -26,14 +27,32 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.ways import parse_way
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
 from cnnviewer.gui.text import escape, make_plain
 from cnnviewer.workers import jobs
+from cnnviewer.workers.benchmark_job import benchmark_job
+
+if TYPE_CHECKING:
+    from cnnviewer.core.benchmark import BenchmarkReport
+    from cnnviewer.core.datasets import LabelledSet
+    from cnnviewer.core.report import RunFolder
+    from cnnviewer.core.ways import RunAs
+    from cnnviewer.workers.benchmark_job import BenchmarkSnapshot
+    from cnnviewer.workers.runner import TaskRunner
+
+OWNER = "benchmark"  # this window's namespace in the task runner: its requests never cancel another's
 
 
 def default_out_dir(folder: str) -> str:
-    base = Path.home() / "cnnviewer-benchmarks"
-    return str(base / f"{Path(folder).name or 'folder'}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    """A new folder for one run under ~/cnnviewer-benchmarks, named after the set and the time
+    (with -2, -3... when taken, as the command line names its own)."""
+    base = Path.home() / "cnnviewer-benchmarks" / f"{Path(folder).name or 'folder'}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    name, number = base, 1
+    while os.path.lexists(name):
+        number += 1
+        name = base.with_name(f"{base.name}-{number}")
+    return str(name)
 
 
 def open_report_job(token, report, path: str) -> DashboardData:
@@ -44,19 +63,42 @@ def open_report_job(token, report, path: str) -> DashboardData:
     return prepare_dashboard(load_json(path))
 
 
-class BenchmarkWindow(QMainWindow):
-    """Runs in the main window's worker pools; partial results appear as each model finishes."""
+def kept_sentence(report: BenchmarkReport, out_dir: str) -> str:
+    """What a cancelled run left behind, in one sentence: finished models, the one cut short, where."""
+    total = len(report.images)
+    finished = [m.name for m in report.models if m.complete]
+    parts = []
+    if finished:
+        parts.append(f"{len(finished)} finished model{'s' if len(finished) > 1 else ''} ({', '.join(finished)})")
+    for m in report.models:
+        if m.partial:
+            seen = m.images + m.failed
+            parts.append(f"{m.name} cut short after {seen} of {total} images (partial)" if seen
+                         else f"{m.name} cut short before its first image")
+    return f"Cancelled; kept in {out_dir}: " + " and ".join(parts or ["the report of a run that had classified nothing"])
 
-    def __init__(self, main_window):
+
+class BenchmarkWindow(QMainWindow):
+    """Runs on the task runner's benchmark lane; partial results appear as each model finishes.
+
+    Every run ends in ``run_ended`` ("returned", "errored" or "cancelled"), and with it Start comes back.
+    """
+
+    run_ended = Signal(str)
+
+    def __init__(self, main_window, runner: TaskRunner):
         super().__init__(main_window)
         self.setWindowFlag(Qt.WindowType.Window)
         self.main = main_window
+        self.runner = runner
         self.setWindowTitle("Benchmark — cnnviewer")
         self.resize(1280, 860)
         self.folder: str | None = None
+        self.dataset: LabelledSet | None = None  # the folder as read when chosen; a run uses this very list
         self.out_dir: str | None = None
-        self.request_id: int | None = None
-        self.report = None
+        self.request_id: int | None = None  # the run in flight, until one of its three endings arrives
+        self.report: BenchmarkReport | None = None
+        self._run_folder: RunFolder | None = None
         self._started = 0.0
 
         self.folder_label = QLabel("No folder chosen.")  # rich text: the folder's name in it is escaped
@@ -74,6 +116,7 @@ class BenchmarkWindow(QMainWindow):
         self.limit.setSpecialValueText("all")
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
+        self.start_button.setEnabled(False)  # until a folder with labelled images is read
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -91,11 +134,12 @@ class BenchmarkWindow(QMainWindow):
         form.addRow("Batch size", self.batch_size)
         form.addRow("Images", self.limit)
         self.device_note = QLabel("")
+        make_plain(self.device_note)
         self.device_note.setToolTip("The device comes from the main window's toolbar")
         form.addRow("Device", self.device_note)
         self.ways = QWidget(self)
-        self.ways.setLayout(QHBoxLayout())
-        self.ways.layout().setContentsMargins(0, 0, 0, 0)
+        self._ways_layout = QHBoxLayout(self.ways)
+        self._ways_layout.setContentsMargins(0, 0, 0, 0)
         self.ways.setToolTip("Tick more than one to compare them on the same images: the report gives each "
                              "way's top-1 change and speed against fp32")
         form.addRow("Run as", self.ways)
@@ -122,15 +166,24 @@ class BenchmarkWindow(QMainWindow):
         split.addWidget(self.dashboard)
         split.setSizes([280, 1000])
         self.setCentralWidget(split)
-        self._fill_models()
+        self.refresh_choices()
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def refresh_choices(self) -> None:
+        """The models with weights, the device and the ways of running, as the main window offers them now
+        (weights may have arrived, or the catalog finished loading, since this window was last shown)."""
+        if self.is_running():
+            return  # the run in flight was set up from what is shown; it stays as it is
+        self._fill_models()
+        self._fill_ways()
+        self.device_note.setText(self.main.current_device())
 
     def _fill_models(self) -> None:
         from cnnviewer.gui.compare import default_comparison
 
-        ready = [row for row in self.main._catalog.values() if row.ready]
-        checked = set(default_comparison([row.name for row in ready]))
+        ready = [row for row in self.main.catalog_rows() if row.ready]
+        checked = set(self.checked_models()) or set(default_comparison([row.name for row in ready]))
         self.models.clear()
         for row in sorted(ready, key=lambda r: r.name):
             item = QListWidgetItem(f"{row.name} ({row.availability})")
@@ -142,23 +195,33 @@ class BenchmarkWindow(QMainWindow):
             self.models.setToolTip("The lab report's ResNet50, GoogLeNet and Inception V3 need their weights "
                                    "(Get weights… in the main window); the embedded models are ticked instead.")
 
+    def _fill_ways(self) -> None:
+        """One box per way this machine offers; the ticks kept, or the toolbar's way ticked the first time."""
+        offered = [parse_way(str(way)) for way in self.main.ways_offered()]
+        boxes = self.ways.findChildren(QCheckBox)
+        if [box.text() for box in boxes] == [way.label for way in offered]:
+            return
+        ticked = {box.text() for box in boxes if box.isChecked()} or {parse_way(str(self.main.current_way())).label}
+        layout = self._ways_layout
+        while layout.count():
+            item = layout.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.setParent(None)  # gone now, not at the next turn: findChildren must not list it
+                widget.deleteLater()
+        for way in offered:
+            box = QCheckBox(way.label, self.ways)
+            box.setChecked(way.label in ticked)
+            layout.addWidget(box)
+        layout.addStretch(1)
+
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
-        self.device_note.setText(self.main.device_combo.currentText())
-        if not self.ways.findChildren(QCheckBox):  # the ways this machine offers; the toolbar's one ticked
-            combo = self.main.run_as_combo
-            for index in range(combo.count()):
-                box = QCheckBox(combo.itemText(index), self.ways)
-                box.setChecked(index == combo.currentIndex())
-                self.ways.layout().addWidget(box)
-            self.ways.layout().addStretch(1)
+        self.refresh_choices()
 
-    def checked_ways(self) -> list[str]:
-        """The ways of running ticked, in the toolbar's order (the toolbar's own when none is offered yet)."""
-        boxes = self.ways.findChildren(QCheckBox)
-        if not boxes:
-            return [self.main.run_as_combo.currentText() or "fp32"]
-        return [box.text() for box in boxes if box.isChecked()]
+    def checked_ways(self) -> list[RunAs]:
+        """The ways of running ticked, in the toolbar's order."""
+        return [parse_way(box.text()) for box in self.ways.findChildren(QCheckBox) if box.isChecked()]
 
     def checked_models(self) -> list[str]:
         return [self.models.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.models.count())
@@ -171,81 +234,127 @@ class BenchmarkWindow(QMainWindow):
             self.set_folder(folder)
 
     def set_folder(self, folder: str) -> bool:
-        """Read the labels now, so unmatched ones are listed before anything runs."""
+        """Read the labels now, so unmatched ones are listed before anything runs; a run uses this reading."""
         from cnnviewer.core.datasets import load_labelled_folder
 
-        self.folder = folder
+        self.folder, self.dataset = folder, None
         try:
             dataset = load_labelled_folder(folder)
         except CnnviewerError as exc:
             self.folder_label.setText(f"<b>{escape(folder)}</b>")
-            self.labels_note.setText(escape(exc))
+            self.labels_note.setText(escape(exc.for_window()))
             self.labels_note.setStyleSheet("color: #b00020;")
             self.start_button.setEnabled(False)
             return False
+        self.dataset = dataset
         self.folder_label.setText(f"<b>{escape(folder)}</b><br>{len(dataset.images)} labelled images "
                                   f"({escape(dataset.layout)})")
         problems = dataset.problems
         self.labels_note.setStyleSheet("color: #8a5a00;" if problems else "")
         self.labels_note.setText("<br>".join(f"⚠ {escape(p)}" for p in problems) if problems
                                  else "Every label matched.")
-        self.start_button.setEnabled(bool(dataset.images))
+        self.start_button.setEnabled(bool(dataset.images) and not self.is_running())
         return True
 
     # -- running ------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> int | None:
+        """Start a run of the ticked models and ways on the folder as it was read; returns the request id."""
+        from cnnviewer.core.benchmark import BenchmarkConfig
+        from cnnviewer.core.report import prepare_run_folder
+
+        if self.is_running():
+            return self.request_id
+        if self.dataset is None and self.folder:  # a report was opened since: its folder is read now
+            self.set_folder(self.folder)
         models, ways = self.checked_models(), self.checked_ways()
-        if not self.folder or not models or not ways:
-            self.progress_text.setText("Choose a folder and tick at least one model and one way to run.")
-            return
-        self.out_dir = default_out_dir(self.folder)
+        if self.dataset is None or not self.dataset.images or not models or not ways:
+            self._say("Choose a folder of labelled images and tick at least one model and one way to run.")
+            return None
+        out_dir = default_out_dir(self.dataset.root)
+        try:
+            config = BenchmarkConfig(models=tuple(models), batch_size=self.batch_size.value(),
+                                     limit=self.limit.value() or None, device=self.main.current_device(),
+                                     ways=tuple(ways))
+            run_folder = prepare_run_folder(out_dir)  # a new folder per run: an earlier run is never replaced
+        except CnnviewerError as exc:
+            self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
+            return None
+        self.out_dir, self._run_folder = out_dir, run_folder
         self.report = None
         self._started = time.monotonic()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
-        self.progress_text.setText(f"Starting; results go to {self.out_dir}")
-        self.request_id = self.main._start(
-            "benchmark", self.main.inference_pool, jobs.benchmark_job, self.folder, models,
-            self.batch_size.value(), self.limit.value() or None, self.main.device_combo.currentText(),
-            self.out_dir, ways, returned=self._on_finished, yielded=self._on_snapshot,
-            progressed=self._on_progress, on_error=self._on_error)
+        self._say(f"Starting; results go to {out_dir}")
+        self.request_id = self.runner.submit(
+            OWNER, "run", benchmark_job, self.dataset, config, out_dir, self.runner.pause_for_interactive,
+            lane="benchmark", on_returned=self._on_returned, on_yielded=self._on_snapshot,
+            on_progress=self._on_progress, on_error=self._on_error, on_cancelled=self._on_cancelled)
+        return self.request_id
 
-    def cancel(self) -> None:
-        if self.request_id is not None and self.main.cancel_request(self.request_id):
-            self.progress_text.setText("Cancelling; the results so far are kept…")
-            self.cancel_button.setEnabled(False)
+    def cancel(self) -> bool:
+        """Stop the run after its current batch (or before it starts); what it finished is kept."""
+        if self.request_id is None or not self.runner.cancel_request(self.request_id):
+            return False
+        self._say("Cancelling after the current batch; the results so far are kept…")
+        self.cancel_button.setEnabled(False)
+        return True
 
     def is_running(self) -> bool:
-        return self.request_id is not None and self.request_id in self.main._workers
+        """A run was started and none of its endings has arrived yet (queued counts as running)."""
+        return self.request_id is not None
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         self.progress.setValue(done)
         elapsed = time.monotonic() - self._started
         fraction = done / max(1, total)
         left = f" · about {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
-        self.progress_text.setText(f"{text}{left}")
+        self._say(f"{text}{left}")
 
-    def _on_snapshot(self, snapshot) -> None:
+    def _on_snapshot(self, snapshot: BenchmarkSnapshot) -> None:
         self.show_report(snapshot.report)
-        if snapshot.report.cancelled:
-            self._done(f"Cancelled; the partial results are in {self.out_dir}")
 
-    def _on_finished(self, report) -> None:
+    def _on_returned(self, report: BenchmarkReport) -> None:
         self.show_report(report)
-        self._done(f"Done in {time.monotonic() - self._started:.0f} s; report in {self.out_dir}")
+        self._end("returned", f"Done in {time.monotonic() - self._started:.0f} s; report in {self.out_dir}")
 
     def _on_error(self, exc: Exception) -> None:
-        text = str(exc) if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
-        self._done(f"The benchmark stopped: {text}")
-        self.progress_text.setStyleSheet("color: #b00020;")
+        text = exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
+        kept = self.out_dir and os.path.exists(os.path.join(self.out_dir, "report.json"))
+        self._end("errored", f"The benchmark stopped: {text}" + (f" What had finished is in {self.out_dir}"
+                                                                  if kept else ""), error=True)
 
-    def _done(self, text: str) -> None:
-        self.progress_text.setStyleSheet("")
-        self.progress_text.setText(text)
-        self.start_button.setEnabled(True)
+    def _on_cancelled(self, *_: object) -> None:
+        """Cancelled while running or still queued: Start comes back, and the sentence says what was kept."""
+        out_dir = self.out_dir or ""
+        report_json = os.path.join(out_dir, "report.json")
+        if self.report is not None and self.report.cancelled:  # the run's last snapshot is its final report
+            self._end("cancelled", kept_sentence(self.report, out_dir))
+        elif out_dir and os.path.exists(report_json):  # the snapshot was not delivered: the file is the truth
+            self._end("cancelled", f"Cancelled; reading back what the run left in {out_dir}…")
+            self.runner.submit(OWNER, "open-report", open_report_job, report_json, lane="io",
+                               on_returned=lambda data: self._on_kept_read(data, out_dir),
+                               on_error=self._on_report_error)
+        else:  # it never started: nothing was written, so the folder made for it goes too
+            if self._run_folder is not None:
+                self._run_folder.remove_if_empty()
+            self._end("cancelled", "Cancelled before it started; nothing was run and no folder was kept.")
+
+    def _on_kept_read(self, data: DashboardData, out_dir: str) -> None:
+        self.show_report(data.report, data)
+        self._say(kept_sentence(data.report, out_dir))
+
+    def _end(self, outcome: str, text: str, error: bool = False) -> None:
+        self.request_id, self._run_folder = None, None
+        self._say(text, error)
+        self.start_button.setEnabled(self.dataset is not None and bool(self.dataset.images))
         self.cancel_button.setEnabled(False)
+        self.run_ended.emit(outcome)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.progress_text.setStyleSheet("color: #b00020;" if error else "")
+        self.progress_text.setText(text)
 
     def show_report(self, report, data: DashboardData | None = None) -> None:
         self.report = report
@@ -261,28 +370,28 @@ class BenchmarkWindow(QMainWindow):
     def open_report(self, path: str) -> int:
         """Open a report.json: read and checked in a worker, then shown; a bad one is one sentence
         here and the dashboard keeps what it showed. Returns the request id."""
-        self.progress_text.setStyleSheet("")
-        self.progress_text.setText(f"Opening {path}…")
-        return self.main._start("open-report", self.main.io_pool, open_report_job, path,
-                                returned=lambda data: self._on_report_opened(path, data),
-                                on_error=self._on_report_error)
+        self._say(f"Opening {path}…")
+        return self.runner.submit(OWNER, "open-report", open_report_job, path, lane="io",
+                                  on_returned=lambda data: self._on_report_opened(path, data),
+                                  on_error=self._on_report_error)
 
     def _on_report_opened(self, path: str, data: DashboardData) -> None:
         report = data.report
-        self.out_dir = os.path.dirname(path)
-        self.folder = report.root
+        if not self.is_running():  # a run in flight keeps its folder and its Start state
+            self.out_dir = os.path.dirname(path)
+            self.folder, self.dataset = report.root, None  # read again if Start is pressed
+            self.start_button.setEnabled(True)
         self.folder_label.setText(f"<b>{escape(report.root)}</b><br>report: {escape(path)}")
-        self.progress_text.setText(f"Opened {path}")
+        self._say(f"Opened {path}")
         self.show_report(report, data)
 
     def _on_report_error(self, exc: Exception) -> None:
-        text = str(exc) if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
-        self.progress_text.setText(text)
-        self.progress_text.setStyleSheet("color: #b00020;")
+        self._say(exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}",
+                  error=True)
 
     def _load_thumbnails(self, paths: list[str]) -> None:
-        self.main._start("dashboard-thumbnails", self.main.io_pool, jobs.thumbnails_job, paths, 64,
-                         yielded=lambda item: self.dashboard.images_model.set_thumbnail(*item), exclusive=False)
+        self.runner.submit(OWNER, "thumbnails", jobs.thumbnails_job, paths, 64, lane="io",
+                           on_yielded=lambda item: self.dashboard.images_model.set_thumbnail(*item), exclusive=False)
 
     def _show_row(self, row) -> None:
         """The image and every model's top-5; for a mistake, where each model looked too."""
@@ -290,15 +399,29 @@ class BenchmarkWindow(QMainWindow):
 
         def shown(image) -> None:
             detail.show_row(row, image)
-            if detail.maps:
-                self.main._start("dashboard-maps", self.main.inference_pool, jobs.explain_many_job,
-                                 self.main.model_cache, self.main.explanations, row.file, list(detail.maps),
-                                 self.main.device_combo.currentText(), 240,
-                                 yielded=lambda item: detail.set_map(*item))
+            # Each result's map by the model run the way that result was: one request per way. The user
+            # asked for them, so they go on the interactive lane, which a running benchmark makes room for.
+            for way, keys in self._keys_by_way(list(detail.maps)).items():
+                self.runner.submit(OWNER, f"maps {way.label}", jobs.explain_many_job, self.runner.model_cache,
+                                   self.runner.explanations, row.file, keys, self.main.current_device(), 240, way,
+                                   lane="interactive", on_yielded=lambda item: detail.set_map(*item))
 
-        self.main._start("dashboard-detail", self.main.io_pool, jobs.preview_job, row.file,
-                         returned=lambda data: shown(data.image), on_error=lambda exc: shown(None))
+        self.runner.submit(OWNER, "detail", jobs.preview_job, row.file, lane="io",
+                           on_returned=lambda data: shown(data.image), on_error=lambda exc: shown(None))
+
+    def _keys_by_way(self, keys: list[str]) -> dict[RunAs, list[str]]:
+        """Result keys grouped by the way each result ran (a report from elsewhere may name an old one:
+        then the toolbar's way)."""
+        groups: dict[RunAs, list[str]] = {}
+        for key in keys:
+            result = self.report.result(key) if self.report is not None else None
+            try:
+                way = parse_way(result.run_as) if result is not None else self.main.current_way()
+            except CnnviewerError:
+                way = self.main.current_way()
+            groups.setdefault(way, []).append(key)
+        return groups
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
-        self.cancel()
+        self.cancel()  # closing the window stops its run; what finished is kept on disk
         super().closeEvent(event)

@@ -26,12 +26,16 @@ from PySide6.QtWidgets import (
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.gui.predictions import PredictionsModel, make_predictions_table
 from cnnviewer.gui.text import escape, make_plain
+from cnnviewer.workers import jobs
 
 if TYPE_CHECKING:
+    from cnnviewer.core.ways import RunAs
     from cnnviewer.gui.main_window import MainWindow
+    from cnnviewer.workers.runner import TaskRunner
 
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+OWNER = "compare"  # this dialog's namespace in the task runner
 
 
 def default_comparison(ready: list[str]) -> list[str]:
@@ -42,9 +46,14 @@ def default_comparison(ready: list[str]) -> list[str]:
 
 
 class CompareDialog(QDialog):
-    def __init__(self, main_window: MainWindow) -> None:
+    """Runs on the task runner's interactive lane with the main window's device, way and top-k."""
+
+    def __init__(self, main_window: MainWindow, runner: TaskRunner) -> None:
         super().__init__(main_window)
         self.main_window = main_window  # not `window`: that would hide QWidget.window()
+        self.runner = runner
+        self.way: RunAs | None = None  # the way the columns shown were classified
+        self.device = "cpu"
         self.setWindowTitle("Compare models")
         self.resize(1240, 560)
         self.path: str | None = None
@@ -148,7 +157,14 @@ class CompareDialog(QDialog):
         self.progress.setText(f"0 of {len(models)} done")
         self._total = len(models)
         self._done = 0
-        self.main_window.start_compare(self.path, models, self._on_item, self._on_progress)
+        self.way = self.main_window.current_way()
+        self.device = self.main_window.current_device()
+        self.runner.submit(OWNER, "compare", jobs.compare_job, self.runner.model_cache, self.path, models, self.device,
+                           self.main_window.top_k(), self.way, on_yielded=self._on_item, on_progress=self._on_progress,
+                           on_error=self._on_error)
+
+    def _on_error(self, exc: Exception) -> None:
+        self.progress.setText(exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}")
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         self.progress.setText(f"{self._done} of {self._total} done · {text}")
@@ -164,7 +180,7 @@ class CompareDialog(QDialog):
 
     def _show_outcome(self, model, note, outcome) -> None:
         if isinstance(outcome, Exception):
-            text = str(outcome) if isinstance(outcome, CnnviewerError) else f"{type(outcome).__name__}: {outcome}"
+            text = outcome.for_window() if isinstance(outcome, CnnviewerError) else f"{type(outcome).__name__}: {outcome}"
             note.setText(text)
             note.setStyleSheet("color: #b00020;")
             return
@@ -185,14 +201,13 @@ class CompareDialog(QDialog):
             self._start_maps()
 
     def _start_maps(self) -> None:
-        from cnnviewer.workers import jobs
-
+        """Each model's map of its own top-1, by the copy that classified it (the same way and device)."""
         models = [name for name, (_, model, _) in self.columns.items() if model.rowCount()]
         for name in models:
             self.maps[name].setText("Grad-CAM…")
-        self.main_window._start("compare-maps", self.main_window.inference_pool, jobs.explain_many_job, self.main_window.model_cache,
-                           self.main_window.explanations, self.path, models, self.main_window.device_combo.currentText(), 300,
-                           yielded=self._on_map)
+        way = self.way or self.main_window.current_way()
+        self.runner.submit(OWNER, "maps", jobs.explain_many_job, self.runner.model_cache, self.runner.explanations,
+                           self.path, models, self.device, 300, way, on_yielded=self._on_map, on_error=self._on_error)
 
     def _on_map(self, item) -> None:
         name, outcome = item
@@ -201,11 +216,17 @@ class CompareDialog(QDialog):
             return
         self.explained[name] = outcome
         if isinstance(outcome, Exception):
-            picture.setText(str(outcome))
+            picture.setText(outcome.for_window() if isinstance(outcome, CnnviewerError) else
+                            f"{type(outcome).__name__}: {outcome}")
             picture.setWordWrap(True)
         else:
             picture.setPixmap(QPixmap.fromImage(outcome.overlay_thumbnail))
-            picture.setToolTip(f"Grad-CAM of {outcome.class_name} ({outcome.probability * 100:.1f} %)")
+            picture.setToolTip(f"Grad-CAM of {outcome.class_name} ({outcome.probability * 100:.2f} %)")
+
+    def closeEvent(self, event):  # noqa: N802 - Qt override
+        self.runner.cancel(OWNER, "compare")  # a closed dialog's work would hold up the interactive lane
+        self.runner.cancel(OWNER, "maps")
+        super().closeEvent(event)
 
     def results_by_model(self) -> dict[str, list]:
         """What each column shows (for tests and screenshots)."""

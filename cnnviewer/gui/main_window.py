@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import os
 import sys
@@ -29,13 +28,15 @@ from cnnviewer import __version__
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError, WeightsMissingError
 from cnnviewer.core.images import IMAGE_SUFFIXES
 from cnnviewer.core.paths import config_dir, log_file
-from cnnviewer.core.settings import FALLBACK_MODEL, remember_model
+from cnnviewer.core.settings import FALLBACK_MODEL, Settings, remember_model
+from cnnviewer.core.ways import FP32, RunAs, parse_way
+from cnnviewer.gui import context_menus
 from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
 from cnnviewer.gui.predictions import PredictionsPanel
 from cnnviewer.gui.preview import PreviewPanel
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
-from cnnviewer.workers.base import Worker, new_pool
+from cnnviewer.workers.runner import TaskRunner
 
 if TYPE_CHECKING:
     from cnnviewer.gui.compare import CompareDialog
@@ -44,6 +45,15 @@ log = logging.getLogger("cnnviewer.gui")
 
 MODEL_ROLE = Qt.ItemDataRole.UserRole
 READY_ROLE = Qt.ItemDataRole.UserRole + 1
+OWNER = "main"  # this window's namespace in the task runner: its kinds never cancel another window's
+
+
+def error_text(exc: Exception) -> str:
+    """What the window says about a failed job: the core's sentence with the window's hint, or the
+    unexpected error and where its details are."""
+    if isinstance(exc, CnnviewerError):
+        return exc.for_window()
+    return f"Unexpected error: {type(exc).__name__}: {exc}. The details are in {log_file()}."
 
 
 def window_settings() -> QSettings:
@@ -125,22 +135,23 @@ def default_folder() -> str:
 
 
 class MainWindow(QMainWindow):
-    """Every long step runs in a worker; each request has an id and stale results are dropped."""
+    """Every long step runs on the task runner; each request has an id and stale results are dropped.
 
-    def __init__(self, settings: QSettings | None = None):
+    The other windows get the runner and this small public interface for the model choice:
+    ``catalog_rows()``, ``selected_model()``, ``current_device()``, ``current_way()``, ``ways_offered()``
+    and ``top_k()``.
+    """
+
+    def __init__(self, settings: QSettings | None = None, runner: TaskRunner | None = None):
         super().__init__()
         self.setWindowTitle("cnnviewer")
         self.setAcceptDrops(True)
         self.settings = settings or window_settings()
-        self.model_cache = jobs.ModelCache()
-        self.explanations = jobs.ExplanationCache()
-        self.explain_class: int | None = None  # None: the top-1
-        self.inference_pool = new_pool(1, "inference")  # one model run at a time: results stay in order
-        self.io_pool = new_pool(2, "io")
-        self._ids = itertools.count(1)
-        self._current: dict[str, int] = {}
-        self._workers: dict[int, Worker] = {}
+        self._owns_runner = runner is None
+        self.runner = runner if runner is not None else TaskRunner(self)
+        self.explain_class: int | None = None  # None: the top-1 of the classification shown
         self._catalog: dict[str, jobs.CatalogRow] = {}
+        self._ways: dict[str, list[RunAs]] = {"cpu": [FP32]}  # device -> ways offered, from the catalog job
         self.current_path: str | None = None
         self.classified_path: str | None = None  # the image the user asked to classify
         self.last_outcome: jobs.ClassifyOutcome | None = None
@@ -178,6 +189,7 @@ class MainWindow(QMainWindow):
         self.browser.folder_context_requested.connect(self._on_folder_context)
 
         self._restore_settings()
+        context_menus.install(self)  # right-click menus, recent folders, the pointer to the samples
         self._catalog_requested = False
         self._start_up_frozen = False
 
@@ -221,7 +233,7 @@ class MainWindow(QMainWindow):
         self.run_as_combo.addItem("fp32")
         self.run_as_combo.setToolTip("fp32: plain; bf16: the fast path where the hardware has bfloat16; "
                                      "onnxruntime: the same FP32 weights on ONNX Runtime (CPU)")
-        self.run_as_combo.currentTextChanged.connect(self._on_device_changed)
+        self.run_as_combo.currentTextChanged.connect(self._on_way_changed)
         bar.addWidget(self.run_as_combo)
         bar.addWidget(QLabel("  Top "))
         self.top_k_spin = QSpinBox(self)
@@ -257,6 +269,7 @@ class MainWindow(QMainWindow):
         open_image.setShortcut(QKeySequence.StandardKey.Open)
         open_folder = file_menu.addAction("Open &folder…", self.open_folder_dialog)
         open_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        file_menu.addAction("Open &sample photos", self.browser.open_samples)
         bench = file_menu.addAction("&Benchmark folder…", lambda: self.open_benchmark())
         bench.setShortcut(QKeySequence("Ctrl+B"))
         file_menu.addAction("Open benchmark &report…", self.open_report_dialog)
@@ -310,7 +323,8 @@ class MainWindow(QMainWindow):
         self.auto_action.setChecked(read_setting(s, "classifyOnSelection", False, flag))
         self.preview.opacity.setValue(read_setting(s, "camOpacity", 60, whole_number(self.preview.opacity.minimum(),
                                                                                   self.preview.opacity.maximum())))
-        self._wanted_model = read_setting(s, "model", None, text_of(200))
+        self._migrate_model_key(s)
+        self._wanted_model: str | None = None  # the core's default model unless something asks for another
         self._wanted_device = read_setting(s, "device", "cpu", text_of(100))
         self._wanted_run_as = read_setting(s, "runAs", "fp32", text_of(100))
         folder = read_setting(s, "lastFolder", None, text_of(4096))
@@ -318,14 +332,23 @@ class MainWindow(QMainWindow):
             folder = default_folder()
         self.browser.go_to(folder)
 
+    @staticmethod
+    def _migrate_model_key(s: QSettings) -> None:
+        """The model was once kept in window.ini too; it is the core's setting now, shared with the command
+        line. An old key is read once: it becomes the core's last model if that has none, and goes."""
+        old = read_setting(s, "model", None, text_of(200))
+        if s.contains("model"):
+            s.remove("model")
+        if old and Settings.load().last_model is None:
+            remember_model(old)
+
     def save_settings(self) -> None:
+        """The window's own layout and choices; the model is the core's (remember_model), not stored here."""
         s = self.settings
         s.setValue("geometry", self.saveGeometry())
         s.setValue("windowState", self.saveState())
         if self.browser.folder:
             s.setValue("lastFolder", self.browser.folder)
-        if self.selected_model():
-            s.setValue("model", self.selected_model())
         s.setValue("device", self.device_combo.currentText())
         s.setValue("runAs", self.run_as_combo.currentText())
         s.setValue("topK", self.top_k_spin.value())
@@ -335,64 +358,13 @@ class MainWindow(QMainWindow):
 
     # -- workers ------------------------------------------------------------------------------
 
-    def _start(self, kind: str, pool, job, *args, returned=None, yielded=None, progressed=None,
-               on_error=None, exclusive: bool = True) -> int:
-        """Run ``job`` in ``pool``; only the newest request of each kind may reach the widgets.
-
-        ``exclusive=False`` is for jobs that add to one another (thumbnails asked for in pieces):
-        they neither cancel nor outdate each other.
-        """
-        if self._closed:
-            return -1
-        rid = next(self._ids)
-        if exclusive:
-            previous = self._current.get(kind)
-            if previous in self._workers:
-                self._workers[previous].cancel()
-            self._current[kind] = rid
-        else:
-            kind = f"{kind}#{rid}"
-            self._current[kind] = rid
-        worker = Worker(rid, job, *args)
-        signals = worker.signals
-        if returned is not None:
-            signals.returned.connect(lambda r, result: self._is_current(kind, r) and returned(result))
-        if yielded is not None:
-            signals.yielded.connect(lambda r, item: self._is_current(kind, r) and yielded(item))
-        if progressed is not None:
-            signals.progressed.connect(lambda r, d, t, text: self._is_current(kind, r) and progressed(d, t, text))
-        handle_error = on_error or (lambda exc: self._on_error(kind, exc))
-        signals.errored.connect(lambda r, exc: self._is_current(kind, r) and handle_error(exc))
-        signals.finished.connect(self._on_worker_finished)
-        self._workers[rid] = worker
-        pool.start(worker)
-        return rid
-
-    def cancel_request(self, rid: int) -> bool:
-        """Ask a running or queued job to stop; False if it already ended."""
-        worker = self._workers.get(rid)
-        if worker is None:
-            return False
-        worker.cancel()
-        return True
-
-    def _is_current(self, kind: str, rid: int) -> bool:
-        return not self._closed and self._current.get(kind) == rid
-
-    def _on_worker_finished(self, rid: int) -> None:
-        self._workers.pop(rid, None)
-        for kind in [k for k, v in self._current.items() if v == rid and "#" in k]:
-            del self._current[kind]
-
     def running_workers(self) -> int:
-        return self.inference_pool.activeThreadCount() + self.io_pool.activeThreadCount()
+        """Worker threads busy right now (the runner's, which other windows share)."""
+        return self.runner.active_threads()
 
     def _on_error(self, kind: str, exc: Exception) -> None:
-        """The one place every failure of a worker is shown."""
-        if isinstance(exc, CnnviewerError):
-            text = str(exc)
-        else:
-            text = f"Unexpected error: {type(exc).__name__}: {exc}. The details are in {log_file()}."
+        """The one place every failure of this window's jobs is shown."""
+        text = error_text(exc)
         self.statusBar().showMessage(text, 15000)
         if kind == "preview":
             self.preview.show_message(text)
@@ -400,7 +372,7 @@ class MainWindow(QMainWindow):
             self.model_combo.clear()
             self.model_combo.addItem("the model catalog could not be loaded")
             self.predictions.show_error(text)
-        elif kind in ("classify", "compare"):
+        elif kind == "classify":
             title = (f"<b>{escape(os.path.basename(self.classified_path or ''))}</b><br>"
                      f"{escape(self.selected_model())} cannot run")
             actions = []
@@ -408,6 +380,9 @@ class MainWindow(QMainWindow):
                 actions = [("get_weights", "Get weights…"),
                            ("use_embedded", f"Use the embedded {FALLBACK_MODEL} instead")]
             self.predictions.show_error(text, actions, title=title)
+
+    def _error_handler(self, kind: str):
+        return lambda exc: self._on_error(kind, exc)
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -421,11 +396,18 @@ class MainWindow(QMainWindow):
 
     def _load_catalog(self) -> None:
         self.statusBar().showMessage("Loading torch and the model catalog…")
-        self._start("catalog", self.io_pool, jobs.load_catalog, returned=self._on_catalog_loaded)
+        self.runner.submit(OWNER, "catalog", jobs.load_catalog, lane="io", on_returned=self._on_catalog_loaded,
+                           on_error=self._error_handler("catalog"))
 
     def _on_catalog_loaded(self, info: jobs.CatalogInfo) -> None:
         self._catalog = {row.name: row for row in info.rows}
-        wanted = self._wanted_model if self._wanted_model in self._catalog else info.default_model
+        self._ways = dict(info.ways)
+        # The core's choice (the last model used, by the window or the command line) unless this window
+        # asked for another (weights just arrived) or already shows one.
+        wanted = self._wanted_model or self.selected_model()
+        self._wanted_model = None
+        if wanted not in self._catalog:
+            wanted = info.default_model
         combo = self.model_combo
         combo.blockSignals(True)
         combo.clear()
@@ -447,11 +429,7 @@ class MainWindow(QMainWindow):
         self.device_combo.addItems(info.devices)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findText(self._wanted_device)))
         self.device_combo.blockSignals(False)
-        self.run_as_combo.blockSignals(True)
-        self.run_as_combo.clear()
-        self.run_as_combo.addItems(info.run_as)
-        self.run_as_combo.setCurrentIndex(max(0, self.run_as_combo.findText(self._wanted_run_as)))
-        self.run_as_combo.blockSignals(False)
+        self._fill_ways(self._wanted_run_as)
         ready = sum(r.ready for r in info.rows)
         if self.statusBar().currentMessage().startswith("Loading torch"):  # never hide an error said meanwhile
             self.statusBar().showMessage(f"{len(info.rows)} models, {ready} with weights on this machine.", 8000)
@@ -476,12 +454,41 @@ class MainWindow(QMainWindow):
             self.classify(path)
 
     _pending_classify: str | None = None
-    _closed = False
     _reclassify_after_catalog = False
     weights_dialog = None
 
+    def _fill_ways(self, wanted: str) -> None:
+        """The Run-as picker lists the ways the current device offers; ``wanted`` (a label) stays if offered."""
+        combo = self.run_as_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for way in self.ways_offered():
+            combo.addItem(way.label, way)
+        combo.setCurrentIndex(max(0, combo.findText(wanted)))
+        combo.blockSignals(False)
+
+    # -- the model choice, for the other windows ----------------------------------------------
+
     def selected_model(self) -> str | None:
         return self.model_combo.currentData(MODEL_ROLE)
+
+    def catalog_rows(self) -> list[jobs.CatalogRow]:
+        """Every model of the catalog as the picker shows it (empty until the catalog is loaded)."""
+        return list(self._catalog.values())
+
+    def current_device(self) -> str:
+        return self.device_combo.currentText() or "cpu"
+
+    def ways_offered(self) -> list[RunAs]:
+        """The ways of running the current device offers (fp32 first)."""
+        return list(self._ways.get(self.current_device(), [FP32]))
+
+    def current_way(self) -> RunAs:
+        way = self.run_as_combo.currentData()
+        return way if isinstance(way, RunAs) else parse_way(self.run_as_combo.currentText() or "fp32")
+
+    def top_k(self) -> int:
+        return self.top_k_spin.value()
 
     def select_model(self, name: str) -> bool:
         index = self.model_combo.findData(name, MODEL_ROLE)
@@ -492,15 +499,23 @@ class MainWindow(QMainWindow):
 
     def _update_status_model(self) -> None:
         model = self.selected_model()
-        self.status_model.setText(f"{model} · {self.device_combo.currentText()} · {self.run_as_combo.currentText()}"
-                                  if model else "")
+        self.status_model.setText(f"{model} · {self.current_way().label} · {self.current_device()}" if model else "")
 
     def _on_model_changed(self, _index: int) -> None:
         self._update_status_model()
         self._update_weights_action()
+        model = self.selected_model()
+        row = self._catalog.get(model or "")
+        if model and row is not None and row.ready:
+            remember_model(model)  # the core's choice: the command line's default from now on
         self._reclassify()
 
     def _on_device_changed(self, _text: str) -> None:
+        self._fill_ways(self.run_as_combo.currentText())  # bf16 and ONNX Runtime depend on the device
+        self._update_status_model()
+        self._reclassify()
+
+    def _on_way_changed(self, _text: str) -> None:
         self._update_status_model()
         self._reclassify()
 
@@ -515,8 +530,9 @@ class MainWindow(QMainWindow):
         paths = list_images(folder)
         self.browser.reset_strip(paths)
         if paths:
-            self._start("thumbnails", self.io_pool, jobs.thumbnails_job, paths[: len(self.browser._strip_items)],
-                        THUMBNAIL_SIZE, yielded=lambda item: self.browser.set_thumbnail(*item))
+            self.runner.submit(OWNER, "thumbnails", jobs.thumbnails_job, paths[: len(self.browser._strip_items)],
+                               THUMBNAIL_SIZE, lane="io", on_yielded=lambda item: self.browser.set_thumbnail(*item),
+                               on_error=self._error_handler("thumbnails"))
 
     def _on_file_selected(self, path: str) -> None:
         self.show_preview(path)
@@ -538,7 +554,8 @@ class MainWindow(QMainWindow):
             self.predictions.clear(f"<b>{escape(os.path.basename(path))}</b><br>"
                                    "Double-click or press Enter to classify it.")
         self.current_path = path
-        self._start("preview", self.io_pool, jobs.preview_job, path, returned=self.preview.show_preview)
+        self.runner.submit(OWNER, "preview", jobs.preview_job, path, lane="io", on_returned=self.preview.show_preview,
+                           on_error=self._error_handler("preview"))
 
     def classify_selected(self) -> None:
         path = self.browser.selected_path()
@@ -546,19 +563,18 @@ class MainWindow(QMainWindow):
             self._on_file_activated(path)
 
     def classify(self, path: str) -> int | None:
-        """Classify ``path`` with the chosen model in the inference pool; returns the request id."""
+        """Classify ``path`` with the chosen model, device and way on the interactive lane; the request id."""
         model = self.selected_model()
         if model is None:  # the catalog is still loading: do it as soon as it is there
             self._pending_classify = path
             self.predictions.show_busy("Loading the model catalog…")
             return None
         self.current_path = self.classified_path = path
-        device = self.device_combo.currentText()
         self.predictions.show_busy(f"Classifying {os.path.basename(path)} with {model}…")
-        return self._start("classify", self.inference_pool, jobs.classify_job, self.model_cache, path, model,
-                           device, self.top_k_spin.value(), self.run_as_combo.currentText(),
-                           returned=self._on_classified,
-                           progressed=lambda d, t, text: self.predictions.show_busy(text[:1].upper() + text[1:]))
+        return self.runner.submit(
+            OWNER, "classify", jobs.classify_job, self.runner.model_cache, path, model, self.current_device(),
+            self.top_k(), self.current_way(), on_returned=self._on_classified, on_error=self._error_handler("classify"),
+            on_progress=lambda d, t, text: self.predictions.show_busy(text[:1].upper() + text[1:]))
 
     def _on_classified(self, outcome: jobs.ClassifyOutcome | None) -> None:
         if outcome is None:
@@ -567,37 +583,43 @@ class MainWindow(QMainWindow):
         result = outcome.classification
         remember_model(outcome.model)
         if result.error is not None:  # `not result.ok`, spelled so the reason is known to be a str
-            error = ImageLoadError(result.path, result.error)
-            self.predictions.show_error(str(error), title=f"<b>{escape(os.path.basename(result.path))}</b><br>"
+            text = error_text(ImageLoadError(result.path, result.error))
+            self.predictions.show_error(text, title=f"<b>{escape(os.path.basename(result.path))}</b><br>"
                                         "could not be classified")
-            self.statusBar().showMessage(str(error), 15000)
+            self.statusBar().showMessage(text, 15000)
             return
         self.predictions.show_result(outcome)
         if self.explain_action.isChecked():
             self.explain()
         top = result.predictions[0]
         self.statusBar().showMessage(
-            f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.1f} %) by {outcome.model}", 8000)
+            f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.2f} %) by {outcome.model}", 8000)
 
     # -- Grad-CAM -----------------------------------------------------------------------------
 
     def explain(self) -> int | None:
-        """Compute (or take from the cache) the map for the classified image and the chosen class."""
+        """Compute (or take from the cache) the map for the classified image and the chosen class.
+
+        The class is explicit: the one clicked, else the top-1 the table shows (never the top-1 of
+        another forward pass), explained by the model already loaded for the classification's way."""
         outcome = self.last_outcome
-        if outcome is None or not outcome.classification.ok:
+        if outcome is None or not outcome.classification.ok or not outcome.classification.predictions:
             self.preview.clear_explanation("Grad-CAM: classify the image first (double-click or Enter).")
             return None
+        class_index = self.explain_class
+        if class_index is None:
+            class_index = outcome.classification.predictions[0].index
         self.preview.clear_explanation(f"Grad-CAM with {outcome.model}…")
-        return self._start("explain", self.inference_pool, jobs.explain_job, self.model_cache, self.explanations,
-                           outcome.path, outcome.model, outcome.device, self.explain_class,
-                           returned=self._on_explained, on_error=self._on_explain_error)
+        return self.runner.submit(OWNER, "explain", jobs.explain_job, self.runner.model_cache, self.runner.explanations,
+                                  outcome.path, outcome.model, outcome.device, outcome.way, class_index,
+                                  on_returned=self._on_explained, on_error=self._on_explain_error)
 
     def _on_explained(self, outcome: jobs.ExplainOutcome) -> None:
         if self.explain_action.isChecked() and outcome.path == self.current_path:
             self.preview.show_explanation(outcome)
 
     def _on_explain_error(self, exc: Exception) -> None:
-        text = str(exc) if isinstance(exc, CnnviewerError) else f"Grad-CAM failed: {type(exc).__name__}: {exc}"
+        text = exc.for_window() if isinstance(exc, CnnviewerError) else f"Grad-CAM failed: {error_text(exc)}"
         self.preview.clear_explanation(text)
         self.statusBar().showMessage(text, 15000)
 
@@ -632,7 +654,7 @@ class MainWindow(QMainWindow):
         row = self._catalog.get(model or self.selected_model() or "")
         if row is None or row.ready:
             return None
-        dialog = WeightsDialog(self, row)
+        dialog = WeightsDialog(self, row, self.runner)
         dialog.weights_ready.connect(self._on_weights_ready)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -641,25 +663,33 @@ class MainWindow(QMainWindow):
 
     def import_weights_dialog(self) -> None:
         """File > Import weights: the model comes from the file name, or the user picks it."""
-        from PySide6.QtWidgets import QInputDialog
-
         path, _ = QFileDialog.getOpenFileName(self, "Import weights", "",
                                               "PyTorch weights (*.pth *.pt *.bin);;All files (*)")
-        if not path:
-            return
+        if path:
+            self.import_weights(path)
+
+    def import_weights(self, path: str, model: str | None = None) -> int | None:
+        """Import a weights file for ``model`` (default: from the file name, else the user picks); the request id.
+
+        Its own request kind in this window's namespace: a download in a weights dialog goes on."""
+        from PySide6.QtWidgets import QInputDialog
+
         from cnnviewer.core.weights import entry_for_filename
 
-        entry = entry_for_filename(os.path.basename(path))
-        model = entry.name if entry else None
+        if model is None:
+            entry = entry_for_filename(os.path.basename(path))
+            model = entry.name if entry else None
         if model is None:
             names = sorted(name for name, row in self._catalog.items() if row.availability != "embedded")
             model, ok = QInputDialog.getItem(self, "Import weights", tooltip(f"Which model are these weights for?\n{path}"),
                                              names, 0, False)
             if not ok:
-                return
+                return None
+        chosen = model
         self.statusBar().showMessage(f"Checking {path}…")
-        self._start("weights", self.io_pool, jobs.import_job, path, model,
-                    returned=lambda final: self._on_weights_ready(model, final))
+        return self.runner.submit(OWNER, "weights", jobs.import_job, path, chosen, lane="io",
+                                  on_returned=lambda final: self._on_weights_ready(chosen, final),
+                                  on_error=self._error_handler("weights"))
 
     def _on_weights_ready(self, model: str, path: str | None = None) -> None:
         self.statusBar().showMessage(f"Weights of {model} are ready" + (f": {path}" if path else "."), 10000)
@@ -716,10 +746,9 @@ class MainWindow(QMainWindow):
         from cnnviewer.gui.benchmark_window import BenchmarkWindow
 
         if self.benchmark_window is None:
-            self.benchmark_window = BenchmarkWindow(self)
+            self.benchmark_window = BenchmarkWindow(self, self.runner)
         window = self.benchmark_window
-        if not window.is_running():
-            window._fill_models()  # weights may have arrived since it was last opened
+        window.refresh_choices()  # weights may have arrived since it was last opened
         window.show()
         window.raise_()
         if folder:
@@ -737,7 +766,7 @@ class MainWindow(QMainWindow):
         from cnnviewer.gui.benchmark_window import BenchmarkWindow
 
         if self.benchmark_window is None:
-            self.benchmark_window = BenchmarkWindow(self)
+            self.benchmark_window = BenchmarkWindow(self, self.runner)
         self.benchmark_window.show()
         self.benchmark_window.open_report(path)
         return self.benchmark_window
@@ -758,33 +787,24 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Select an image first, then compare models on it.", 8000)
             return
         if self.compare_dialog is None:
-            self.compare_dialog = CompareDialog(self)
+            self.compare_dialog = CompareDialog(self, self.runner)
         self.compare_dialog.open_for(self.current_path, [r for r in self._catalog.values() if r.ready])
-
-    def start_compare(self, path: str, models: list[str], on_item, on_progress) -> int:
-        return self._start("compare", self.inference_pool, jobs.compare_job, self.model_cache, path, models,
-                           self.device_combo.currentText(), self.top_k_spin.value(), self.run_as_combo.currentText(),
-                           yielded=on_item,
-                           progressed=on_progress)
 
     # -- about and closing --------------------------------------------------------------------
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About cnnviewer", about_text(self.device_combo.currentText()))
+        QMessageBox.about(self, "About cnnviewer", about_text(self.current_device()))
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.save_settings()
-        self._closed = True  # signals still queued for this window now find no current request
-        for worker in list(self._workers.values()):
-            worker.cancel()
-        self.inference_pool.clear()
-        self.io_pool.clear()
-        self.inference_pool.waitForDone(5000)
-        self.io_pool.waitForDone(5000)
         if self.compare_dialog is not None:
             self.compare_dialog.close()
         if self.benchmark_window is not None:
-            self.benchmark_window.close()
+            self.benchmark_window.close()  # it cancels its run; what finished is kept on disk
+        if self._owns_runner:
+            self.runner.shutdown(5000)  # cancels every request, delivers nothing more, waits for the threads
+        else:
+            self.runner.forget_owner(OWNER)
         super().closeEvent(event)
 
 

@@ -112,6 +112,11 @@ def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
     return table
 
 
+def used_line(outcome) -> str:
+    """What ran: "model · way · device", e.g. "efficientnet_lite0 · fp32 · cpu"."""
+    return f"{outcome.model} · {outcome.way.label} · {outcome.device}"
+
+
 class PredictionsPanel(QWidget):
     """Top-k table, the model used, where the time went, and one place for messages and errors."""
 
@@ -158,7 +163,7 @@ class PredictionsPanel(QWidget):
     def show_result(self, outcome) -> None:
         result = outcome.classification
         name = result.path.rsplit("/", 1)[-1]
-        self.title.setText(f"<b>{escape(name)}</b><br>Model: {escape(outcome.model)} on {escape(outcome.device)}")
+        self.title.setText(f"<b>{escape(name)}</b><br>{escape(used_line(outcome))}")
         self.model.set_predictions(result.predictions)
         t = result.timings
         load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""

@@ -139,7 +139,7 @@ class PreviewPanel(QWidget):
         controls.addWidget(QLabel("low"))
         controls.addWidget(self.scale)
         controls.addWidget(QLabel("high"))
-        controls.addWidget(self.explain_caption, 1)
+        controls.addStretch(1)
         controls.addWidget(self.zoom_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -147,6 +147,8 @@ class PreviewPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.facts)
         layout.addLayout(controls)
+        # A line of its own: the class, its probability and the way the map was computed must be readable.
+        layout.addWidget(self.explain_caption)
         self.view.hide()
 
     def set_colour_scale(self, image: QImage) -> None:
@@ -154,8 +156,10 @@ class PreviewPanel(QWidget):
 
     def show_explanation(self, outcome) -> None:
         self.view.set_heat(outcome.heat)
-        text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.1f} %) "
-                f"· {outcome.model}")
+        text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.2f} %) "
+                f"· {outcome.model} · {outcome.way.label}")
+        if outcome.map_way != outcome.way:  # bf16 and ONNX Runtime have no gradients: the FP32 copy drew the map
+            text += f" · map computed in {outcome.map_way.label}; classified as {outcome.way.label}"
         self.explain_caption.setText(text)
         self.explain_caption.setToolTip(tooltip(text))
 

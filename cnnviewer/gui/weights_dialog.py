@@ -17,20 +17,28 @@ from PySide6.QtWidgets import (
 
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.gui.text import escape, make_plain
+from cnnviewer.workers import jobs
 
 if TYPE_CHECKING:
     from cnnviewer.gui.main_window import MainWindow
     from cnnviewer.workers.jobs import CatalogRow
+    from cnnviewer.workers.runner import TaskRunner
 
 
 class WeightsDialog(QDialog):
-    """Started from the model picker or the predictions panel; the work runs in the window's workers."""
+    """Started from the model picker or the predictions panel; the work runs on the task runner's io lane.
+
+    Its requests are its own (owner "weights:<model>"): File > Import weights in the main window, or
+    another model's dialog, never cancels this download.
+    """
 
     weights_ready = Signal(str)  # model name
 
-    def __init__(self, main_window: MainWindow, row: CatalogRow) -> None:
+    def __init__(self, main_window: MainWindow, row: CatalogRow, runner: TaskRunner) -> None:
         super().__init__(main_window)
         self.main_window = main_window  # not `window`: that would hide QWidget.window()
+        self.runner = runner
+        self.owner = f"weights:{row.name}"
         self.row = row
         self.setWindowTitle(f"Weights for {row.name}")
         self.setMinimumWidth(560)
@@ -74,20 +82,16 @@ class WeightsDialog(QDialog):
         self.cancel_button.setText("Cancel" if busy else "Close")
 
     def start_download(self) -> None:
-        from cnnviewer.workers import jobs
-
         self._busy(True)
         self.progress.show()
         self.progress.setValue(0)
         self.status.setStyleSheet("")
         self.status.setText("Connecting…")
-        self.request_id = self.main_window._start(
-            "weights", self.main_window.io_pool, jobs.download_job, self.row.name,
-            returned=self._on_done, progressed=self._on_progress, on_error=self._on_error)
+        self.request_id = self.runner.submit(
+            self.owner, "weights", jobs.download_job, self.row.name, lane="io", on_returned=self._on_done,
+            on_progress=self._on_progress, on_error=self._on_error, on_cancelled=self._on_cancelled)
 
     def choose_import(self, path: str | None = None) -> None:
-        from cnnviewer.workers import jobs
-
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, f"Import weights for {self.row.name}", "",
                                                   "PyTorch weights (*.pth *.pt *.bin);;All files (*)")
@@ -96,8 +100,9 @@ class WeightsDialog(QDialog):
         self._busy(True)
         self.status.setStyleSheet("")
         self.status.setText(f"Checking {path}…")
-        self.request_id = self.main_window._start("weights", self.main_window.io_pool, jobs.import_job, path,
-                                             self.row.name, returned=self._on_done, on_error=self._on_error)
+        self.request_id = self.runner.submit(self.owner, "weights", jobs.import_job, path, self.row.name, lane="io",
+                                             on_returned=self._on_done, on_error=self._on_error,
+                                             on_cancelled=self._on_cancelled)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         if total:
@@ -106,6 +111,7 @@ class WeightsDialog(QDialog):
 
     def _on_done(self, path) -> None:
         self._busy(False)
+        self.request_id = None
         self.progress.setValue(1000)
         self.status.setText(f"Ready: {path}")
         self.cancel_button.setText("Close")
@@ -114,15 +120,27 @@ class WeightsDialog(QDialog):
 
     def _on_error(self, exc: Exception) -> None:
         self._busy(False)
-        text = str(exc) if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
+        self.request_id = None
+        text = exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
         self.status.setStyleSheet("color: #b00020;")
         self.status.setText(text)
 
+    def _on_cancelled(self) -> None:
+        self._busy(False)
+        self.request_id = None
+        self.status.setStyleSheet("")
+        self.status.setText("The download was cancelled; nothing was kept." if self.progress.isVisible()
+                            else "Cancelled.")
+
     def cancel(self) -> None:
-        if self.request_id is not None and self.main_window.cancel_request(self.request_id):
+        if self.request_id is not None and self.runner.cancel_request(self.request_id):
             self.status.setText("Cancelling…")
             return
         self.reject()
+
+    def done(self, result: int) -> None:  # Qt override: accept, reject and closing all end here
+        self.runner.forget_owner(self.owner)  # closed mid-download: stop it, and call back nothing deleted
+        super().done(result)
 
     def is_busy(self) -> bool:
         return not self.download_button.isEnabled()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from cnnviewer.core.errors import CnnviewerError
 
 log = logging.getLogger("cnnviewer.workers")
 
@@ -19,7 +22,8 @@ class WorkerSignals(QObject):
     yielded = Signal(int, object)  # request id, one item of a generator job
     progressed = Signal(int, int, int, str)  # request id, done, total, text
     errored = Signal(int, object)  # request id, exception
-    finished = Signal(int)
+    cancelled = Signal(int)  # request id: stopped (or never started) because it was cancelled
+    finished = Signal(int)  # request id: always last, after exactly one of returned, errored, cancelled
 
 
 class CancelToken:
@@ -60,17 +64,20 @@ class Worker(QRunnable):
 
     ``report(done, total, text)`` emits ``progressed`` and ``report.emit(item)`` emits ``yielded``.
     Workers never touch widgets: every result reaches the GUI thread as a queued signal carrying
-    the request id it was started with. A run ends with ``finished``, after ``returned`` (not when
-    cancelled) or ``errored``.
+    the request id it was started with. Every run ends in exactly one of ``returned``, ``errored``
+    or ``cancelled`` (a job cancelled while still queued too), then ``finished`` (superqt's
+    ``WorkerBase`` does the same): an owner that handles the three never waits for a run forever.
     """
 
     def __init__(self, request_id: int, job: Callable[..., Any], *args: Any, **kwargs: Any):
         super().__init__()
-        # The window keeps a reference while the job runs; Python, not the pool, frees the worker.
+        # The owner keeps a reference while the job runs; Python, not the pool, frees the worker.
         self.setAutoDelete(False)
         self.request_id = request_id
         self.signals = WorkerSignals()
         self.token = CancelToken()
+        self.ended = threading.Event()  # set once the run is over, before ``finished`` is emitted
+        self.on_ended: Callable[[], None] | None = None  # called on the worker's thread when the run is over
         self._job, self._args, self._kwargs = job, args, kwargs
 
     def cancel(self) -> None:
@@ -78,30 +85,51 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         rid = self.request_id
-        if self.token.cancelled:  # superseded while it waited in the queue
+        try:
+            outcome = self._run_job()
+        finally:
+            self.ended.set()
+            if self.on_ended is not None:
+                self.on_ended()
+        try:
+            outcome()
             self.signals.finished.emit(rid)
-            return
+        except RuntimeError:
+            pass  # the signals' owner is gone: the window was closed
+
+    def end_unstarted(self) -> None:
+        """End a run that never started (taken out of its pool's queue): ``cancelled``, then ``finished``."""
+        self.token.cancel()
+        self.ended.set()
+        self.signals.cancelled.emit(self.request_id)
+        self.signals.finished.emit(self.request_id)
+
+    def _run_job(self) -> Callable[[], None]:
+        """Run the job; return the emission of its one outcome (emitted after ``ended`` is set)."""
+        rid, signals = self.request_id, self.signals
+        if self.token.cancelled:  # superseded while it waited in the queue
+            return lambda: signals.cancelled.emit(rid)
+        name = getattr(self._job, "__name__", repr(self._job))
         try:
             result = self._job(self.token, Reporter(self), *self._args, **self._kwargs)
             if hasattr(result, "__next__"):
                 for item in result:
                     if self.token.cancelled:
                         break
-                    self.signals.yielded.emit(rid, item)
+                    signals.yielded.emit(rid, item)
                 result = None
-            if not self.token.cancelled:
-                self.signals.returned.emit(rid, result)
-        except Exception as exc:  # every failure reaches the one error handler of the window
-            log.exception("worker job %s failed", getattr(self._job, "__name__", self._job))
-            try:
-                self.signals.errored.emit(rid, exc)
-            except RuntimeError:
-                pass  # the receiver is gone: the window was closed
-        finally:
-            try:
-                self.signals.finished.emit(rid)
-            except RuntimeError:
-                pass
+        except Exception as exc:  # every failure reaches its owner's error handler
+            if self.token.cancelled:  # a cancel is not an error, whatever the job raised on its way out
+                log.info("worker job %s was cancelled (it ended with %s: %s)", name, type(exc).__name__, exc)
+                return lambda: signals.cancelled.emit(rid)
+            if isinstance(exc, CnnviewerError):  # expected: a sentence for the user, no traceback needed
+                log.info("worker job %s: %s", name, exc)
+            else:
+                log.exception("worker job %s failed", name)
+            return functools.partial(signals.errored.emit, rid, exc)
+        if self.token.cancelled:
+            return lambda: signals.cancelled.emit(rid)
+        return functools.partial(signals.returned.emit, rid, result)
 
 
 def new_pool(max_threads: int, name: str) -> QThreadPool:

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QImage
 
-from cnnviewer.core.catalog import RUN_AS  # what the "Run as" pickers offer
+from cnnviewer.core.ways import FP32, RunAs
 from cnnviewer.workers.base import CancelToken, Reporter
 
 if TYPE_CHECKING:  # torch stays unimported until a job needs it: the window shows first
     from PIL.Image import Image
 
-    from cnnviewer.core.benchmark import BenchmarkReport, Progress
     from cnnviewer.core.images import ImageInfo
     from cnnviewer.core.inference import Classification, Classifier
     from cnnviewer.core.weights import DownloadProgress
@@ -44,6 +43,7 @@ class ClassifyOutcome:
     path: str
     model: str
     device: str
+    way: RunAs
     classification: Classification
     load_ms: float | None  # None when the model was already loaded
     thread_id: int
@@ -69,15 +69,15 @@ class CatalogInfo:
     rows: list[CatalogRow]
     devices: list[str]
     default_model: str
-    run_as: list[str]  # what this machine can run: fp32, and bf16 / onnxruntime where available
+    ways: dict[str, list[RunAs]]  # device -> the ways this machine runs on it (fp32, and bf16 / onnxruntime)
 
 
 def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
     """Import torch and torchvision and list every model (done once, off the GUI thread)."""
     from cnnviewer.core.catalog import Availability, catalog
-    from cnnviewer.core.engines import onnxruntime_available
-    from cnnviewer.core.models import available_devices, bf16_supported
+    from cnnviewer.core.models import available_devices
     from cnnviewer.core.settings import default_model_name
+    from cnnviewer.core.ways import available_ways
     from cnnviewer.core.weights import weights_identity
 
     rows = []
@@ -86,8 +86,9 @@ def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
         label = weights_identity(entry).label if availability is Availability.IMPORTED else ""
         rows.append(CatalogRow(entry.name, entry.title, availability.value, availability.ready,
                                entry.input_size, entry.file_size_mb, label))
-    run_as = ["fp32"] + (["bf16"] if bf16_supported() else []) + (["onnxruntime"] if onnxruntime_available() else [])
-    return CatalogInfo(rows=rows, devices=available_devices(), default_model=default_model_name(), run_as=run_as)
+    devices = available_devices()
+    return CatalogInfo(rows=rows, devices=devices, default_model=default_model_name(),
+                       ways={device: available_ways(device) for device in devices})
 
 
 class ModelCache:
@@ -96,25 +97,21 @@ class ModelCache:
     def __init__(self, capacity: int = 3):
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._models: OrderedDict[tuple[str, str, str], Classifier] = OrderedDict()  # (name, device, run_as)
+        self._models: OrderedDict[tuple[str, str, RunAs], Classifier] = OrderedDict()  # (name, device, way)
 
-    def get(self, name: str, device: str, run_as: str = "fp32") -> tuple[Classifier, float | None]:
-        """(Classifier, load time in ms or None if it was already loaded).
-
-        ``run_as`` is "fp32", "bf16" or "onnxruntime" (the engine and precision, see RUN_AS).
-        """
+    def get(self, name: str, device: str, way: RunAs = FP32) -> tuple[Classifier, float | None]:
+        """(Classifier, load time in ms or None if it was already loaded) of ``name`` run ``way`` on ``device``."""
         from cnnviewer.core.catalog import get_entry
         from cnnviewer.core.inference import Classifier
         from cnnviewer.core.models import load_model
 
-        key = (name, device, run_as)
+        key = (name, device, way)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key], None
             started = time.perf_counter()
-            precision, engine = RUN_AS[run_as]
-            classifier = Classifier(load_model(get_entry(name), device, precision, channels_last=True, engine=engine))
+            classifier = Classifier(load_model(get_entry(name), device, way, channels_last=True))
             self._models[key] = classifier
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
@@ -126,26 +123,26 @@ class ModelCache:
 
 
 def classify_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str, device: str,
-                 top_k: int, run_as: str = "fp32") -> ClassifyOutcome | None:
+                 top_k: int, way: RunAs = FP32) -> ClassifyOutcome | None:
     report(0, 1, f"loading {model}…")
-    classifier, load_ms = cache.get(model, device, run_as)
+    classifier, load_ms = cache.get(model, device, way)
     if token.cancelled:
         return None
     report(0, 1, f"classifying with {model}…")
-    result = next(classifier.classify_files([path], top_k=top_k, batch_size=1, fast_decode=True))
-    return ClassifyOutcome(path=os.fspath(path), model=model, device=device, classification=result,
+    result = next(classifier.classify_files([path], top_k=top_k, batch_size=1))
+    return ClassifyOutcome(path=os.fspath(path), model=model, device=device, way=way, classification=result,
                            load_ms=load_ms, thread_id=threading.get_ident())
 
 
 def compare_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, models: list[str], device: str,
-                top_k: int, run_as: str = "fp32") -> Iterator[tuple[str, ClassifyOutcome | None | Exception]]:
+                top_k: int, way: RunAs = FP32) -> Iterator[tuple[str, ClassifyOutcome | None | Exception]]:
     """Classify one image with several models, one result at a time (a generator: partial results show)."""
     for done, model in enumerate(models):
         if token.cancelled:
             return
         report(done, len(models), f"{model}…")
         try:
-            outcome = classify_job(token, report, cache, path, model, device, top_k, run_as)
+            outcome = classify_job(token, report, cache, path, model, device, top_k, way)
         except Exception as exc:  # noqa: BLE001 - one model failing (weights missing) must not hide the others
             yield model, exc
         else:
@@ -201,52 +198,13 @@ def import_job(token: CancelToken, report: Reporter, path: str, model: str | Non
 
 
 @dataclass(frozen=True)
-class BenchmarkSnapshot:
-    """A copy of the report as it stands after a model finished (or the run was cancelled)."""
-
-    report: BenchmarkReport
-
-
-def benchmark_job(token: CancelToken, report: Reporter, folder: str, models: list[str], batch_size: int,
-                  limit: int | None, device: str, out_dir: str, run_as: str | list[str] = "fp32") -> BenchmarkReport:
-    """Run the core benchmark, writing its files to ``out_dir`` as it goes; returns the final report.
-
-    ``run_as``: one RUN_AS label, or several to compare on the same images."""
-    import copy
-    from pathlib import Path
-
-    from cnnviewer.core.benchmark import BenchmarkConfig, run_benchmark
-    from cnnviewer.core.datasets import load_labelled_folder
-    from cnnviewer.core.report import ResultsCsv, save_json, write_all
-
-    dataset = load_labelled_folder(folder)
-    config = BenchmarkConfig(models=tuple(models), batch_size=batch_size, limit=limit, device=device,
-                             run_as=(run_as,) if isinstance(run_as, str) else tuple(run_as))
-    out = Path(out_dir)
-    results = ResultsCsv(out / "results.csv")
-
-    def on_progress(p: Progress) -> None:
-        report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {p.done}/{p.total}")
-
-    def on_update(current: BenchmarkReport) -> None:
-        save_json(current, out / "report.json")
-        report.emit(BenchmarkSnapshot(copy.deepcopy(current)))
-
-    try:
-        final = run_benchmark(dataset, config, progress=on_progress, should_cancel=token,
-                              on_update=on_update, on_rows=results.add)
-    finally:
-        results.close()
-    write_all(final, out)
-    return final
-
-
-@dataclass(frozen=True)
 class ExplainOutcome:
     """A Grad-CAM map ready to draw: RGBA at display size, and what it explains."""
 
     path: str
     model: str
+    way: RunAs  # the way the model classified the image
+    map_way: RunAs  # the way the map was computed with: FP32 when ``way`` has no gradients (bf16, ONNX Runtime)
     class_index: int
     class_name: str
     probability: float
@@ -254,12 +212,12 @@ class ExplainOutcome:
     overlay_thumbnail: QImage  # the map over a small copy of the photo, for side-by-side views
 
 
-# (image path, its modification time or None, model, device, class index or None for the top-1)
-ExplanationKey = tuple[str, int | None, str, str, int | None]
+# (image path, its modification time or None, model, device, way, class index or None for the top-1)
+ExplanationKey = tuple[str, int | None, str, str, RunAs, int | None]
 
 
 class ExplanationCache:
-    """Maps computed once per (image, model, class); the newest few are kept."""
+    """Maps computed once per (image, model, way, class); the newest few are kept."""
 
     def __init__(self, capacity: int = 48):
         self.capacity = capacity
@@ -281,56 +239,63 @@ class ExplanationCache:
 
 
 def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, model: str, device: str,
-                 class_index: int | None, thumbnail: int) -> ExplainOutcome:
+                 way: RunAs, class_index: int | None, thumbnail: int) -> ExplainOutcome:
+    """The map of ``class_index`` (None: the top-1) by the model loaded for ``way``, through the same
+    decode, preprocessing and forward pass as the classification; a way without gradients borrows
+    the FP32 copy for the map, and says so in ``map_way``."""
     import numpy as np
+    from PIL import Image
 
-    from cnnviewer.core.explain import grad_cam, heat_rgba, overlay
-    from cnnviewer.core.images import load_image
+    from cnnviewer.core.explain import explain_file, heat_rgba, overlay
 
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
         stamp = None
-    key = (path, stamp, model, device, class_index)
+    key = (path, stamp, model, device, way, class_index)
     cached = explanations.get(key)
     if cached is not None:
         return cached
-    classifier, _ = cache.get(model, device)
-    image = load_image(path)
-    explanation = grad_cam(classifier, image, class_index)
+    classifier, _ = cache.get(model, device, way)
+    gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
+    explanation = explain_file(classifier, path, class_index, gradients=gradients)
     rgba = np.ascontiguousarray(heat_rgba(explanation.heatmap))
     heat = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4, QImage.Format.Format_RGBA8888).copy()
-    small = image.copy()
+    small = explanation.image.copy()  # the photo as the model saw it decoded
     small.thumbnail((thumbnail, thumbnail))
-    from PIL import Image
-
     small_map = np.asarray(Image.fromarray(explanation.heatmap, "F").resize(small.size, Image.Resampling.BILINEAR))
-    outcome = ExplainOutcome(os.fspath(path), model, explanation.class_index, explanation.class_name,
-                             explanation.probability, heat, pil_to_qimage(overlay(small, small_map)))
+    outcome = ExplainOutcome(os.fspath(path), model, way, explanation.way, explanation.class_index,
+                             explanation.class_name, explanation.probability, heat,
+                             pil_to_qimage(overlay(small, small_map)))
     explanations.put(key, outcome)
     if class_index is None:  # the top-1 request and the explicit class are the same map
-        explanations.put((path, stamp, model, device, explanation.class_index), outcome)
+        explanations.put((path, stamp, model, device, way, explanation.class_index), outcome)
     return outcome
 
 
 def explain_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache, path: str,
-                model: str, device: str, class_index: int | None) -> ExplainOutcome:
+                model: str, device: str, way: RunAs, class_index: int | None) -> ExplainOutcome:
+    """The map for the window's preview: ``class_index`` is the class the table shows (its top-1 by default)."""
     report(0, 1, f"Grad-CAM with {model}…")
-    return _explain_one(cache, explanations, path, model, device, class_index, 320)
+    return _explain_one(cache, explanations, path, model, device, way, class_index, 320)
 
 
 def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache,
-                     path: str, models: list[str], device: str,
-                     thumbnail: int = 320) -> Iterator[tuple[str, ExplainOutcome | Exception]]:
+                     path: str, models: list[str], device: str, thumbnail: int = 320,
+                     way: RunAs = FP32) -> Iterator[tuple[str, ExplainOutcome | Exception]]:
     """One map per model (each model's own top-1), one at a time: (model, outcome or exception).
 
-    ``models`` may be benchmark result keys ("resnet50 (bf16)"): the map is the model's, in FP32."""
+    ``models`` may be benchmark result keys ("resnet50 (bf16)"): the map is then that model's run the way
+    the key names (the run the dashboard shows), else ``way``."""
     from cnnviewer.core.benchmark import model_of
+    from cnnviewer.core.ways import WAYS
 
     for model in models:
         if token.cancelled:
             return
+        label = model[len(model_of(model)):].strip(" ()")
         try:
-            yield model, _explain_one(cache, explanations, path, model_of(model), device, None, thumbnail)
+            yield model, _explain_one(cache, explanations, path, model_of(model), device, WAYS.get(label, way), None,
+                                      thumbnail)
         except Exception as exc:  # noqa: BLE001 - a transformer among convolutional models: say so in its column
             yield model, exc

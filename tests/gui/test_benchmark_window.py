@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import threading
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
 
 from cnnviewer.core.report import load_json, write_all
-from tests.helpers import PHOTOS_13, VAL_100, save_screenshot, second_way
+from cnnviewer.gui.benchmark_window import default_out_dir
+from tests.helpers import PHOTOS_13, VAL_100, save_screenshot, second_way, wait_for_outcome
 
 
 def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path, photos_13_run):
@@ -48,8 +51,7 @@ def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path
     save_screenshot(bench, "09-dashboard-images")
 
 
-def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(tmp_path / "run"))
+def test_cancel_while_running_ends_in_cancelled_and_says_what_was_kept(make_window, qtbot):
     window = make_window()
     bench = window.open_benchmark(str(VAL_100))
     assert bench.checked_models() == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
@@ -57,17 +59,143 @@ def test_run_from_the_window_with_partial_results_and_cancel(make_window, qtbot,
     bench.batch_size.setValue(8)
     bench.limit.setValue(24)  # enough for three batches per model; the folder's 100 would only take longer
     bench.start()
+    assert not bench.start_button.isEnabled()
     # Partial results: the first model's figures appear while the others still run.
     qtbot.waitUntil(lambda: bench.report is not None and bench.report.result("efficientnet_lite0") is not None
                     and bench.report.result("efficientnet_lite0").complete, timeout=120_000)
     assert bench.is_running()
-    bench.cancel()
-    qtbot.waitUntil(lambda: not bench.is_running(), timeout=60_000)
-    assert bench.report.cancelled
-    assert "Cancelled" in bench.progress_text.text()
-    on_disk = load_json(tmp_path / "run" / "report.json")
+    with qtbot.waitSignal(bench.run_ended, timeout=60_000) as ended:
+        assert bench.cancel()
+    assert ended.args == ["cancelled"]
+    assert bench.start_button.isEnabled() and not bench.cancel_button.isEnabled() and not bench.is_running()
+    # What was kept is read back from the run's own report.json, and said in one sentence.
+    qtbot.waitUntil(lambda: bench.progress_text.text().startswith("Cancelled; kept in "), timeout=30_000)
+    text = bench.progress_text.text()
+    assert text.startswith("Cancelled; kept in ") and "efficientnet_lite0" in text, text
+    on_disk = load_json(Path(bench.out_dir) / "report.json")
     assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 24
-    assert bench.start_button.isEnabled()
+    assert bench.report.cancelled and bench.dashboard.report is bench.report
+    cut = [m for m in on_disk.models if not m.complete and not m.error]
+    assert all(m.partial for m in cut)
+    for m in cut:  # the model that was running is partial, never "running" with invented 0 ms figures
+        assert f"{m.name} cut short" in text
+        summary = bench.dashboard.summary_model
+        row = next(r for r in range(summary.rowCount()) if summary.index(r, 0).data() == m.name)
+        shown = [str(summary.index(row, c).data()) for c in range(summary.columnCount())]
+        assert not any("running" in cell for cell in shown), shown
+    charts = bench.dashboard.charts
+    qtbot.waitUntil(lambda: bool(charts.scatter.listDataItems()), timeout=10_000)  # the last chart drawn
+    save_screenshot(bench, "14-benchmark-cancelled")
+
+
+def test_cancel_while_queued_ends_in_cancelled_and_brings_start_back(make_window, qtbot):
+    window = make_window()
+    started, release = threading.Event(), threading.Event()
+
+    def occupy(token, report):  # another owner's run holds the benchmark lane, so this window's waits
+        started.set()
+        while not release.wait(0.01) and not token.cancelled:
+            pass
+
+    window.runner.submit("test", "occupy", occupy, lane="benchmark")
+    try:
+        assert started.wait(10)
+        bench = window.open_benchmark(str(PHOTOS_13))
+        assert bench.start() is not None
+        out_dir = Path(bench.out_dir)
+        assert out_dir.is_dir() and bench.is_running() and not bench.start_button.isEnabled()
+        with qtbot.waitSignal(bench.run_ended, timeout=10_000) as ended:
+            assert bench.cancel()
+        assert ended.args == ["cancelled"]
+        assert bench.start_button.isEnabled() and not bench.cancel_button.isEnabled() and not bench.is_running()
+        assert bench.progress_text.text() == "Cancelled before it started; nothing was run and no folder was kept."
+        assert not out_dir.exists()  # made for the run, and empty: removed again
+    finally:
+        release.set()
+
+
+def test_closing_the_window_cancels_its_run(make_window, qtbot):
+    window = make_window()
+    bench = window.open_benchmark(str(PHOTOS_13))
+    for index in range(bench.models.count()):  # one model is enough to be running
+        item = bench.models.item(index)
+        item.setCheckState(Qt.CheckState.Checked if index == 0 else Qt.CheckState.Unchecked)
+    bench.batch_size.setValue(1)
+    bench.start()
+    qtbot.waitUntil(lambda: bench.progress.value() > 0, timeout=60_000)  # running, past the model's load
+    with qtbot.waitSignal(bench.run_ended, timeout=60_000) as ended:
+        bench.close()
+    assert ended.args == ["cancelled"] and bench.start_button.isEnabled()
+    report = load_json(Path(bench.out_dir) / "report.json")
+    assert report.cancelled and not report.complete
+
+
+def test_a_run_never_replaces_an_earlier_one(make_window, tmp_path, monkeypatch):
+    first = default_out_dir(str(PHOTOS_13))
+    Path(first).mkdir(parents=True)
+    assert default_out_dir(str(PHOTOS_13)) != first  # a taken name gets -2, -3...
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "report.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(earlier))
+    window = make_window()
+    bench = window.open_benchmark(str(PHOTOS_13))
+    assert bench.start() is None
+    assert bench.progress_text.text().startswith(f"The benchmark did not start: {earlier}: already holds an earlier run")
+    assert not bench.is_running() and bench.start_button.isEnabled()
+    assert (earlier / "report.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_a_classification_asked_during_a_benchmark_is_answered_within_5_s(make_window, qtbot):
+    window = make_window()
+    photos = sorted(str(p) for p in PHOTOS_13.glob("*.jpg"))
+    window.open_path(photos[0])
+    wait_for_outcome(qtbot, window, photos[0])  # the window's model is loaded: what is timed is the wait
+    bench = window.open_benchmark(str(VAL_100))
+    bench.batch_size.setValue(16)
+    bench.start()
+    qtbot.waitUntil(lambda: bench.progress.value() > 0, timeout=60_000)
+    assert bench.is_running()
+    window.open_path(photos[1])  # a double-click's path: preview, then classify
+    # On its own lane, and the benchmark waits at its next batch: not behind the whole run (70-90 s).
+    wait_for_outcome(qtbot, window, photos[1], timeout=5_000)
+    assert bench.is_running()
+    with qtbot.waitSignal(bench.run_ended, timeout=60_000):
+        bench.cancel()
+
+
+def test_a_model_runs_in_one_thread_while_another_thread_loads_one():
+    """The benchmark lane loads its next model while the interactive lane classifies: loading folds
+    BatchNorms through a torch.fx trace, which patches every module's call in every thread meanwhile."""
+    import torch
+
+    from cnnviewer.core.catalog import get_entry
+    from cnnviewer.core.models import load_model
+
+    running = load_model(get_entry("efficientnet_lite0")).module
+    probe = torch.zeros(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = running(probe)
+    stop, errors, answers = threading.Event(), [], []
+
+    def classify_meanwhile() -> None:
+        with torch.no_grad():
+            while not stop.is_set():
+                try:
+                    answers.append(torch.equal(running(probe), expected))
+                except Exception as exc:  # noqa: BLE001 - what a click would have shown
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=classify_meanwhile)
+    thread.start()
+    try:
+        loaded = load_model(get_entry("efficientnet_lite1"))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors[:1]
+    assert answers and all(answers)
+    assert loaded.folded_batchnorms > 0  # the trace still saw its own model
 
 
 def test_charts_draw_one_per_turn_and_a_newer_report_wins(qtbot, photos_13_run):
@@ -96,16 +224,16 @@ def test_the_window_compares_ways_of_running(make_window, qtbot, tmp_path, monke
     way = second_way()
     monkeypatch.setattr("cnnviewer.gui.benchmark_window.default_out_dir", lambda folder: str(tmp_path / "ways"))
     window = make_window()
-    qtbot.waitUntil(lambda: window.run_as_combo.count() > 1, timeout=60_000)  # the catalog is loaded
+    qtbot.waitUntil(lambda: len(window.ways_offered()) > 1, timeout=60_000)  # the catalog is loaded
     bench = window.open_benchmark(str(PHOTOS_13))
     boxes = {box.text(): box for box in bench.ways.findChildren(QCheckBox)}
-    assert boxes[window.run_as_combo.currentText()].isChecked() and way in boxes
+    assert boxes[str(window.current_way())].isChecked() and way in boxes
     for index in range(bench.models.count()):  # one model, two ways
         item = bench.models.item(index)
         item.setCheckState(Qt.CheckState.Checked if index == 0 else Qt.CheckState.Unchecked)
     boxes["fp32"].setChecked(True)
     boxes[way].setChecked(True)
-    assert bench.checked_ways() == [w for w in boxes if w in ("fp32", way)]
+    assert [w.label for w in bench.checked_ways()] == [w for w in boxes if w in ("fp32", way)]
     bench.batch_size.setValue(4)
     bench.limit.setValue(6)
     bench.start()

@@ -9,7 +9,7 @@ from cnnviewer.gui.compare import CompareDialog
 
 def test_compare_dialog_window_is_a_widget(make_window):
     window = make_window()
-    dialog = CompareDialog(window)
+    dialog = CompareDialog(window, window.runner)
     top = dialog.window()  # a TypeError ("'MainWindow' object is not callable") when an attribute hid it
     assert isinstance(top, QWidget)
     assert top is dialog  # a dialog is its own top-level window

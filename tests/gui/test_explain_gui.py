@@ -2,10 +2,53 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cnnviewer.core.report import write_all
-from tests.helpers import PHOTOS_13, compare_after_classifying, save_screenshot, wait_for_outcome
+from cnnviewer.core.ways import parse_way
+from tests.helpers import PHOTOS_13, ROOT, compare_after_classifying, save_screenshot, second_way, wait_for_outcome
 
 BEAR = str(PHOTOS_13 / "black_bear.jpg")
+GRACE = str(ROOT / "resources" / "samples" / "grace_hopper.jpg")
+POLAR = str(PHOTOS_13 / "polar_bear.jpg")
+
+
+def table_top1(window) -> str:
+    """The table's first row as it prints it: "name (class N, P %)"."""
+    model = window.predictions.model
+    return f"{model.index(0, 2).data()} (class {model.index(0, 1).data()}, {model.index(0, 3).data()})"
+
+
+@pytest.mark.parametrize("photo", [GRACE, POLAR], ids=["grace_hopper", "polar_bear"])
+def test_the_map_explains_the_top1_the_table_shows(make_window, qtbot, photo):
+    """Grad-CAM's class and probability are the classification's, exactly as printed (2 decimals)."""
+    window = make_window()
+    assert window.selected_model() == "efficientnet_lite0"
+    window.open_path(photo)
+    wait_for_outcome(qtbot, window, photo)
+    window.explain_action.setChecked(True)
+    qtbot.waitUntil(window.preview.view.heat_visible, timeout=60_000)
+    caption = window.preview.explain_caption.text()
+    assert caption.startswith(f"Grad-CAM: {table_top1(window)} · efficientnet_lite0 · fp32"), (caption,
+                                                                                               table_top1(window))
+    assert "map computed" not in caption
+    assert window.predictions.title.text().endswith("efficientnet_lite0 · fp32 · cpu")
+    if photo == GRACE:
+        save_screenshot(window, "14-gradcam-grace-hopper")
+
+
+def test_a_way_without_gradients_says_the_map_is_fp32(make_window, qtbot):
+    way = parse_way(second_way())
+    window = make_window()
+    window.open_path(GRACE)
+    wait_for_outcome(qtbot, window, GRACE)
+    window.run_as_combo.setCurrentText(way.label)
+    qtbot.waitUntil(lambda: window.last_outcome is not None and window.last_outcome.way == way, timeout=60_000)
+    window.explain_action.setChecked(True)
+    qtbot.waitUntil(window.preview.view.heat_visible, timeout=60_000)
+    caption = window.preview.explain_caption.text()
+    assert caption.startswith(f"Grad-CAM: {table_top1(window)} · efficientnet_lite0 · {way.label}"), caption
+    assert caption.endswith(f"map computed in fp32; classified as {way.label}")
 
 
 def test_overlay_toggles_and_follows_the_clicked_class(make_window, qtbot):

@@ -188,7 +188,8 @@ def test_a_damaged_window_ini_opens_the_window_with_defaults(make_window, qtbot,
         assert window.isVisible()
         assert window.top_k_spin.value() == 5 and window.preview.opacity.value() == 60
         assert not window.auto_action.isChecked()
-        assert window._wanted_model is None and (window._wanted_device, window._wanted_run_as) == ("cpu", "fp32")
+        assert window.selected_model() == "efficientnet_lite0"  # a bad old model key is not taken over
+        assert (window.current_device(), window.current_way().label) == ("cpu", "fp32")
         logged = [r.getMessage() for r in caplog.records if r.name == "cnnviewer.gui.main_window"]
         for key in BAD_VALUES:
             lines = [line for line in logged if f"window.ini: {key} is " in line]

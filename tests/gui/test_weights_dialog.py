@@ -59,7 +59,7 @@ def test_import_makes_the_model_ready_and_classifies(make_window, qtbot, tmp_pat
     window.predictions.action_buttons["get_weights"].click()
     dialog = window.weights_dialog
     dialog.choose_import(str(path))
-    qtbot.waitUntil(lambda: window._catalog["resnet18"].ready, timeout=30_000)
+    qtbot.waitUntil(lambda: any(r.name == "resnet18" and r.ready for r in window.catalog_rows()), timeout=30_000)
     # Not torchvision's file: kept out of torch's cache and shown as imported, with its content hash.
     assert not (checkpoints_dir() / NAME).exists()
     qtbot.waitUntil(lambda: window.last_outcome is not None and window.last_outcome.model == "resnet18",

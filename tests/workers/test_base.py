@@ -20,6 +20,7 @@ def record(worker: Worker) -> list[tuple[Any, ...]]:
     signals.yielded.connect(lambda rid, item: events.append(("yielded", rid, item)))
     signals.progressed.connect(lambda rid, done, total, text: events.append(("progressed", rid, done, total, text)))
     signals.errored.connect(lambda rid, exc: events.append(("errored", rid, exc)))
+    signals.cancelled.connect(lambda rid: events.append(("cancelled", rid)))
     signals.finished.connect(lambda rid: events.append(("finished", rid)))
     return events
 
@@ -57,17 +58,45 @@ def test_a_generator_job_yields_each_item_then_returns(qapp):
                       ("finished", 3)]
 
 
-def test_a_failing_job_is_errored_once_with_the_traceback_logged(qapp, caplog):
+def test_an_expected_error_is_errored_once_and_logged_without_a_traceback(qapp, caplog):
     def job(token: CancelToken, report: Reporter) -> None:
         raise CnnviewerError("photo.jpg: not an image.")
 
     worker = Worker(5, job)
     events = record(worker)
-    with caplog.at_level(logging.ERROR, logger="cnnviewer.workers"):
+    with caplog.at_level(logging.INFO, logger="cnnviewer.workers"):
         worker.run()
     assert [e[0] for e in events] == ["errored", "finished"]
     assert str(events[0][2]) == "photo.jpg: not an image." and events[0][1] == 5
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "photo.jpg: not an image." in caplog.text and "Traceback" not in caplog.text
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback(qapp, caplog):
+    def job(token: CancelToken, report: Reporter) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    worker = Worker(6, job)
+    events = record(worker)
+    with caplog.at_level(logging.INFO, logger="cnnviewer.workers"):
+        worker.run()
+    assert [e[0] for e in events] == ["errored", "finished"]
     assert "worker job job failed" in caplog.text and "Traceback" in caplog.text
+
+
+def test_an_error_after_a_cancel_is_a_cancel(qapp, caplog):
+    worker: Worker
+
+    def job(token: CancelToken, report: Reporter) -> None:
+        worker.cancel()
+        raise RuntimeError("the download was interrupted")
+
+    worker = Worker(8, job)
+    events = record(worker)
+    with caplog.at_level(logging.INFO, logger="cnnviewer.workers"):
+        worker.run()
+    assert events == [("cancelled", 8), ("finished", 8)]
+    assert "Traceback" not in caplog.text and all(r.levelname == "INFO" for r in caplog.records)
 
 
 def test_a_job_cancelled_while_queued_never_runs(qapp):
@@ -76,7 +105,15 @@ def test_a_job_cancelled_while_queued_never_runs(qapp):
     events = record(worker)
     worker.cancel()
     worker.run()
-    assert ran == [] and events == [("finished", 9)]
+    assert ran == [] and events == [("cancelled", 9), ("finished", 9)]
+    assert worker.ended.is_set()
+
+
+def test_a_job_taken_from_the_queue_ends_cancelled(qapp):
+    worker = Worker(10, lambda token, report: None)
+    events = record(worker)
+    worker.end_unstarted()
+    assert events == [("cancelled", 10), ("finished", 10)] and worker.token.cancelled
 
 
 def test_cancelling_a_generator_stops_it_between_items_and_returns_nothing(qapp):
@@ -90,7 +127,8 @@ def test_cancelling_a_generator_stops_it_between_items_and_returns_nothing(qapp)
     # The owner cancels as the second item arrives: nothing after it may reach the owner.
     worker.signals.yielded.connect(lambda rid, item: item == 1 and worker.cancel())
     worker.run()
-    assert [e for e in events if e[0] != "progressed"] == [("yielded", 4, 0), ("yielded", 4, 1), ("finished", 4)]
+    assert [e for e in events if e[0] != "progressed"] == [("yielded", 4, 0), ("yielded", 4, 1), ("cancelled", 4),
+                                                          ("finished", 4)]
     assert [e[2] for e in events if e[0] == "progressed"] == [0, 1]  # report() is silent once cancelled
 
 
@@ -105,7 +143,7 @@ def test_a_job_that_returns_after_being_cancelled_returns_nothing(qapp: object) 
     worker = Worker(2, job)
     events = record(worker)
     worker.run()
-    assert events == [("finished", 2)]
+    assert events == [("cancelled", 2), ("finished", 2)]
 
 
 def test_jobs_run_in_the_pool_not_on_the_calling_thread(qtbot):

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from cnnviewer.core.errors import WeightsMissingError
+from cnnviewer.core.ways import FP32, parse_way
 from cnnviewer.workers import jobs
 from cnnviewer.workers.base import Worker
-from tests.helpers import PHOTOS_13, second_way
+from tests.helpers import PHOTOS_13, ROOT, second_way
 
 POLAR = str(PHOTOS_13 / "polar_bear.jpg")
 
@@ -30,7 +31,7 @@ def run_to_end(job: Any, *args: Any) -> tuple[Any, list[Any]]:
 
 
 def test_model_cache_loads_once_per_model_device_and_way():
-    way = second_way()
+    way = parse_way(second_way())
     cache = jobs.ModelCache(capacity=3)
     first, load_ms = cache.get("efficientnet_lite0", "cpu")
     assert load_ms is not None and load_ms > 0
@@ -38,7 +39,7 @@ def test_model_cache_loads_once_per_model_device_and_way():
     assert again is first and again_ms is None
     other, other_ms = cache.get("efficientnet_lite0", "cpu", way)  # another way of running: another entry
     assert other is not first and other_ms is not None
-    assert (other.loaded.precision, other.loaded.engine) == jobs.RUN_AS[way]
+    assert other.loaded.way == way
     assert cache.get("efficientnet_lite0", "cpu", way)[0] is other
 
 
@@ -72,7 +73,7 @@ def test_model_cache_loads_a_model_once_when_threads_ask_together() -> None:
 
 def test_explanation_cache_keeps_the_newest_few() -> None:
     cache = jobs.ExplanationCache(capacity=2)
-    keys = [("a.jpg", 1, "m", "cpu", i) for i in range(3)]
+    keys = [("a.jpg", 1, "m", "cpu", FP32, i) for i in range(3)]
     values: list[Any] = [object(), object(), object()]
     cache.put(keys[0], values[0])
     cache.put(keys[1], values[1])
@@ -122,3 +123,27 @@ def test_pil_to_qimage_copies_the_pixels(qapp, size):
     qimage = jobs.pil_to_qimage(image)
     image.paste((200, 200, 200), (0, 0, size, 2))  # the QImage must not see later changes
     assert qimage.pixelColor(0, 0).getRgb()[:3] == (10, 20, 30)
+
+
+def test_explain_job_explains_the_class_the_classification_shows(qapp):
+    """The class index passed is the table's top-1; the map's probability is the classification's."""
+    cache, explanations = jobs.ModelCache(), jobs.ExplanationCache()
+    grace = str(ROOT / "resources" / "samples" / "grace_hopper.jpg")
+    outcome, _ = run_to_end(jobs.classify_job, cache, grace, "efficientnet_lite0", "cpu", 5)
+    top = outcome.classification.predictions[0]
+    explained, _ = run_to_end(jobs.explain_job, cache, explanations, grace, "efficientnet_lite0", "cpu", FP32,
+                              top.index)
+    assert (explained.class_index, f"{explained.probability:.4f}") == (top.index, f"{top.probability:.4f}")
+    assert explained.way == explained.map_way == FP32
+    assert explained.heat.width() > 0 and not explained.overlay_thumbnail.isNull()
+
+
+def test_a_way_without_gradients_borrows_the_fp32_copy_for_the_map(qapp):
+    way = parse_way(second_way())
+    cache, explanations = jobs.ModelCache(), jobs.ExplanationCache()
+    outcome, _ = run_to_end(jobs.classify_job, cache, POLAR, "efficientnet_lite0", "cpu", 5, way)
+    top = outcome.classification.predictions[0]
+    explained, _ = run_to_end(jobs.explain_job, cache, explanations, POLAR, "efficientnet_lite0", "cpu", way,
+                              top.index)
+    assert (explained.way, explained.map_way) == (way, FP32)
+    assert f"{explained.probability:.4f}" == f"{top.probability:.4f}"  # the classification's, not FP32's
