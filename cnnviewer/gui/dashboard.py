@@ -174,8 +174,12 @@ class SummaryModel(RecordsModel):
         published = "-" if pub.get("acc1") is None else (
             f"{pub['acc1']:.1f} / " + ("-" if pub.get("acc5") is None else f"{pub['acc5']:.1f}"))
         lat = m.latency_ms or {}
-        return (m.name, str(m.images), f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}–{m.top1_ci[1] * 100:.0f}",
-                f"{m.top5 * 100:.1f}", f"{m.top5_ci[0] * 100:.0f}–{m.top5_ci[1] * 100:.0f}", published,
+        if not m.images:  # cut short before its first image: there is no accuracy to show, not 0 %
+            accuracy = ("-", "-", "-", "-")
+        else:
+            accuracy = (f"{m.top1 * 100:.1f}", f"{m.top1_ci[0] * 100:.0f}–{m.top1_ci[1] * 100:.0f}",
+                        f"{m.top5 * 100:.1f}", f"{m.top5_ci[0] * 100:.0f}–{m.top5_ci[1] * 100:.0f}")
+        return (m.name, str(m.images), *accuracy, published,
                 "-" if m.throughput_ips is None else f"{m.throughput_ips:.1f}",
                 *(f"{lat[key]:.0f}" if lat else "-" for key in ("p50", "p90", "p99")),
                 f"{m.peak_rss_mb:.0f}", f"{m.param_mb:.0f}", f"{m.load_s:.2f}", status)[index.column()]

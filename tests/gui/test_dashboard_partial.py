@@ -81,3 +81,20 @@ def test_why_a_model_did_not_run_comes_from_its_kind(qtbot, cancelled_report):
     model.set_report(report)
     assert [model.index(row, 14).data() for row in range(3)] == [
         "not run: weights file unusable", "not run: weights missing", "not run"]
+
+
+def test_a_model_cut_short_before_its_first_image_shows_no_accuracy(qtbot, cancelled_report):
+    """Cancel during a model's load leaves it with 0 images: its accuracy is unknown, never "0.0"."""
+    from cnnviewer.gui.dashboard import Dashboard
+
+    report = copy.deepcopy(cancelled_report)
+    cut = report.result(LITE1)
+    cut.images, cut.top1, cut.top5, cut.top1_ci, cut.top5_ci = 0, 0.0, 0.0, (0.0, 1.0), (0.0, 1.0)
+    dashboard = Dashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.show_report(report)
+    model = dashboard.summary_model
+    row = [m.name for m in model.results].index(LITE1)
+    assert [model.index(row, column).data() for column in (2, 3, 4, 5)] == ["-", "-", "-", "-"]
+    lite0 = [m.name for m in model.results].index(LITE0)
+    assert model.index(lite0, 2).data() == f"{cancelled_report.result(LITE0).top1 * 100:.1f}"
