@@ -23,29 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cnnviewer.core.images import MAX_MEGAPIXELS
-from tests.badfiles import png_16bit_grey, png_rgba, progressive_jpeg_with_scans, tiff_float
+from tests.badfiles import MEASURE, png_16bit_grey, png_rgba, progressive_jpeg_with_scans, tiff_float
 
+# The tests' measuring child, after swapping in another version of the loader when one is named
+# (argv[1], "" for this checkout's), which it takes off argv so the file is argv[1] again.
 CHILD = """
-import importlib.util, json, sys, time
-if sys.argv[1]:  # another version of the loader, in place of this checkout's
-    spec = importlib.util.spec_from_file_location("cnnviewer.core.images", sys.argv[1])
+import importlib.util, sys
+swap = sys.argv.pop(1)
+if swap:
+    spec = importlib.util.spec_from_file_location("cnnviewer.core.images", swap)
     module = importlib.util.module_from_spec(spec)
     sys.modules["cnnviewer.core.images"] = module
     spec.loader.exec_module(module)
-from cnnviewer.core.errors import ImageLoadError
-from cnnviewer.core.images import load_image
-outcome, wall, cpu = "imports only", time.perf_counter(), time.process_time()
-if sys.argv[2:]:
-    try:
-        outcome = "loaded %d x %d" % load_image(sys.argv[2]).size
-    except ImageLoadError as exc:
-        outcome = exc.reason
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
-with open("/proc/self/status") as status:
-    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-print(json.dumps({"peak_mb": peak_kb / 1024, "outcome": outcome,
-                  "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}))
-"""
+""" + MEASURE
 
 
 def measure(loader: str, path: Path | None, timeout: float) -> dict:

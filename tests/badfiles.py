@@ -266,7 +266,8 @@ def make_bad_files(folder: Path, big: bool = False) -> dict[str, tuple[Path, str
     return files
 
 
-_MEASURE = """
+# A fresh process loads one file (argv[1]; none: imports only) and prints its peak memory and times.
+MEASURE = """
 import json, sys, time
 from cnnviewer.core.errors import ImageLoadError
 from cnnviewer.core.images import load_image
@@ -293,7 +294,7 @@ def measure_load(path: Path | None, timeout: float = 120) -> dict:
 
     from tests.helpers import ROOT
 
-    command = [sys.executable, "-c", _MEASURE] + ([os.fspath(path)] if path is not None else [])
+    command = [sys.executable, "-c", MEASURE] + ([os.fspath(path)] if path is not None else [])
     proc = subprocess.run(command, capture_output=True, text=True, cwd=str(ROOT), timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

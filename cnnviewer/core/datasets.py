@@ -75,15 +75,12 @@ class LabelledSet:
                      for path, labels in self.conflicting.items())
             lines.append(f"{len(self.conflicting)} file(s) are given conflicting labels and are left out: "
                          f"{_names(shown, len(self.conflicting))}")
-        if self.repeated:
-            lines.append(f"{len(self.repeated)} file(s) are named more than once with the same label and are "
-                         f"counted once: {_names(map(self._shown, self.repeated), len(self.repeated))}")
-        if self.outside:
-            lines.append(f"{len(self.outside)} path(s) lead outside {self.root} and are not read: "
-                         f"{_names(map(self._shown, self.outside), len(self.outside))}")
-        if self.missing:
-            lines.append(f"{len(self.missing)} file(s) do not exist: "
-                         f"{_names(map(self._shown, self.missing), len(self.missing))}")
+        for paths, what in ((self.repeated, "file(s) are named more than once with the same label and are "
+                             "counted once"),
+                            (self.outside, f"path(s) lead outside {self.root} and are not read"),
+                            (self.missing, "file(s) do not exist")):
+            if paths:
+                lines.append(f"{len(paths)} {what}: {_names(map(self._shown, paths), len(paths))}")
         if self.unread_folders:
             shown = (f"{self._shown(path)} ({why})" for path, why in self.unread_folders.items())
             lines.append(f"{len(self.unread_folders)} folder(s) are not read: "
