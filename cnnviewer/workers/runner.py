@@ -49,7 +49,6 @@ class _Request:
     on_error: Callable[[Exception], Any] | None = None
     on_cancelled: Callable[[], Any] | None = None
     ended: bool = False  # its one outcome was delivered (or will never be: its owner was forgotten)
-    superseded: bool = False  # a newer request of the same owner and kind replaced it
 
 
 class TaskRunner(QObject):
@@ -88,8 +87,7 @@ class TaskRunner(QObject):
         rid = next(self._ids)
         if exclusive:
             previous = self._current.get((owner, kind))
-            if previous is not None and previous in self._requests:
-                self._requests[previous].superseded = True
+            if previous is not None:
                 self.cancel_request(previous)
             self._current[(owner, kind)] = rid
         worker = Worker(rid, job, *args)
@@ -198,9 +196,9 @@ class TaskRunner(QObject):
         request = self._requests.get(rid)
         if request is None or request.ended or self._closed:
             return None
-        if request.superseded or request.worker.token.cancelled:
-            return None
-        if request.exclusive and self._current.get((request.owner, request.kind)) != rid:
+        # Superseded (a newer request of its owner and kind is current) or cancelled: what it sends is stale.
+        if request.worker.token.cancelled or (request.exclusive
+                                              and self._current.get((request.owner, request.kind)) != rid):
             return None
         return request
 
