@@ -325,25 +325,23 @@ class BenchmarkWindow(QMainWindow):
         self._end("errored", f"The benchmark stopped: {text}" + (f" What had finished is in {self.out_dir}"
                                                                   if kept else ""), error=True)
 
-    def _on_cancelled(self, *_: object) -> None:
-        """Cancelled while running or still queued: Start comes back, and the sentence says what was kept."""
+    def _on_cancelled(self, kept: object = None) -> None:
+        """Cancelled while running or still queued: Start comes back, and the sentence says what was kept.
+
+        ``kept`` is the session's final report (cancelled: true, as written to report.json), or None
+        when the run never started."""
+        from cnnviewer.core import benchmark  # imported by the job already: costs nothing here
+
         out_dir = self.out_dir or ""
-        report_json = os.path.join(out_dir, "report.json")
-        if self.report is not None and self.report.cancelled:  # the run's last snapshot is its final report
-            self._end("cancelled", kept_sentence(self.report, out_dir))
-        elif out_dir and os.path.exists(report_json):  # the snapshot was not delivered: the file is the truth
-            self._end("cancelled", f"Cancelled; reading back what the run left in {out_dir}…")
-            self.runner.submit(OWNER, "open-report", open_report_job, report_json, lane="io",
-                               on_returned=lambda data: self._on_kept_read(data, out_dir),
-                               on_error=self._on_report_error)
+        if isinstance(kept, benchmark.BenchmarkReport):
+            self.show_report(kept)
+            self._end("cancelled", kept_sentence(kept, out_dir))
+        elif out_dir and os.path.exists(os.path.join(out_dir, "report.json")):  # it stopped on an error
+            self._end("cancelled", f"Cancelled; what the run finished is in {out_dir}")
         else:  # it never started: nothing was written, so the folder made for it goes too
             if self._run_folder is not None:
                 self._run_folder.remove_if_empty()
             self._end("cancelled", "Cancelled before it started; nothing was run and no folder was kept.")
-
-    def _on_kept_read(self, data: DashboardData, out_dir: str) -> None:
-        self.show_report(data.report, data)
-        self._say(kept_sentence(data.report, out_dir))
 
     def _end(self, outcome: str, text: str, error: bool = False) -> None:
         self.request_id, self._run_folder = None, None

@@ -125,7 +125,7 @@ class WeightsDialog(QDialog):
         self.status.setStyleSheet("color: #b00020;")
         self.status.setText(text)
 
-    def _on_cancelled(self) -> None:
+    def _on_cancelled(self, _kept: object = None) -> None:
         self._busy(False)
         self.request_id = None
         self.status.setStyleSheet("")

@@ -22,7 +22,9 @@ class WorkerSignals(QObject):
     yielded = Signal(int, object)  # request id, one item of a generator job
     progressed = Signal(int, int, int, str)  # request id, done, total, text
     errored = Signal(int, object)  # request id, exception
-    cancelled = Signal(int)  # request id: stopped (or never started) because it was cancelled
+    # request id, and what the job returned on its way out (a cancelled benchmark's report of what it
+    # finished), None when it never ran, raised or was a generator: stopped because it was cancelled
+    cancelled = Signal(int, object)
     finished = Signal(int)  # request id: always last, after exactly one of returned, errored, cancelled
 
 
@@ -101,14 +103,14 @@ class Worker(QRunnable):
         """End a run that never started (taken out of its pool's queue): ``cancelled``, then ``finished``."""
         self.token.cancel()
         self.ended.set()
-        self.signals.cancelled.emit(self.request_id)
+        self.signals.cancelled.emit(self.request_id, None)
         self.signals.finished.emit(self.request_id)
 
     def _run_job(self) -> Callable[[], None]:
         """Run the job; return the emission of its one outcome (emitted after ``ended`` is set)."""
         rid, signals = self.request_id, self.signals
         if self.token.cancelled:  # superseded while it waited in the queue
-            return lambda: signals.cancelled.emit(rid)
+            return lambda: signals.cancelled.emit(rid, None)
         name = getattr(self._job, "__name__", repr(self._job))
         try:
             result = self._job(self.token, Reporter(self), *self._args, **self._kwargs)
@@ -121,14 +123,14 @@ class Worker(QRunnable):
         except Exception as exc:  # every failure reaches its owner's error handler
             if self.token.cancelled:  # a cancel is not an error, whatever the job raised on its way out
                 log.info("worker job %s was cancelled (it ended with %s: %s)", name, type(exc).__name__, exc)
-                return lambda: signals.cancelled.emit(rid)
+                return lambda: signals.cancelled.emit(rid, None)
             if isinstance(exc, CnnviewerError):  # expected: a sentence for the user, no traceback needed
                 log.info("worker job %s: %s", name, exc)
             else:
                 log.exception("worker job %s failed", name)
             return functools.partial(signals.errored.emit, rid, exc)
         if self.token.cancelled:
-            return lambda: signals.cancelled.emit(rid)
+            return functools.partial(signals.cancelled.emit, rid, result)
         return functools.partial(signals.returned.emit, rid, result)
 
 

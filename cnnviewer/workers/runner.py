@@ -11,7 +11,7 @@ the batch boundary, and the seconds it waited are left out of its timings and re
 A request is named by its owner and kind, e.g. ("main", "classify") or ("weights:resnet18", "weights"):
 a new exclusive request cancels the previous one of the same owner and kind only, and whatever a
 superseded request still sends is dropped. Every request ends in exactly one of ``on_returned``,
-``on_error`` or ``on_cancelled`` on the GUI thread (a superseded request's late result counts as
+``on_error`` or ``on_cancelled(kept)`` on the GUI thread (a superseded request's late result counts as
 cancelled), unless its owner was forgotten or the runner shut down.
 """
 
@@ -47,7 +47,7 @@ class _Request:
     on_yielded: Callable[[Any], Any] | None = None
     on_progress: Callable[[int, int, str], Any] | None = None
     on_error: Callable[[Exception], Any] | None = None
-    on_cancelled: Callable[[], Any] | None = None
+    on_cancelled: Callable[[Any], Any] | None = None
     ended: bool = False  # its one outcome was delivered (or will never be: its owner was forgotten)
 
 
@@ -74,7 +74,7 @@ class TaskRunner(QObject):
                on_returned: Callable[[Any], Any] | None = None, on_yielded: Callable[[Any], Any] | None = None,
                on_progress: Callable[[int, int, str], Any] | None = None,
                on_error: Callable[[Exception], Any] | None = None,
-               on_cancelled: Callable[[], Any] | None = None, exclusive: bool = True) -> int:
+               on_cancelled: Callable[[Any], Any] | None = None, exclusive: bool = True) -> int:
         """Run ``job(token, report, *args)`` on ``lane``; returns the request id (-1 once shut down).
 
         ``exclusive=False`` is for jobs that add to one another (thumbnails asked for in pieces): they
@@ -240,11 +240,15 @@ class TaskRunner(QObject):
         if request is not None and request.on_error is not None:
             request.on_error(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
 
-    @Slot(int)
-    def _on_cancelled(self, rid: int) -> None:
+    @Slot(int, object)
+    def _on_cancelled(self, rid: int, kept: object = None) -> None:
+        """``on_cancelled(kept)``: what the job returned on its way out (a cancelled benchmark's report),
+        None when it never ran or a newer request of its owner and kind replaced it."""
         request = self._end(rid)
-        if request is not None and request.on_cancelled is not None:
-            request.on_cancelled()
+        if request is None or request.on_cancelled is None:
+            return
+        current = not request.exclusive or self._current.get((request.owner, request.kind)) == rid
+        request.on_cancelled(kept if current else None)
 
     @Slot(int)
     def _on_finished(self, rid: int) -> None:
@@ -257,4 +261,4 @@ class TaskRunner(QObject):
             log.warning("request %d (%s/%s) finished without an outcome", rid, request.owner, request.kind)
             request.ended = True
             if request.on_cancelled is not None:
-                request.on_cancelled()
+                request.on_cancelled(None)

@@ -35,7 +35,7 @@ def test_a_classification_during_a_benchmark_returns_within_5_s(make_window, qtb
                           lane="benchmark", on_progress=lambda done, total, text: progress.append(done),
                           on_returned=lambda report: ended.append("returned"),
                           on_error=lambda exc: ended.append(f"errored: {exc}"),
-                          on_cancelled=lambda: ended.append("cancelled"))
+                          on_cancelled=lambda kept: ended.append("cancelled"))
     qtbot.waitUntil(lambda: len(progress) >= 3, timeout=120_000)  # its model loaded, batches under way
     assert runner.is_running(bench)
     asked = time.monotonic()

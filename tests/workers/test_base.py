@@ -20,7 +20,7 @@ def record(worker: Worker) -> list[tuple[Any, ...]]:
     signals.yielded.connect(lambda rid, item: events.append(("yielded", rid, item)))
     signals.progressed.connect(lambda rid, done, total, text: events.append(("progressed", rid, done, total, text)))
     signals.errored.connect(lambda rid, exc: events.append(("errored", rid, exc)))
-    signals.cancelled.connect(lambda rid: events.append(("cancelled", rid)))
+    signals.cancelled.connect(lambda rid, kept: events.append(("cancelled", rid)))
     signals.finished.connect(lambda rid: events.append(("finished", rid)))
     return events
 

@@ -32,7 +32,7 @@ class Outcomes:
         return {
             "on_returned": lambda result: self.events.append((name, "returned", result)),
             "on_error": lambda exc: self.events.append((name, "errored", exc)),
-            "on_cancelled": lambda: self.events.append((name, "cancelled", None)),
+            "on_cancelled": lambda kept: self.events.append((name, "cancelled", kept)),
             "on_yielded": lambda item: self.events.append((name, "yielded", item)),
             "on_progress": lambda done, total, text: self.events.append((name, "progress", done)),
         }
