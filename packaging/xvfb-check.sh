@@ -66,10 +66,19 @@ start_app() {
 
 # Quit as a user does (Ctrl+Q in the window); the process must then end.
 stop_app() {
-    xdotool search --onlyvisible --name '^cnnviewer$' windowactivate --sync %1 key ctrl+q >/dev/null 2>&1 || true
-    for _ in $(seq 600); do kill -0 "$APP_PID" 2>/dev/null || { wait "$APP_PID" 2>/dev/null || true; return 0; }; sleep 0.1; done
-    echo "$APP_PID did not quit on Ctrl+Q within 60 s; killed" >&2
-    kill "$APP_PID" 2>/dev/null || true
+    # Ctrl+Q closes the window between the key's press and its release, and xdotool can then lose the
+    # release (chained after `search` it dies on BadWindow; alone it lost it in 2 of 4 tries): the X server
+    # auto-repeats the held Ctrl+Q into the next app's window, which quits at once. So the release is sent
+    # again once the app has ended.
+    xdotool search --onlyvisible --name '^cnnviewer$' windowactivate --sync %1 >/dev/null 2>&1 || true
+    xdotool key ctrl+q >/dev/null 2>&1 || true
+    for _ in $(seq 600); do kill -0 "$APP_PID" 2>/dev/null || break; sleep 0.1; done
+    xdotool keyup ctrl+q >/dev/null 2>&1 || true  # whatever happened above, no key stays held down
+    if kill -0 "$APP_PID" 2>/dev/null; then
+        echo "$APP_PID did not quit on Ctrl+Q within 60 s; killed" >&2
+        kill "$APP_PID" 2>/dev/null || true
+    fi
+    wait "$APP_PID" 2>/dev/null || true
 }
 
 if [ "${1:-}" = "--start-time" ]; then
@@ -108,6 +117,12 @@ check_app() {
     local deadline=$((SECONDS + 90)) shot="$OUT/$label.png" verdict="" last_read="" now_shown=""
     while [ $SECONDS -lt $deadline ]; do
         sleep 2
+        if ! kill -0 "$APP_PID" 2>/dev/null; then
+            local status=0
+            wait "$APP_PID" || status=$?
+            cp "$WORK/$label-home/.local/state/cnnviewer/cnnviewer.log" "$OUT/$label-app.log" 2>/dev/null || true
+            fail "$label: the app ended (exit status $status) before its top-5 was read off the screen (last screenshot $shot; log: $(tail -2 "$WORK/$label-home.log"))"
+        fi
         import -window root "$shot" 2>/dev/null || continue
         # OCR only a screen that changed since the last reading: it costs seconds of the CPU the app needs.
         now_shown=$(md5sum <"$shot")
@@ -139,6 +154,7 @@ PY
     case $verdict in
         ok:*) printf '%s: window after %.1f s; %s; screenshot %s\n' "$label" "$seconds" "${verdict#ok: }" "$shot" ;;
         *) cp "$WORK/$label-ocr.txt" "$OUT/$label-ocr.txt" 2>/dev/null || true
+           cp "$WORK/$label-home/.local/state/cnnviewer/cnnviewer.log" "$OUT/$label-app.log" 2>/dev/null || true
            fail "$label: ${verdict:-no screenshot} after 90 s (screenshot $shot; log: $(tail -2 "$WORK/$label-home.log"))" ;;
     esac
 }
