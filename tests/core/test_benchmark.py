@@ -276,34 +276,51 @@ def test_a_way_of_running_cut_short_is_not_set_against_fp32():
     assert against_fp32(report) == [] and report.comparisons == []
 
 
-def test_time_spent_paused_is_left_out_of_the_models_figures():
-    """A real pause that sleeps: its time is recorded, and the model's seconds and end-to-end rate are those
-    of a run that was never paused (compared with one, within half the time slept)."""
+def test_time_spent_paused_is_left_out_of_the_models_figures(monkeypatch):
+    """A pause between batches that lasts 1000 s on the benchmark's clock (the clock jumps; nothing sleeps,
+    so a loaded machine cannot blur it): the pause is recorded, and neither the model's seconds nor its
+    end-to-end rate contain it (if they did, both would be at least 1000 s)."""
     import time
+
+    from cnnviewer.core import benchmark
+
+    class JumpingClock:
+        """``time`` as the benchmark sees it, with ``perf_counter`` moved on by each simulated wait."""
+
+        def __init__(self) -> None:
+            self.jumped = 0.0
+
+        def perf_counter(self) -> float:
+            return time.perf_counter() + self.jumped
+
+        def __getattr__(self, name: str):
+            return getattr(time, name)
+
+    clock = JumpingClock()
+    monkeypatch.setattr(benchmark, "time", clock)
+    wait = 1000.0
+    calls: list[float] = []
+    seen: list = []
+
+    def pause() -> float:
+        waited = 0.0
+        if seen and seen[-1].done == 4:  # one long wait, between the two batches: inside the timed loop
+            clock.jumped += wait
+            waited = wait
+        calls.append(waited)
+        return waited
 
     dataset = load_labelled_folder(VAL_100)
     config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=4, limit=8, latency_samples=3)
-    plain = run_benchmark(dataset, config).models[0]
-    calls: list[float] = []
-    seen: list = []
-    sleep = 3.0
-
-    def pause() -> float:
-        started = time.perf_counter()
-        if seen and seen[-1].done == 4:  # one long wait, between the two batches: inside the timed loop
-            time.sleep(sleep)
-        calls.append(time.perf_counter() - started)
-        return calls[-1]
-
-    started = time.perf_counter()
+    started = clock.perf_counter()
     paused = run_benchmark(dataset, config, pause=pause, progress=seen.append).models[0]
-    wall = time.perf_counter() - started
+    wall = clock.perf_counter() - started
     assert paused.complete and paused.images == 8
     assert len(calls) >= 1 + 3  # between the batches, before each latency sample
-    assert paused.paused_s == pytest.approx(sum(calls)) and paused.paused_s >= sleep
+    assert paused.paused_s == pytest.approx(sum(calls)) == wait
     assert paused.seconds + paused.paused_s <= wall
-    assert paused.seconds < plain.seconds + sleep / 2
-    assert paused.images / paused.end_to_end_ips < plain.images / plain.end_to_end_ips + sleep / 2
+    assert paused.seconds < wait / 2
+    assert paused.images / paused.end_to_end_ips < wait / 2
 
 
 def test_why_a_model_did_not_run_is_a_kind_told_by_the_error_not_its_text(tmp_path):
