@@ -65,6 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_HOME] = home
     point_home_at(home)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the worker and window tests need no screen
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        # Under pytest-xdist each worker gets its share of the cores (torch reads this when imported, the
+        # CLI's subprocesses inherit it): by default every worker would take them all, and their threads'
+        # spin-waits doubled the suite's CPU time on two cores.
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -100,8 +106,11 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture(scope="session")
-def top5_cache() -> Top5Cache:
-    """Top-5 answers per (model, way of running, dataset), each classified once per session."""
+def top5_cache(tmp_path_factory: pytest.TempPathFactory) -> Top5Cache:
+    """Top-5 answers per (model, way of running, dataset), each classified once per run: under
+    pytest-xdist, in the folder above every worker's base temp, which all workers of the run share."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return Top5Cache(shared=tmp_path_factory.getbasetemp().parent / "top5-answers")
     return Top5Cache()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -105,37 +106,61 @@ class Top5Cache:
     """Each file's top-5 per (model, way, dataset), classified once per test session.
 
     Classifying the 100 validation photos takes seconds per model on two cores, and the accuracy,
-    fast-path and benchmark tests all compare against the same answers.
+    fast-path and benchmark tests all compare against the same answers. With ``shared`` (a folder all
+    pytest-xdist workers of one run see), the first worker to ask classifies and writes the answers
+    there, and the others wait for that file instead of classifying again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Path | None = None) -> None:
         self._answers: dict[tuple[str, str, str], list[Top5]] = {}
         self._facts: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._shared = shared
 
     def get(self, model: str, way: str, dataset: str = "imagenet-val-100") -> list[Top5]:
         """Each file's top-5 class indices, in labelled_files(dataset) order."""
-        from cnnviewer.core.catalog import get_entry
-        from cnnviewer.core.inference import Classifier
-        from cnnviewer.core.models import load_model
-        from cnnviewer.core.ways import parse_way
-
         key = (model, way, dataset)
         with self._lock:
             if key not in self._answers:
-                recipe = WAYS[way]
-                load = dict(recipe.load)
-                loaded = load_model(get_entry(model), way=parse_way(load.pop("way", "fp32")), **load)
-                self._answers[key] = top5_indices(Classifier(loaded), labelled_files(dataset), recipe.fast_decode)
-                self._facts[key] = {"precision": loaded.precision, "engine": loaded.engine,
-                                    "channels_last": loaded.channels_last,
-                                    "folded_batchnorms": loaded.folded_batchnorms}
+                self._answers[key], self._facts[key] = self._shared_or_computed(key)
             return self._answers[key]
 
     def facts(self, model: str, way: str, dataset: str = "imagenet-val-100") -> dict[str, Any]:
         """How the model that gave get()'s answers ran: precision, engine, channels_last, folded_batchnorms."""
         self.get(model, way, dataset)
         return self._facts[(model, way, dataset)]
+
+    def _shared_or_computed(self, key: tuple[str, str, str]) -> tuple[list[Top5], dict[str, Any]]:
+        if self._shared is None:
+            return self._computed(key)
+        from filelock import FileLock  # torch's own dependency
+
+        self._shared.mkdir(parents=True, exist_ok=True)
+        stem = self._shared / "-".join(key)
+        answers_file = stem.with_name(stem.name + ".json")
+        with FileLock(stem.with_name(stem.name + ".lock")):
+            if answers_file.is_file():
+                saved = json.loads(answers_file.read_text(encoding="utf-8"))
+                return [tuple(a) for a in saved["answers"]], saved["facts"]
+            answers, facts = self._computed(key)
+            answers_file.write_text(json.dumps({"answers": answers, "facts": facts}), encoding="utf-8")
+            return answers, facts
+
+    @staticmethod
+    def _computed(key: tuple[str, str, str]) -> tuple[list[Top5], dict[str, Any]]:
+        from cnnviewer.core.catalog import get_entry
+        from cnnviewer.core.inference import Classifier
+        from cnnviewer.core.models import load_model
+        from cnnviewer.core.ways import parse_way
+
+        model, way, dataset = key
+        recipe = WAYS[way]
+        load = dict(recipe.load)
+        loaded = load_model(get_entry(model), way=parse_way(load.pop("way", "fp32")), **load)
+        answers = top5_indices(Classifier(loaded), labelled_files(dataset), recipe.fast_decode)
+        facts = {"precision": loaded.precision, "engine": loaded.engine, "channels_last": loaded.channels_last,
+                 "folded_batchnorms": loaded.folded_batchnorms}
+        return answers, facts
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -196,6 +221,12 @@ def run_inprocess(*args: str, env_extra: dict[str, str] | None = None) -> tuple[
     err.flush()
     stdout, stderr = (buffer.getvalue().decode("utf-8", errors="surrogateescape") for buffer in raw)
     return code, stdout, stderr
+
+
+def cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """run()'s answer, from run_inprocess(): for tests of what a command prints, returns and writes."""
+    code, stdout, stderr = run_inprocess(*args, env_extra=env_extra)
+    return subprocess.CompletedProcess(["cnnviewer", *args], code, stdout, stderr)
 
 
 # -- the window ---------------------------------------------------------------------------------
