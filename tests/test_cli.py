@@ -11,10 +11,7 @@ import pytest
 from cnnviewer.cli import UsageError, _ways_from_args, build_parser
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME
-from tests.helpers import PHOTOS_13, run
-
-# Test modules written before tests/helpers.py import run from here; new code imports tests.helpers.
-__all__ = ["run"]
+from tests.helpers import PHOTOS_13, cli
 
 GOOD = [str(PHOTOS_13 / "polar_bear.jpg"), str(PHOTOS_13 / "banana_0.jpg")]
 
@@ -23,7 +20,7 @@ def test_classify_table():
     from cnnviewer.core.engines import onnxruntime_available
 
     way = "onnxruntime" if onnxruntime_available() else "fp32"  # --run-as end to end where there is a second way
-    proc = run("classify", *GOOD, "--model", "efficientnet_lite0", "--top", "3", "--run-as", way)
+    proc = cli("classify", *GOOD, "--model", "efficientnet_lite0", "--top", "3", "--run-as", way)
     assert proc.returncode == 0, proc.stderr
     header = proc.stdout.splitlines()[0]
     assert header.startswith("Model: efficientnet_lite0 (") and header.endswith(f", cpu, {way})")
@@ -38,7 +35,7 @@ def test_classify_table():
 def test_classify_json_with_a_bad_file_beside_good_ones(tmp_path):
     bad = tmp_path / "holiday.jpg"
     bad.write_text("this is not a photo")
-    proc = run("classify", GOOD[0], str(bad), GOOD[1], "--format", "json", "-m", "efficientnet_lite0")
+    proc = cli("classify", GOOD[0], str(bad), GOOD[1], "--format", "json", "-m", "efficientnet_lite0")
     assert proc.returncode == 1
     rows = json.loads(proc.stdout)
     assert [r["file"] for r in rows] == [GOOD[0], str(bad), GOOD[1]]
@@ -55,7 +52,7 @@ def test_classify_json_with_a_bad_file_beside_good_ones(tmp_path):
 
 
 def test_classify_csv():
-    proc = run("classify", GOOD[0], "--format", "csv", "-m", "efficientnet_lite1", "-k", "2")
+    proc = cli("classify", GOOD[0], "--format", "csv", "-m", "efficientnet_lite1", "-k", "2")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert len(rows) == 2
@@ -70,13 +67,13 @@ def test_classify_csv():
     ids=["no-images", "top-0", "bad-format", "unknown-model", "unknown-option"],
 )
 def test_bad_usage_exits_2(args):
-    proc = run(*args)
+    proc = cli(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.strip() and "Traceback" not in proc.stderr
 
 
 def test_missing_weights_is_one_sentence_not_random_weights():
-    proc = run("classify", GOOD[0], "--model", "resnet50")
+    proc = cli("classify", GOOD[0], "--model", "resnet50")
     assert proc.returncode == 1
     assert "resnet50-11ad3fa6.pth" in proc.stderr and "cnnviewer weights download resnet50" in proc.stderr
     assert "import FILE --model resnet50" in proc.stderr and "File >" not in proc.stderr  # the CLI's hint only
@@ -84,22 +81,22 @@ def test_missing_weights_is_one_sentence_not_random_weights():
 
 
 def test_last_model_used_becomes_the_default():
-    assert run("classify", GOOD[0], "-m", "efficientnet_lite2", "-f", "json").returncode == 0
-    proc = run("classify", GOOD[0], "-f", "json")
+    assert cli("classify", GOOD[0], "-m", "efficientnet_lite2", "-f", "json").returncode == 0
+    proc = cli("classify", GOOD[0], "-f", "json")
     assert json.loads(proc.stdout)[0]["model"] == "efficientnet_lite2"
 
 
 def test_default_model_is_embedded_lite0_on_a_fresh_machine():
-    proc = run("classify", GOOD[0], "-f", "json")
+    proc = cli("classify", GOOD[0], "-f", "json")
     assert json.loads(proc.stdout)[0]["model"] == "efficientnet_lite0"
 
 
 def test_models_lists_ready_and_all():
-    proc = run("models")
+    proc = cli("models")
     assert proc.returncode == 0
     assert "efficientnet_lite0" in proc.stdout and "embedded" in proc.stdout
     assert "resnet50" not in proc.stdout.split("\n\n")[0]
-    everything = json.loads(run("models", "--all", "--format", "json").stdout)
+    everything = json.loads(cli("models", "--all", "--format", "json").stdout)
     by_name = {row["name"]: row for row in everything}
     assert len(by_name) >= 83
     assert by_name["resnet50"]["availability"] == "not present"
@@ -114,7 +111,7 @@ def test_cuda_asked_for_without_cuda_is_a_sentence():
         pytest.skip("this machine has CUDA; the refusal cannot be seen here")
     from cnnviewer.core.models import resolve_device
 
-    proc = run("classify", GOOD[0], "--device", "cuda")
+    proc = cli("classify", GOOD[0], "--device", "cuda")
     assert proc.returncode == 1 and "CUDA" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.rstrip().endswith("choose the CPU. Use --device cpu.")  # the core's sentence, the CLI's hint
     with pytest.raises(CnnviewerError) as caught:
@@ -123,7 +120,7 @@ def test_cuda_asked_for_without_cuda_is_a_sentence():
 
 
 def test_an_unknown_device_is_a_sentence():
-    proc = run("classify", GOOD[0], "--device", "tpu")
+    proc = cli("classify", GOOD[0], "--device", "tpu")
     assert proc.returncode == 1 and "Unknown device 'tpu'" in proc.stderr and "internal error" not in proc.stderr
 
 
@@ -160,3 +157,4 @@ def test_help_offers_run_as_and_hides_the_older_options(capsys):
             build_parser().parse_args([command, "--help"])
         text = capsys.readouterr().out
         assert "--run-as" in text and "--precision" not in text and "--engine" not in text, command
+

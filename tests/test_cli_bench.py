@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import PHOTOS_13, VAL_100, run, second_way
+from tests.helpers import PHOTOS_13, VAL_100, cli, second_way
 
 
 def test_bench_writes_every_report_and_prints_the_summary(tmp_path):
     out = tmp_path / "out"
-    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0,efficientnet_lite1", "--batch-size", "4",
+    proc = cli("bench", str(PHOTOS_13), "--models", "efficientnet_lite0,efficientnet_lite1", "--batch-size", "4",
                "--limit", "6", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "efficientnet_lite0" in proc.stdout and "top-1 %" in proc.stdout and "faster than" in proc.stdout
@@ -32,19 +32,19 @@ def test_bench_writes_every_report_and_prints_the_summary(tmp_path):
 
 
 def test_bench_default_models_say_why_and_bad_folders_are_errors(tmp_path):
-    proc = run("bench", str(PHOTOS_13), "--limit", "2", "--batch-size", "2", "--out", str(tmp_path / "o"))
+    proc = cli("bench", str(PHOTOS_13), "--limit", "2", "--batch-size", "2", "--out", str(tmp_path / "o"))
     assert proc.returncode == 0, proc.stderr
     assert "three embedded EfficientNet-Lite models" in proc.stderr
-    proc = run("bench", str(tmp_path / "nowhere"))
+    proc = cli("bench", str(tmp_path / "nowhere"))
     assert proc.returncode == 1 and "not a folder" in proc.stderr
-    assert run("bench", str(PHOTOS_13), "--models", "resnet5000").returncode == 2
+    assert cli("bench", str(PHOTOS_13), "--models", "resnet5000").returncode == 2
 
 
 def test_bench_reports_unmatched_labels_before_running(tmp_path):
     (tmp_path / "labels.csv").write_text("file,label\npolar.jpg,polar bear\nx.jpg,spaceship\n")
     (tmp_path / "polar.jpg").write_bytes((PHOTOS_13 / "polar_bear.jpg").read_bytes())
     (tmp_path / "x.jpg").write_bytes((PHOTOS_13 / "banana_0.jpg").read_bytes())
-    proc = run("bench", str(tmp_path), "--models", "efficientnet_lite0", "--out", str(tmp_path / "o"))
+    proc = cli("bench", str(tmp_path), "--models", "efficientnet_lite0", "--out", str(tmp_path / "o"))
     assert proc.returncode == 0
     assert "label 'spaceship' matches no ImageNet-1k class (1 file(s): x.jpg)" in proc.stderr
     assert "spaceship" in (tmp_path / "o" / "report.md").read_text()
@@ -53,12 +53,12 @@ def test_bench_reports_unmatched_labels_before_running(tmp_path):
 def test_bench_compares_ways_of_running(tmp_path):
     way = second_way()
     out = tmp_path / "ways"
-    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--run-as", f"fp32,{way}",
+    proc = cli("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--run-as", f"fp32,{way}",
                "--batch-size", "4", "--limit", "6", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert f"efficientnet_lite0 ({way})" in proc.stdout and "points against FP32" in proc.stdout
     assert "## Ways of running against FP32" in (out / "report.md").read_text(encoding="utf-8")
-    proc = run("bench", str(PHOTOS_13), "--run-as", "fp32,int4", "--out", str(tmp_path / "no"))
+    proc = cli("bench", str(PHOTOS_13), "--run-as", "fp32,int4", "--out", str(tmp_path / "no"))
     assert proc.returncode == 1 and "Unknown way of running 'int4'" in proc.stderr
     assert not (tmp_path / "no").exists()
 
@@ -115,13 +115,13 @@ def test_bench_never_destroys_an_earlier_run(tmp_path):
     for name, text in earlier.items():
         (out / name).write_text(text)
     (out / "notes.txt").write_text("mine")
-    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--out", str(out))
+    proc = cli("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--out", str(out))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{out}: already holds an earlier run (report.json, results.csv, memory.png); give a new --out folder, " \
            "or add --overwrite" in proc.stderr
     assert {p.name: p.read_text() for p in out.iterdir()} == {**earlier, "notes.txt": "mine"}
 
-    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--batch-size", "2",
+    proc = cli("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--limit", "2", "--batch-size", "2",
                "--out", str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "report.json").read_text())["models"][0]["images"] == 2
@@ -133,11 +133,11 @@ def test_bench_mistakes_are_sentences_that_leave_no_folder_behind(tmp_path):
         (["--models", ",,"], 2, "--models ',,' names no model"),
         (["--models", "efficientnet_lite0", "--device", "meta"], 1, "Device 'meta' cannot run a model here"),
     ]:
-        proc = run("bench", str(PHOTOS_13), *args, "--out", str(tmp_path / "o"))
+        proc = cli("bench", str(PHOTOS_13), *args, "--out", str(tmp_path / "o"))
         assert proc.returncode == code and sentence in proc.stderr, proc.stderr
         assert "internal error" not in proc.stderr and not (tmp_path / "o").exists()
     (tmp_path / "a-file").write_text("x")
-    proc = run("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--out", str(tmp_path / "a-file"))
+    proc = cli("bench", str(PHOTOS_13), "--models", "efficientnet_lite0", "--out", str(tmp_path / "a-file"))
     assert proc.returncode == 1 and f"{tmp_path / 'a-file'}: is a file; the results need a folder" in proc.stderr
     assert (tmp_path / "a-file").read_text() == "x"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -10,7 +11,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from cnnviewer.core.errors import OutputError
 from cnnviewer.core.files import atomic_write, output_target
 from cnnviewer.core.report import EarlierRunError, ResultsCsv, prepare_run_folder, write_all
 from cnnviewer.core.text import csv_cell, json_text, markdown_code, markdown_text, printable
-from tests.helpers import PHOTOS_13
+from tests.helpers import PHOTOS_13, cli
 
 # Names people and attackers give files: a formula, a non-UTF-8 byte, a forged line, HTML, Markdown, a
 # terminal escape, a right-to-left override.
@@ -239,10 +239,13 @@ def test_the_markdown_report_keeps_hostile_names_as_text(tmp_path):
 
 
 def _cnnviewer(*args: str, cwd: Path, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([sys.executable, "-m", "cnnviewer", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300, preexec_fn=lambda: os.umask(umask),
-                          errors="surrogateescape")
+    """``cnnviewer ARGS`` in this process, run from ``cwd`` under ``umask`` (both put back after)."""
+    previous = os.umask(umask)
+    try:
+        with contextlib.chdir(cwd):
+            return cli(*args)
+    finally:
+        os.umask(previous)
 
 
 def test_classify_csv_never_carries_a_formula_and_the_table_keeps_one_line_per_name(tmp_path):

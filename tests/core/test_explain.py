@@ -23,7 +23,7 @@ from cnnviewer.core.inference import Classifier
 from cnnviewer.core.models import LoadedModel, build_architecture, load_model
 from cnnviewer.core.paths import sample_photos
 from cnnviewer.core.ways import FP32, parse_way
-from tests.helpers import PHOTOS_13, run, second_way
+from tests.helpers import PHOTOS_13, cli, second_way
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,9 @@ def test_cli_explain_says_what_classify_says_and_writes_overlay_and_heatmap(tmp_
     """grace_hopper: mortarboard 25.10 % in classify once read academic gown 25.7 % in explain."""
     photo = str(next(p for p in sample_photos() if p.name == "grace_hopper.jpg"))
     out, heat = tmp_path / "overlay.png", tmp_path / "heat.npy"
-    proc = run("explain", photo, "--model", "efficientnet_lite0", "--out", str(out), "--heatmap", str(heat))
+    proc = cli("explain", photo, "--model", "efficientnet_lite0", "--out", str(out), "--heatmap", str(heat))
     assert proc.returncode == 0, proc.stderr
-    classified = run("classify", photo, "--model", "efficientnet_lite0", "-k", "1")
+    classified = cli("classify", photo, "--model", "efficientnet_lite0", "-k", "1")
     assert classified.returncode == 0, classified.stderr
     rank, index, *name, percent, _ = classified.stdout.splitlines()[-1].split()
     assert rank == "1" and f"class {index} {' '.join(name)} ({percent} %)" in proc.stdout
@@ -141,6 +141,6 @@ def test_cli_explain_says_what_classify_says_and_writes_overlay_and_heatmap(tmp_
         assert picture.size == (512, 600)
     array = np.load(heat)
     assert array.shape == (600, 512) and 0 <= array.min() and array.max() <= 1
-    refused = run("explain", str(PHOTOS_13 / "polar_bear.jpg"), "-m", "swin_t", "--out", str(tmp_path / "x.png"))
+    refused = cli("explain", str(PHOTOS_13 / "polar_bear.jpg"), "-m", "swin_t", "--out", str(tmp_path / "x.png"))
     assert refused.returncode == 1 and "cannot be explained" in refused.stderr
-    assert run("explain", str(PHOTOS_13 / "polar_bear.jpg"), "--class", "1000", "--out", str(out)).returncode == 2
+    assert cli("explain", str(PHOTOS_13 / "polar_bear.jpg"), "--class", "1000", "--out", str(out)).returncode == 2
