@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import logging.handlers
 import math
 import os
 import signal
@@ -36,9 +37,14 @@ class UsageError(CnnviewerError):
     """Bad usage that argparse cannot see (an unknown model name, a bad option value)."""
 
 
-class _LogFile(logging.FileHandler):
-    """The log file; a record it cannot write (a full disk, a removed folder) is dropped without a word on
-    the terminal (logging's default prints a traceback there), and ``written`` says whether the last one was."""
+LOG_MAX_BYTES = 5 * 2**20  # then cnnviewer.log becomes cnnviewer.log.1 (and .1 becomes .2) and a new one starts
+LOG_BACKUPS = 2
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The log file, rotated at LOG_MAX_BYTES so months of use never fill a disk; a record it cannot write
+    (a full disk, a removed folder) is dropped without a word on the terminal (logging's default prints a
+    traceback there), and ``written`` says whether the last one was."""
 
     written = True
 
@@ -65,7 +71,8 @@ def _setup_logging() -> None:
     handler: logging.Handler
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = _LogFile(path, encoding="utf-8", errors="backslashreplace")
+        handler = _LogFile(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8",
+                           errors="backslashreplace")
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -11,7 +11,7 @@ import pytest
 from cnnviewer.cli import UsageError, _ways_from_args, build_parser
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME
-from tests.helpers import PHOTOS_13, cli
+from tests.helpers import PHOTOS_13, cli, run_inprocess
 
 GOOD = [str(PHOTOS_13 / "polar_bear.jpg"), str(PHOTOS_13 / "banana_0.jpg")]
 
@@ -158,3 +158,18 @@ def test_help_offers_run_as_and_hides_the_older_options(capsys):
         text = capsys.readouterr().out
         assert "--run-as" in text and "--precision" not in text and "--engine" not in text, command
 
+
+def test_the_log_file_is_rotated_at_its_size_limit(tmp_path):
+    """A log that reached LOG_MAX_BYTES is kept whole as cnnviewer.log.1, the one before as .2, and the
+    next record starts a new file: months of use never fill a disk."""
+    from cnnviewer.cli import LOG_BACKUPS, LOG_MAX_BYTES
+
+    log = tmp_path / "cnnviewer.log"
+    older, old = b"an older line\n" * 10, b"an old line\n" * (LOG_MAX_BYTES // 12 + 1)
+    (tmp_path / "cnnviewer.log.1").write_bytes(older)
+    log.write_bytes(old)
+    code, _, err = run_inprocess("classify", GOOD[0], "--device", "tpu", env_extra={"CNNVIEWER_LOG_FILE": str(log)})
+    assert code == 1 and "Unknown device 'tpu'" in err
+    assert (tmp_path / "cnnviewer.log.1").read_bytes() == old and (tmp_path / "cnnviewer.log.2").read_bytes() == older
+    assert "Unknown device 'tpu'" in log.read_text(encoding="utf-8") and log.stat().st_size < 64 * 1024
+    assert LOG_BACKUPS == 2 and not (tmp_path / "cnnviewer.log.3").exists()
