@@ -156,6 +156,7 @@ def test_ctrl_c_writes_a_cancelled_report_for_what_finished(tmp_path):
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted; the report in" in stderr
+    assert "stopping after this batch" in stderr  # the handler's word: not the KeyboardInterrupt fallback
     report = json.loads((out / "report.json").read_text())
     assert report["cancelled"] is True and report["complete"] is False
     done = [m for m in report["models"] if m["images"]]

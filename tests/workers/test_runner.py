@@ -211,8 +211,8 @@ def test_pause_for_interactive_counts_a_cancelled_queued_request_as_gone(runner,
     runner.submit("main", "classify", wait_job(started, release))
     assert started.wait(10)
     queued = runner.submit("compare", "compare", value_job, 1)
+    runner.cancel_request(queued)  # while the lane's one thread is still busy: it is taken off the queue
     release.set()
-    runner.cancel_request(queued)
     benchmark = threading.Thread(target=runner.pause_for_interactive)
     benchmark.start()
     benchmark.join(10)
