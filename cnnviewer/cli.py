@@ -411,7 +411,7 @@ class _ProgressLine:
 
 def cmd_weights(args: argparse.Namespace) -> int:
     from cnnviewer.core import weights
-    from cnnviewer.core.catalog import checkpoints_dir, get_entry
+    from cnnviewer.core.catalog import EMBEDDED_SOURCE, catalog, checkpoints_dir, get_entry
     from cnnviewer.core.paths import imported_weights_dir
 
     action = args.weights_command
@@ -444,6 +444,16 @@ def cmd_weights(args: argparse.Namespace) -> int:
             return EXIT_OK
         if action == "list":
             rows = weights.list_cache()
+            # The embedded models first: they are ready with no file in these folders, and a list that left
+            # them out read as "nothing here" to someone who could already classify.
+            print("Embedded weights (they come with cnnviewer: ready, nothing to download):")
+            for entry in catalog():
+                if entry.source == EMBEDDED_SOURCE:
+                    path = entry.weights_path()
+                    size = human_bytes(path.stat().st_size) if path.is_file() else "-"
+                    state = ("embedded" if entry.availability().ready else
+                             f"not installed: the Python package {entry.weights_package} is missing")
+                    print(f"  {path.name:<44} {size:>9}  {entry.name:<22}  {state}")
             for folder, title in ((checkpoints_dir(), "Weights cache"), (imported_weights_dir(), "Imported weights")):
                 print(f"{title}: {folder}")
                 inside = [row for row in rows if row.path.parent == folder]
@@ -452,14 +462,26 @@ def cmd_weights(args: argparse.Namespace) -> int:
                           f"{row.model or '(no model of the catalog)':<22}  {row.shown}")
                 if not inside:
                     print("  (empty)")
+            if not rows:
+                print("No downloaded or imported weights yet: `cnnviewer weights download NAME` downloads "
+                      "torchvision's (`cnnviewer models --all` lists the models), `cnnviewer weights import FILE` "
+                      "stores a file you have.")
             if any(row.state == "partial download" for row in rows):
                 print("A partial download resumes with `cnnviewer weights download NAME`; "
                       "`cnnviewer weights remove NAME` deletes it.")
             return EXIT_OK
         if action == "verify":
-            if args.name:
-                _resolve_model(args.name)
+            named = _resolve_model(args.name) if args.name else None
+            if named is not None and named.source == EMBEDDED_SOURCE:
+                print(f"nothing to verify: {named.name} has embedded weights, which come with cnnviewer as a "
+                      "Python package")
+                return EXIT_OK
             rows = weights.verify(args.name)
+            if not rows:
+                partial = any(row.state == "partial download" for row in weights.list_cache())
+                print("nothing to verify: no downloaded or imported weights"
+                      + (" (a partial download is checked when it completes)" if partial else ""))
+                return EXIT_OK
             for row in rows:
                 print(f"{row.path.name}: {row.shown}")
             bad = [row for row in rows if row.state == "hash mismatch"]

@@ -7,7 +7,7 @@ import json
 
 import torchvision
 
-from tests.helpers import PHOTOS_13, run_inprocess
+from tests.helpers import EMBEDDED, PHOTOS_13, run_inprocess
 from tests.weights_server import WeightsServer, save_code_pickle, state_dict_bytes
 
 
@@ -81,3 +81,39 @@ def test_import_of_a_pickle_with_code_is_refused(tmp_path):
     code, _, err = run_inprocess("weights", "import", str(path), "--model", "alexnet")
     assert code == 1 and f"cnnviewer: {path}: refused" in err and "Traceback" not in err
     assert not marker.exists()
+
+
+def test_list_and_verify_on_a_fresh_home_show_the_embedded_models_and_say_what_is_missing(isolated_home):
+    code, out, err = run_inprocess("weights", "list")
+    assert code == 0 and err == "", err
+    embedded, _, rest = out.partition("Weights cache: ")
+    assert embedded.startswith("Embedded weights (they come with cnnviewer: ready, nothing to download):\n")
+    for name in EMBEDDED:
+        [line] = [line for line in embedded.splitlines() if f" {name} " in line]
+        assert line.endswith("  embedded") and " MB " in line
+    assert rest.count("(empty)") == 2
+    assert ("No downloaded or imported weights yet: `cnnviewer weights download NAME` downloads torchvision's"
+            in rest and "`cnnviewer weights import FILE`" in rest)
+    assert run_inprocess("weights", "verify") == (0, "nothing to verify: no downloaded or imported weights\n", "")
+    code, out, err = run_inprocess("weights", "verify", "efficientnet-lite1")
+    assert (code, err) == (0, "") and out.startswith("nothing to verify: efficientnet_lite1 has embedded weights")
+    code, _, err = run_inprocess("weights", "verify", "resnet50")  # a model of torchvision's with no file: an error
+    assert code == 1 and "resnet50 has no weights file in" in err
+
+
+def test_verify_with_files_prints_what_it_did_and_list_drops_the_hint(isolated_home):
+    checkpoints = isolated_home / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    data = b"weights of a model of someone's own" * 100
+    good = checkpoints / f"mynet-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    good.write_bytes(data)
+    code, out, err = run_inprocess("weights", "verify")
+    assert (code, out, err) == (0, f"{good.name}: verified\n", "")
+    listing = run_inprocess("weights", "list")[1]
+    assert good.name in listing and "(no model of the catalog)" in listing
+    assert "No downloaded or imported weights yet" not in listing and listing.count("(empty)") == 1
+    (checkpoints / "resnet50-11ad3fa6.pth.partial").write_bytes(b"x" * 3000)
+    good.unlink()
+    code, out, _ = run_inprocess("weights", "verify")
+    assert (code, out) == (0, "nothing to verify: no downloaded or imported weights (a partial download is checked "
+                              "when it completes)\n")
