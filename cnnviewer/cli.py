@@ -210,9 +210,10 @@ def _ways_from_args(args: argparse.Namespace) -> tuple[RunAs, ...]:
     if aliases:
         raise UsageError(f"{' and '.join(aliases)} cannot be combined with --run-as, which replaces "
                          f"{'them' if len(aliases) > 1 else 'it'}; give --run-as alone (e.g. --run-as bf16)")
-    if args.command != "bench":
-        return (parse_way(args.run_as),)
-    ways = parse_ways(args.run_as)
+    try:
+        ways = parse_ways(args.run_as) if args.command == "bench" else (parse_way(args.run_as),)
+    except CnnviewerError as exc:  # a label that names no way is bad usage (exit 2), like an unknown model
+        raise UsageError(str(exc), cli_hint=exc.cli_hint, gui_hint=exc.gui_hint) from exc
     if not ways:
         raise UsageError(f"--run-as '{printable(args.run_as)}' names no way of running; give labels separated by "
                          "commas, e.g. fp32,bf16")

@@ -63,8 +63,9 @@ def test_classify_csv():
 @pytest.mark.parametrize(
     "args",
     [["classify"], ["classify", GOOD[0], "--top", "0"], ["classify", GOOD[0], "--format", "xml"],
-     ["classify", GOOD[0], "--model", "no_such_net"], ["frobnicate", "--x"]],
-    ids=["no-images", "top-0", "bad-format", "unknown-model", "unknown-option"],
+     ["classify", GOOD[0], "--model", "no_such_net"], ["frobnicate", "--x"],
+     ["classify", GOOD[0], "--run-as", "fp16"], ["explain", GOOD[0], "--run-as", "bf16;rm"]],
+    ids=["no-images", "top-0", "bad-format", "unknown-model", "unknown-option", "unknown-way", "unknown-way-explain"],
 )
 def test_bad_usage_exits_2(args):
     proc = cli(*args)
