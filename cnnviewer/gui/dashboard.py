@@ -660,7 +660,8 @@ class Dashboard(QTabWidget):
         # Fixed widths: ResizeToContents would ask every row for its size at each update (10,000 rows).
         self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.images.horizontalHeader().setDefaultSectionSize(210)
-        self.images.clicked.connect(self._on_image_clicked)
+        # The current row, not a click: Up/Down, Page Up/Down and Home/End move the detail along too.
+        self.images.selectionModel().currentRowChanged.connect(self._on_image_clicked)
         self.filter_combo = QComboBox(self)
         self.filter_combo.addItems(ImagesFilter.MODES)
         self.filter_combo.currentTextChanged.connect(self.images_filter.set_mode)
@@ -708,6 +709,6 @@ class Dashboard(QTabWidget):
     def _update_count(self) -> None:
         self.count_label.setText(f"{self.images_filter.rowCount()} of {self.images_model.rowCount()} images")
 
-    def _on_image_clicked(self, index) -> None:
+    def _on_image_clicked(self, index, _previous=None) -> None:
         if index.isValid():
             self.row_clicked.emit(self.images_filter.mapToSource(index).data(Qt.ItemDataRole.UserRole))

@@ -38,8 +38,12 @@ def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path
     dashboard.filter_combo.setCurrentText("All images")
     assert dashboard.images_filter.rowCount() == 13
     first = dashboard.images_filter.index(0, 0)
-    dashboard.images.clicked.emit(first)
+    qtbot.mouseClick(dashboard.images.viewport(), Qt.MouseButton.LeftButton,
+                     pos=dashboard.images.visualRect(first).center())
     qtbot.waitUntil(lambda: len(dashboard.detail.shown) == 2, timeout=20_000)
+    qtbot.keyClick(dashboard.images, Qt.Key.Key_Down)  # the keyboard moves the detail along, as a click does
+    second = dashboard.images_filter.index(1, 0).data(Qt.ItemDataRole.UserRole)
+    qtbot.waitUntil(lambda: f"<b>{Path(second.file).name}</b>" in dashboard.detail.caption.text(), timeout=20_000)
     qtbot.waitUntil(lambda: dashboard.detail.picture.pixmap() is not None
                     and not dashboard.detail.picture.pixmap().isNull(), timeout=20_000)
     assert all(len(top) == 5 for top in dashboard.detail.shown.values())
