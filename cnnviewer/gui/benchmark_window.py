@@ -238,6 +238,8 @@ class BenchmarkWindow(QMainWindow):
         from cnnviewer.core.datasets import load_labelled_folder
 
         self.folder, self.dataset = folder, None
+        if not self.is_running():  # what is shown belongs to another folder (or run): it goes
+            self._clear_results()
         try:
             dataset = load_labelled_folder(folder)
         except CnnviewerError as exc:
@@ -281,7 +283,7 @@ class BenchmarkWindow(QMainWindow):
             self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
             return None
         self.out_dir, self._run_folder = out_dir, run_folder
-        self.report = None
+        self._clear_results()
         self._started = time.monotonic()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -358,6 +360,13 @@ class BenchmarkWindow(QMainWindow):
         self.report = report
         self.dashboard.show_report(report, data)
 
+    def _clear_results(self) -> None:
+        """No earlier report, image detail, progress or sentence left on screen."""
+        self.report = None
+        self.dashboard.clear()
+        self.progress.setValue(0)
+        self._say("")
+
     # -- reports and images -------------------------------------------------------------------
 
     def open_report_dialog(self) -> None:
@@ -380,7 +389,11 @@ class BenchmarkWindow(QMainWindow):
             self.folder, self.dataset = report.root, None  # read again if Start is pressed
             self.start_button.setEnabled(True)
         self.folder_label.setText(f"<b>{escape(report.root)}</b><br>report: {escape(path)}")
+        self.labels_note.setText("")
+        if not self.is_running():
+            self.progress.setValue(0)
         self._say(f"Opened {path}")
+        self.dashboard.detail.clear()  # the row shown was the previous report's
         self.show_report(report, data)
 
     def _on_report_error(self, exc: Exception) -> None:

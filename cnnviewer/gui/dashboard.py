@@ -535,9 +535,11 @@ class Charts(pg.GraphicsLayoutWidget):
 class ImageDetail(QWidget):
     """The clicked image and every model's top-5."""
 
+    PLACEHOLDER = "Click a row to see the image and every model's top-5."
+
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.picture = QLabel("Click a row to see the image and every model's top-5.")
+        self.picture = QLabel(self.PLACEHOLDER)
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumSize(240, 200)
         self.caption = QLabel("")  # rich text: the file name in it is escaped
@@ -553,6 +555,23 @@ class ImageDetail(QWidget):
         layout.addWidget(scroll, 1)
         self.shown: dict[str, list] = {}
         self.maps: dict[str, QLabel] = {}
+
+    def clear(self) -> None:
+        """Back to the placeholder: the row shown belongs to results no longer shown."""
+        self.picture.clear()
+        self.picture.setText(self.PLACEHOLDER)
+        self.caption.setText("")
+        self._remove_tables()
+
+    def _remove_tables(self) -> None:
+        while self.tables_layout.count():
+            item = self.tables_layout.takeAt(0)
+            widget = item.widget()
+            if widget is not None:
+                widget.hide()  # off the screen now; deleted when the event loop next gets to it
+                widget.deleteLater()
+        self.shown = {}
+        self.maps = {}
 
     def is_mistake(self, row) -> bool:
         return any(top and top[0] != row.truth for top in row.top5.values())
@@ -579,12 +598,7 @@ class ImageDetail(QWidget):
             self.picture.setText("(the image cannot be shown)")
         self.caption.setText(f"<b>{escape(os.path.basename(row.file))}</b> · true class {row.truth} "
                              f"{escape(names[row.truth])}")
-        while self.tables_layout.count():
-            item = self.tables_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
-        self.shown = {}
-        self.maps = {}
+        self._remove_tables()
         mistake = self.is_mistake(row)
         for model, indices in row.top5.items():
             predictions = [Prediction(i, names[i], p) for i, p in zip(indices, row.probabilities[model], strict=True)]
@@ -700,6 +714,19 @@ class Dashboard(QTabWidget):
         QTimer.singleShot(0, self, lambda: self._show_images(report, data) if self.report is report else None)
         self.summary_model.set_report(report)
         self.conclusions.setText("<br>".join(data.lines))
+
+    def clear(self) -> None:
+        """Show nothing: another folder was chosen, or a run starts (earlier results must not linger)."""
+        from cnnviewer.core.benchmark import BenchmarkReport
+
+        self.report = None
+        empty = BenchmarkReport(root="", config={}, environment={})
+        self.charts.show_report(empty)
+        self.summary_model.set_report(empty)
+        self.images_model.set_report(empty)
+        self.conclusions.setText("")
+        self.detail.clear()
+        self._update_count()
 
     def _show_images(self, report, data: DashboardData | None = None) -> None:
         self.images_model.set_report(report, data)

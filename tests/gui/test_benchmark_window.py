@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox
+from PySide6.QtWidgets import QCheckBox, QGroupBox
 
 from cnnviewer.core.report import load_json, write_all
 from cnnviewer.gui.benchmark_window import default_out_dir
@@ -258,3 +258,31 @@ def test_chart_labels_drop_what_every_name_shares():
     assert short_names(["resnet50", "googlenet", "inception_v3"]) == ["resnet50", "googlenet", "inception_v3"]
     assert short_names(["vgg16", "vgg16_bn"]) == ["vgg16", "vgg16_bn"]  # nothing would be left of one
     assert short_names(["efficientnet_lite0"]) == ["efficientnet_lite0"]
+
+
+def test_nothing_of_an_earlier_report_lingers_after_another_report_or_folder(make_window, qtbot, tmp_path,
+                                                                              photos_13_run):
+    report, _ = photos_13_run
+    first = write_all(report, tmp_path / "first")["json"]
+    second = write_all(report, tmp_path / "second")["json"]
+    bench = make_window().open_benchmark_report(str(first))
+    dashboard = bench.dashboard
+    qtbot.waitUntil(lambda: dashboard.images_model.rowCount() == 13, timeout=10_000)
+    dashboard.setCurrentIndex(1)
+    dashboard.images.setCurrentIndex(dashboard.images_filter.index(0, 0))
+    qtbot.waitUntil(lambda: len(dashboard.detail.shown) == 2, timeout=20_000)
+    bench._say("Done in 104 s; report in an earlier folder")
+
+    bench.open_report(str(second))  # another report: the row shown was the first one's
+    qtbot.waitUntil(lambda: str(second) in bench.folder_label.text(), timeout=10_000)
+    assert dashboard.detail.shown == {} and dashboard.detail.caption.text() == ""
+    assert dashboard.detail.picture.text() == dashboard.detail.PLACEHOLDER
+    assert not [box for box in dashboard.detail.tables.findChildren(QGroupBox) if box.isVisible()]
+    assert bench.progress_text.text() == f"Opened {second}"
+
+    assert bench.set_folder(str(PHOTOS_13))  # another folder: nothing of the report stays until Start
+    assert bench.report is None and dashboard.report is None
+    assert dashboard.summary_model.rowCount() == 0 and dashboard.images_model.rowCount() == 0
+    assert dashboard.detail.shown == {} and bench.progress_text.text() == "" and bench.progress.value() == 0
+    assert dashboard.charts.legend_text.text() == "No model has results yet." and dashboard.conclusions.text() == ""
+    save_screenshot(bench, "09b-benchmark-new-folder")
