@@ -6,10 +6,12 @@ import gc
 import logging
 import os
 import sys
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -21,7 +23,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSpinBox,
     QSplitter,
+    QStatusBar,
     QToolBar,
+    QWidget,
 )
 
 from cnnviewer import __version__
@@ -32,7 +36,7 @@ from cnnviewer.core.settings import FALLBACK_MODEL, Settings, remember_model
 from cnnviewer.core.ways import FP32, RunAs, parse_way
 from cnnviewer.gui import context_menus
 from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
-from cnnviewer.gui.predictions import PredictionsPanel
+from cnnviewer.gui.predictions import PredictionsPanel, used_text
 from cnnviewer.gui.preview import PreviewPanel
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
@@ -46,6 +50,10 @@ log = logging.getLogger("cnnviewer.gui")
 MODEL_ROLE = Qt.ItemDataRole.UserRole
 READY_ROLE = Qt.ItemDataRole.UserRole + 1
 OWNER = "main"  # this window's namespace in the task runner: its kinds never cancel another window's
+RESULTS_KEPT = 64  # classifications kept to show again at once; a few KB each
+
+#: What a kept classification is filed under: (absolute path, size, mtime_ns, model, device, way, top-k).
+ResultKey = tuple[str, int, int, str, str, RunAs, int]
 
 
 def error_text(exc: Exception) -> str:
@@ -129,6 +137,96 @@ def note_bad_setting(settings: QSettings, key: str, value, expected: str, defaul
                          default)
 
 
+class StatusBar(QStatusBar):
+    """A status bar whose temporary message is elided to the room left of its permanent widgets.
+
+    QStatusBar draws a long message under its permanent widgets' edge, cut mid-letter, so it ran into
+    the model label ("Download them with `cresnet50 · cpu"). Here the message ends in "…" before the
+    label, with the whole sentence in the tooltip and in currentMessage().
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._deadline: float | None = None  # time.monotonic() when the message goes; None: it stays
+        self._showing = False
+        self._permanent: list[QWidget] = []
+        self.messageChanged.connect(self._on_message_changed)
+
+    def addPermanentWidget(self, widget: QWidget, stretch: int | None = 0) -> None:  # noqa: N802 - Qt override
+        super().addPermanentWidget(widget, stretch or 0)
+        self._permanent.append(widget)
+        widget.installEventFilter(self)  # a label that grows or moves leaves less room: elide again
+
+    def showMessage(self, text: str, timeout: int | None = 0) -> None:  # noqa: N802 - Qt override
+        self._full = text
+        self._deadline = time.monotonic() + timeout / 1000 if timeout else None
+        self._show_elided(timeout or 0)
+
+    def currentMessage(self) -> str:  # noqa: N802 - Qt override
+        """The whole message, however much of it fits."""
+        return self._full if super().currentMessage() else ""
+
+    def shown_message(self) -> str:
+        """The message as drawn: elided to message_room()."""
+        return super().currentMessage()
+
+    def message_room(self) -> int:
+        """The width QStatusBar gives its message (from 6 px in to 2 px short of the first permanent widget
+        shown, or 12 px short of the right edge, the size grip's place), less two spaces."""
+        right = self.width() - 12
+        # Where Qt last laid them out: when that changes, eventFilter elides again.
+        for widget in self._permanent:
+            if widget.isVisible():
+                right = min(right, widget.x() - 2)
+        gap = self.fontMetrics().horizontalAdvance("  ")  # so "…" does not touch the label's first letter
+        return max(0, right - 6 - gap)
+
+    def _show_elided(self, timeout: int) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.message_room())
+        self.setToolTip(tooltip(self._full) if shown != self._full else "")
+        self._showing = True
+        try:
+            super().showMessage(shown, timeout)
+        finally:
+            self._showing = False
+
+    def _reelide(self) -> None:
+        if not self._full or not super().currentMessage():
+            return
+        if self._deadline is None:
+            self._show_elided(0)
+        else:
+            left_ms = int((self._deadline - time.monotonic()) * 1000)
+            if left_ms > 0:  # otherwise Qt's own timer is about to clear it
+                self._show_elided(left_ms)
+
+    def _on_message_changed(self, text: str) -> None:
+        if not text and not self._showing:  # timed out or cleared
+            self._full = ""
+            self._deadline = None
+            self.setToolTip("")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._reelide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Move, QEvent.Type.Show, QEvent.Type.Hide):
+            self._reelide()
+        return super().eventFilter(watched, event)
+
+
+def result_key(path: str, model: str, device: str, way: RunAs, top_k: int) -> ResultKey | None:
+    """What a classification of ``path`` is kept under; None when the file cannot be looked at (the request
+    then runs, and says why)."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, model, device, way, top_k)
+
+
 def default_folder() -> str:
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return pictures if pictures and os.path.isdir(pictures) else str(Path.home())
@@ -156,6 +254,13 @@ class MainWindow(QMainWindow):
         self.classified_path: str | None = None  # the image the user asked to classify
         self.last_outcome: jobs.ClassifyOutcome | None = None
         self.compare_dialog: CompareDialog | None = None
+        # The classification asked for last: (ask number, request id, path, what runs it). A result or
+        # error of an earlier ask is kept but not shown (the runner cannot drop one already sent when
+        # the newer ask was answered from the kept results, without a request).
+        self._asks = 0
+        self._in_flight: tuple[int, int, str, str] | None = None
+        # Classifications already made, newest last, so returning to an image shows its result at once.
+        self._results: OrderedDict[ResultKey, jobs.ClassifyOutcome] = OrderedDict()
 
         self.browser = FileBrowser(self)
         self.preview = PreviewPanel(self)
@@ -179,6 +284,7 @@ class MainWindow(QMainWindow):
 
         self._make_toolbar()
         self._make_menus()
+        self.setStatusBar(StatusBar(self))
         self.status_model = QLabel("")
         make_plain(self.status_model)
         self.statusBar().addPermanentWidget(self.status_model)
@@ -225,11 +331,15 @@ class MainWindow(QMainWindow):
         bar.addAction(self.weights_action)
         bar.addWidget(QLabel("  Device "))
         self.device_combo = QComboBox(self)
+        # Sized to the longest entry each time entries change: Qt's default sizes a combo box once, at
+        # first show, when it lists only "cpu" and "fp32", and then cut "onnxruntime" to "onnx".
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.device_combo.addItem("cpu")
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
         bar.addWidget(self.device_combo)
         bar.addWidget(QLabel("  Run as "))
         self.run_as_combo = QComboBox(self)
+        self.run_as_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.run_as_combo.addItem("fp32")
         self.run_as_combo.setToolTip("fp32: plain; bf16: the fast path where the hardware has bfloat16; "
                                      "onnxruntime: the same FP32 weights on ONNX Runtime (CPU)")
@@ -373,12 +483,13 @@ class MainWindow(QMainWindow):
             self.model_combo.addItem("the model catalog could not be loaded")
             self.predictions.show_error(text)
         elif kind == "classify":
+            self.last_outcome = None  # the panel no longer shows it
+            self._in_flight = None
             title = (f"<b>{escape(os.path.basename(self.classified_path or ''))}</b><br>"
                      f"{escape(self.selected_model())} cannot run")
             actions = []
             if isinstance(exc, WeightsMissingError):
-                actions = [("get_weights", "Get weights…"),
-                           ("use_embedded", f"Use the embedded {FALLBACK_MODEL} instead")]
+                actions = [("get_weights", "Get weights…"), ("use_instead", f"Use {self.model_instead()} instead")]
             self.predictions.show_error(text, actions, title=title)
 
     def _error_handler(self, kind: str):
@@ -497,9 +608,18 @@ class MainWindow(QMainWindow):
         self.model_combo.setCurrentIndex(index)
         return True
 
+    def model_instead(self) -> str:
+        """The model to offer when the chosen one has no weights: the one used last that has them (the
+        core remembers only those), else the embedded default."""
+        last = Settings.load().last_model
+        row = self._catalog.get(last or "")
+        if last and last != self.selected_model() and row is not None and row.ready:
+            return last
+        return FALLBACK_MODEL
+
     def _update_status_model(self) -> None:
         model = self.selected_model()
-        self.status_model.setText(f"{model} · {self.current_way().label} · {self.current_device()}" if model else "")
+        self.status_model.setText(used_text(model, self.current_way(), self.current_device()) if model else "")
 
     def _on_model_changed(self, _index: int) -> None:
         self._update_status_model()
@@ -549,13 +669,31 @@ class MainWindow(QMainWindow):
             self.explain_class = None
             self.preview.clear_explanation()
         if path != self.classified_path:
-            self.classified_path = None
-            self.last_outcome = None
-            self.predictions.clear(f"<b>{escape(os.path.basename(path))}</b><br>"
-                                   "Double-click or press Enter to classify it.")
+            self.current_path = path  # before a kept result is shown: results show for the current image only
+            self._show_state_of(path)
         self.current_path = path
         self.runner.submit(OWNER, "preview", jobs.preview_job, path, lane="io", on_returned=self.preview.show_preview,
                            on_error=self._error_handler("preview"))
+
+    def _show_state_of(self, path: str) -> None:
+        """What the panel says about a newly selected image: its kept result, that it is being classified,
+        or how to classify it."""
+        earlier = self._kept_result(path)
+        if earlier is not None:
+            self._show_outcome(earlier, earlier=True)
+            return
+        self.last_outcome = None
+        name = os.path.basename(path)
+        asked = self._in_flight
+        if asked is not None and asked[2] == path and self.runner.is_running(asked[1]):
+            self.classified_path = path  # its result will show when it comes
+            self.predictions.show_classifying(name, asked[3])
+            return
+        self.classified_path = None
+        if path == self._pending_classify:
+            self.predictions.clear(f"<b>{escape(name)}</b><br>Classifying once the model catalog is loaded…")
+        else:
+            self.predictions.clear(f"<b>{escape(name)}</b><br>Double-click or press Enter to classify it.")
 
     def classify_selected(self) -> None:
         path = self.browser.selected_path()
@@ -563,22 +701,97 @@ class MainWindow(QMainWindow):
             self._on_file_activated(path)
 
     def classify(self, path: str) -> int | None:
-        """Classify ``path`` with the chosen model, device and way on the interactive lane; the request id."""
+        """Classify ``path`` with the chosen model, device and way on the interactive lane; the request id, or
+        None when the result of the same file, model, device, way and top-k was kept and is shown again."""
         model = self.selected_model()
+        name = os.path.basename(path)
         if model is None:  # the catalog is still loading: do it as soon as it is there
             self._pending_classify = path
+            self.predictions.clear(f"<b>{escape(name)}</b><br>Classifying once the model catalog is loaded…")
             self.predictions.show_busy("Loading the model catalog…")
             return None
         self.current_path = self.classified_path = path
-        self.predictions.show_busy(f"Classifying {os.path.basename(path)} with {model}…")
-        return self.runner.submit(
-            OWNER, "classify", jobs.classify_job, self.runner.model_cache, path, model, self.current_device(),
-            self.top_k(), self.current_way(), on_returned=self._on_classified, on_error=self._error_handler("classify"),
-            on_progress=lambda d, t, text: self.predictions.show_busy(text[:1].upper() + text[1:]))
+        device, way, top_k = self.current_device(), self.current_way(), self.top_k()
+        self._asks += 1
+        ask = self._asks
+        key = result_key(path, model, device, way, top_k)
+        earlier = self._results.get(key) if key is not None else None
+        if earlier is not None and key is not None:
+            self._results.move_to_end(key)
+            self.runner.cancel(OWNER, "classify")  # an older ask still running would be shown over it
+            self._in_flight = None
+            self._show_outcome(earlier, earlier=True)
+            return None
+        used = used_text(model, way, device)
+        if self.last_outcome is not None and self.last_outcome.path == path:
+            # Re-classified (another model, way or top-k): the result on show names what made it, and stays
+            # until the new one comes.
+            self.predictions.show_busy(f"Classifying {name} with {used}…")
+        else:
+            self.predictions.show_classifying(name, used)
+        rid = self.runner.submit(
+            OWNER, "classify", jobs.classify_job, self.runner.model_cache, path, model, device, top_k, way,
+            on_returned=lambda outcome: self._on_classified(outcome, key, ask),
+            on_error=lambda exc: self._on_classify_error(exc, ask),
+            on_progress=lambda d, t, text: self._on_classify_progress(text, ask))
+        self._in_flight = (ask, rid, path, used)
+        return rid
 
-    def _on_classified(self, outcome: jobs.ClassifyOutcome | None) -> None:
+    def _kept_result(self, path: str) -> jobs.ClassifyOutcome | None:
+        """The kept result of ``path`` with the model, device, way and top-k chosen now, if any."""
+        model = self.selected_model()
+        if model is None:
+            return None
+        key = result_key(path, model, self.current_device(), self.current_way(), self.top_k())
+        earlier = self._results.get(key) if key is not None else None
+        if earlier is not None and key is not None:
+            self._results.move_to_end(key)
+        return earlier
+
+    def _keep_result(self, key: ResultKey | None, outcome: jobs.ClassifyOutcome) -> None:
+        # Kept only if the file is still the one the request read: one rewritten meanwhile may have been
+        # read either way.
+        if key is None or outcome.classification.error is not None:
+            return
+        if result_key(outcome.path, outcome.model, outcome.device, outcome.way, key[-1]) != key:
+            return
+        self._results[key] = outcome
+        self._results.move_to_end(key)
+        while len(self._results) > RESULTS_KEPT:
+            self._results.popitem(last=False)
+
+    def _shows_ask(self, ask: int) -> bool:
+        """Whether the panel is about this ask: the latest one, of the image on show."""
+        asked = self._in_flight
+        return asked is not None and asked[0] == ask == self._asks and asked[2] == self.current_path
+
+    def _on_classify_progress(self, text: str, ask: int) -> None:
+        if self._shows_ask(ask):
+            self.predictions.show_busy(text[:1].upper() + text[1:])
+
+    def _on_classify_error(self, exc: Exception, ask: int) -> None:
+        if self._shows_ask(ask):
+            self._on_error("classify", exc)
+        else:  # the user moved on; asking again for that image says it again
+            log.info("a classification no longer on show failed: %s", exc)
+            if ask == self._asks:
+                self._in_flight = None
+
+    def _on_classified(self, outcome: jobs.ClassifyOutcome | None, key: ResultKey | None = None,
+                       ask: int | None = None) -> None:
         if outcome is None:
             return
+        self._keep_result(key, outcome)
+        if ask is not None and ask != self._asks:
+            return  # something newer was asked and answered; this one is kept for when it is asked again
+        self._in_flight = None
+        if outcome.path != self.current_path:
+            return  # the user moved on to another image meanwhile; kept for when they come back
+        self._show_outcome(outcome)
+
+    def _show_outcome(self, outcome: jobs.ClassifyOutcome, earlier: bool = False) -> None:
+        """Show a classification, new or kept from an earlier run (``earlier``), of the current image."""
+        self.classified_path = outcome.path
         self.last_outcome = outcome
         result = outcome.classification
         remember_model(outcome.model)
@@ -589,6 +802,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(text, 15000)
             return
         self.predictions.show_result(outcome)
+        if earlier:
+            self.predictions.show_timings(outcome, earlier=True)
         if self.explain_action.isChecked():
             self.explain()
         top = result.predictions[0]
@@ -640,8 +855,8 @@ class MainWindow(QMainWindow):
             self.explain()
 
     def _on_panel_action(self, action: str) -> None:
-        if action == "use_embedded":
-            self.select_model(FALLBACK_MODEL)
+        if action == "use_instead":
+            self.select_model(self.model_instead())
         elif action == "get_weights":
             self.open_weights_dialog()
 
@@ -692,6 +907,8 @@ class MainWindow(QMainWindow):
                                   on_error=self._error_handler("weights"))
 
     def _on_weights_ready(self, model: str, path: str | None = None) -> None:
+        for key in [key for key in self._results if key[3] == model]:  # made with the weights it had before
+            del self._results[key]
         self.statusBar().showMessage(f"Weights of {model} are ready" + (f": {path}" if path else "."), 10000)
         self._wanted_model = model
         self._load_catalog()  # availability changed; the picker marks it ready and re-selects it

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviewer.core.ways import RunAs
 from cnnviewer.gui.text import escape, make_plain, tooltip
 
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole
@@ -112,9 +113,14 @@ def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
     return table
 
 
+def used_text(model: str, way: RunAs, device: str) -> str:
+    """How a model runs: "model · way · device", e.g. "efficientnet_lite0 · fp32 · cpu"."""
+    return f"{model} · {way.label} · {device}"
+
+
 def used_line(outcome) -> str:
-    """What ran: "model · way · device", e.g. "efficientnet_lite0 · fp32 · cpu"."""
-    return f"{outcome.model} · {outcome.way.label} · {outcome.device}"
+    """What ran for ``outcome``, as used_text writes it."""
+    return used_text(outcome.model, outcome.way, outcome.device)
 
 
 class PredictionsPanel(QWidget):
@@ -160,17 +166,28 @@ class PredictionsPanel(QWidget):
         self.message.show()
         self._set_actions([])
 
+    def show_classifying(self, name: str, used: str) -> None:
+        """The image ``name`` is being classified as ``used`` says (used_text); nothing to show yet."""
+        self.clear(f"<b>{escape(name)}</b><br>Classifying with {escape(used)}…")
+        self.show_busy(f"Classifying {name} with {used}…")
+
     def show_result(self, outcome) -> None:
         result = outcome.classification
         name = result.path.rsplit("/", 1)[-1]
         self.title.setText(f"<b>{escape(name)}</b><br>{escape(used_line(outcome))}")
         self.model.set_predictions(result.predictions)
-        t = result.timings
-        load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
-        self.timings.setText(f"{load}decode {t.decode_ms:.0f} ms · preprocessing {t.preprocess_ms:.0f} ms · "
-                             f"inference {t.inference_ms:.0f} ms")
+        self.show_timings(outcome)
         self.message.hide()
         self._set_actions([])
+
+    def show_timings(self, outcome, earlier: bool = False) -> None:
+        """Where ``outcome``'s time went; ``earlier``: it is shown again, kept from an earlier run, and
+        nothing ran now (so no model load)."""
+        t = outcome.classification.timings
+        load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None and not earlier else ""
+        self.timings.setText(f"{'Kept result: ' if earlier else ''}{load}"
+                             f"decode {t.decode_ms:.0f} ms · preprocessing {t.preprocess_ms:.0f} ms · "
+                             f"inference {t.inference_ms:.0f} ms")
 
     def show_error(self, text: str, actions: Sequence[tuple[str, str]] = (), title: str = "") -> None:
         if title:

@@ -141,12 +141,12 @@ def test_missing_weights_offer_a_way_out(make_window, qtbot):
     window = make_window()
     window.select_model("resnet50")
     window.open_path(POLAR)
-    qtbot.waitUntil(lambda: "use_embedded" in window.predictions.action_buttons, timeout=30_000)
+    qtbot.waitUntil(lambda: "use_instead" in window.predictions.action_buttons, timeout=30_000)
     assert "resnet50-11ad3fa6.pth" in window.predictions.message.text()
     assert "get_weights" in window.predictions.action_buttons
     assert window.weights_action.isEnabled()  # the toolbar offers the weights of the selected model
     save_screenshot(window, "06-weights-missing")
-    qtbot.mouseClick(window.predictions.action_buttons["use_embedded"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.predictions.action_buttons["use_instead"], Qt.MouseButton.LeftButton)
     assert not window.weights_action.isEnabled()
     assert window.selected_model() == "efficientnet_lite0"
     wait_for_outcome(qtbot, window, POLAR, "efficientnet_lite0")
