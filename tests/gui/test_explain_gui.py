@@ -90,7 +90,7 @@ def test_benchmark_mistake_shows_each_models_map(make_window, qtbot, tmp_path, p
     dashboard.setCurrentIndex(1)
     dashboard.filter_combo.setCurrentText("Mistakes")
     assert dashboard.images_filter.rowCount() >= 1
-    dashboard.images.clicked.emit(dashboard.images_filter.index(0, 0))
+    dashboard.images.setCurrentIndex(dashboard.images_filter.index(0, 0))
     qtbot.waitUntil(lambda: len(dashboard.detail.maps) == 2 and all(
         label.pixmap() is not None and not label.pixmap().isNull() for label in dashboard.detail.maps.values()),
         timeout=60_000)

@@ -341,7 +341,7 @@ def test_file_names_and_report_fields_that_look_like_html_show_as_text(make_wind
     first = dashboard.images_model.index(0, 0)
     assert data["images"][0]["file"] == shown_text(first.data(Qt.ItemDataRole.ToolTipRole))
     dashboard.setCurrentIndex(1)
-    dashboard.images.clicked.emit(dashboard.images_filter.index(0, 0))
+    dashboard.images.setCurrentIndex(dashboard.images_filter.index(0, 0))
     qtbot.waitUntil(lambda: "FAKE ROW" in dashboard.detail.caption.text(), timeout=30_000)
     assert "<h1>FAKE ROW.jpg" in shown_text(dashboard.detail.caption.text())
     save_screenshot(bench, "untrusted-report-fields")
