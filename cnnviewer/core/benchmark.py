@@ -623,6 +623,8 @@ class BenchmarkRun:
                 latencies: list[float] = []
                 measured = False
                 if done == len(items) and not self.cancelled():
+                    # Seconds after the last image: said, so the progress does not sit at "done" meanwhile.
+                    self._tell(number, key, done, f"measuring latency ({config.latency_samples} runs at batch 1)")
                     measured, waited = self._latencies(classifier, latencies)
                     paused += waited
                 del classifier, outcomes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -29,7 +31,7 @@ from PySide6.QtWidgets import (
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.ways import parse_way
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
-from cnnviewer.gui.text import escape, make_plain
+from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
 from cnnviewer.workers.benchmark_job import benchmark_job
 
@@ -42,6 +44,65 @@ if TYPE_CHECKING:
     from cnnviewer.workers.runner import TaskRunner
 
 OWNER = "benchmark"  # this window's namespace in the task runner: its requests never cancel another's
+TURN = re.compile(r"\((\d+)/(\d+)\): ")  # "(2/3): " in benchmark_job's progress text: model 2 of 3
+
+
+def seconds_left(models: int, number: int, model_fraction: float, elapsed: float, turn_elapsed: float,
+                 images_s: float | None = None) -> float | None:
+    """Time left in a run of ``models`` turns (load, images, latency samples), now in turn ``number`` with
+    ``model_fraction`` of its images done, ``elapsed`` seconds since the first turn began, ``turn_elapsed``
+    since this one did, and ``images_s`` the seconds all its images would take at the rate of those timed
+    so far (None until enough are); None before anything says how fast the run goes.
+
+    Each turn to come is taken to last as long as the finished ones did on average (before one has
+    finished: as long as the current one's images so far say), and the current one at least that long,
+    or longer when its own rate says its images still need more. So the figure falls as time passes, and
+    rises only when a model turns out slower than those before it, not each time a model loads.
+    """
+    finished = number - 1
+    if finished > 0:
+        per_turn = (elapsed - turn_elapsed) / finished
+    elif model_fraction >= 0.02:
+        per_turn = turn_elapsed / model_fraction
+    else:
+        return None
+    this_turn = max(0.0, per_turn - turn_elapsed)
+    if images_s is not None:
+        this_turn = max(this_turn, images_s * (1 - model_fraction))
+    return this_turn + per_turn * max(0, models - number)
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text, cut with "…" to the width it gets, the whole of it in the tooltip;
+    ``text()`` is the whole text, ``shown_text()`` what is drawn."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # errors name files and folders
+        self.setWordWrap(False)
+        # The panel's width sets the label's, never the other way round.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def shown_text(self) -> str:
+        return super().text()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width()))
+        self.setToolTip(tooltip(self._full) if shown != self._full else "")
+        super().setText(shown)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._elide()
 
 
 def default_out_dir(folder: str) -> str:
@@ -125,9 +186,10 @@ class BenchmarkWindow(QMainWindow):
         open_report.clicked.connect(self.open_report_dialog)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
-        self.progress_text = QLabel("")
-        self.progress_text.setWordWrap(True)
-        make_plain(self.progress_text)  # errors name files and folders
+        self.progress_text = ElidedLabel("", self)  # one line: a wrapped one made the panel jump
+        self._turn: tuple[int, int] = (0, 0)  # (model number, models) of the run in flight, from its progress
+        self._turn_started = self._first_turn_started = 0.0
+        self._first_batch: tuple[float, float] | None = None  # (time, model fraction) of this turn's first batch
 
         setup = QWidget(self)
         form = QFormLayout()
@@ -288,6 +350,7 @@ class BenchmarkWindow(QMainWindow):
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
+        self._turn = (0, 0)
         self._say(f"Starting; results go to {out_dir}")
         self.request_id = self.runner.submit(
             OWNER, "run", benchmark_job, self.dataset, config, out_dir, self.runner.pause_for_interactive,
@@ -307,12 +370,32 @@ class BenchmarkWindow(QMainWindow):
         """A run was started and none of its endings has arrived yet (queued counts as running)."""
         return self.request_id is not None
 
+    def running_model(self) -> tuple[int, int]:
+        """(model number, models) of the run in flight; (0, 0) before its first model starts."""
+        return self._turn if self.is_running() else (0, 0)
+
     def _on_progress(self, done: int, total: int, text: str) -> None:
         self.progress.setValue(done)
-        elapsed = time.monotonic() - self._started
-        fraction = done / max(1, total)
-        left = f" · about {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
-        self._say(f"{text}{left}")
+        now = time.monotonic()
+        turn = TURN.search(text)
+        if turn is None:
+            self._say(text)
+            return
+        number, models = int(turn.group(1)), int(turn.group(2))
+        model_fraction = min(1.0, max(0.0, done / max(1, total) * models - (number - 1)))
+        if number != self._turn[0]:
+            self._turn_started, self._first_batch = now, None
+            if self._turn[0] == 0:
+                self._first_turn_started = now  # a run queued behind another starts here, not at Start
+        self._turn = (number, models)
+        if self._first_batch is None and model_fraction > 0:
+            self._first_batch = (now, model_fraction)  # the images' rate is timed from here: loading is not in it
+        images_s = None
+        if self._first_batch is not None and model_fraction - self._first_batch[1] >= 0.25:
+            images_s = (now - self._first_batch[0]) / (model_fraction - self._first_batch[1])
+        left = seconds_left(models, number, model_fraction, now - self._first_turn_started, now - self._turn_started,
+                            images_s)
+        self._say(f"{text} · about {left:.0f} s left" if left is not None and left >= 0.5 else text)
 
     def _on_snapshot(self, snapshot: BenchmarkSnapshot) -> None:
         self.show_report(snapshot.report)

@@ -1012,7 +1012,43 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         QMessageBox.about(self, "About cnnviewer", about_text(self.current_device()))
 
+    quit_question: QMessageBox | None = None  # "Quit and keep the results so far?", while it is shown
+    _quit_answered = False  # Quit was chosen: the next close goes ahead whatever runs
+
+    def confirm_quit_during_benchmark(self) -> bool:
+        """Whether the window may close now. While a benchmark runs it asks first, and returns False: the
+        question does not block (a run goes on meanwhile); Quit closes the window, which cancels the run and
+        keeps its report so far, and Cancel leaves the window and the run as they were."""
+        bench = self.benchmark_window
+        if self._quit_answered or bench is None or not bench.is_running():
+            return True
+        if self.quit_question is None:
+            number, models = bench.running_model()
+            where = f" (model {number} of {models})" if number else ""
+            box = QMessageBox(QMessageBox.Icon.Question, "Quit cnnviewer",
+                              f"A benchmark is running{where}. Quit and keep the results so far?",
+                              QMessageBox.StandardButton.NoButton, self)
+            quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(quit_button)  # Ctrl+Q then Enter quits; Escape keeps the run
+            box.finished.connect(lambda _: self._on_quit_answered(box.clickedButton() is quit_button))
+            self.quit_question = box
+            box.open()
+        self.quit_question.raise_()
+        return False
+
+    def _on_quit_answered(self, quit_now: bool) -> None:
+        box, self.quit_question = self.quit_question, None
+        if box is not None:
+            box.deleteLater()
+        if quit_now:
+            self._quit_answered = True
+            self.close()
+
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        if not self.confirm_quit_during_benchmark():
+            event.ignore()
+            return
         self.save_settings()
         if self.compare_dialog is not None:
             self.compare_dialog.close()

@@ -32,7 +32,9 @@ def benchmark_job(token: CancelToken, report: Reporter, dataset: LabelledSet, co
     from cnnviewer.core.session import run_to_folder
 
     def on_progress(p: Progress) -> None:
-        report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {p.done}/{p.total}")
+        # A batch's text is the model's key; another names its phase (loading, measuring latency).
+        phase = f"{p.done}/{p.total}" if p.text == p.model else p.text.removesuffix(f" {p.model}")
+        report(int(p.fraction * 1000), 1000, f"{p.model} ({p.model_number}/{p.models}): {phase}")
 
     def on_snapshot(current: BenchmarkReport) -> None:
         # The session goes on changing its report; the GUI thread gets a copy of this moment.

@@ -22,7 +22,9 @@ def test_closing_during_a_benchmark_stops_every_worker(make_window, qtbot, tmp_p
     bench.start()
     qtbot.waitUntil(lambda: bench.progress.value() > 20, timeout=60_000)
     assert window.running_workers() > 0
-    window.close()
+    window.close()  # asks first: a benchmark is running
+    assert window.isVisible() and window.quit_question is not None
+    next(b for b in window.quit_question.buttons() if b.text() == "Quit").click()
     # close() waits a few seconds at most for the pools: a job that ignored its token would still run.
     assert window.running_workers() == 0
     with open(tmp_path / "run" / "results.csv", encoding="utf-8") as handle:
