@@ -588,7 +588,7 @@ class _BenchProgress:
             bar = "#" * int(fraction * 30)
             _to_stderr(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
                        f"{p.done}/{p.total}{left}\033[K", end="")
-        elif p.model != self.last_model or p.done == p.total:
+        elif p.model != self.last_model or (p.done == p.total and p.text == p.model):  # text: a batch, not a phase
             _to_stderr(f"model {p.model_number}/{p.models} {p.model}: {p.done}/{p.total} images{left}")
         self.last_model = p.model
 

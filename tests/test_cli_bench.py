@@ -23,6 +23,9 @@ def test_bench_writes_every_report_and_prints_the_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "efficientnet_lite0" in proc.stdout and "top-1 %" in proc.stdout and "faster than" in proc.stdout
     assert "model 1/2 efficientnet_lite0" in proc.stderr and "Traceback" not in proc.stderr
+    # Not a terminal: one line as each model starts and one when its images are done, whatever phases follow.
+    done_lines = [line for line in proc.stderr.splitlines() if line.startswith("model ") and ": 6/6 images" in line]
+    assert [line.split(":")[0] for line in done_lines] == ["model 1/2 efficientnet_lite0", "model 2/2 efficientnet_lite1"]
     for name in ("report.json", "results.csv", "report.md", "accuracy_top1.png", "throughput.png",
                  "accuracy_vs_latency.png", "memory.png"):
         assert (out / name).is_file(), name
