@@ -347,3 +347,22 @@ def test_missing_weights_offer_the_model_used_last(make_window, qtbot):
     panel.action_buttons["use_instead"].click()
     assert window.selected_model() == "efficientnet_lite1"
     assert window.last_outcome is not None and window.last_outcome.model == "efficientnet_lite1"  # kept: at once
+
+
+def test_view_menu_hides_and_shows_each_panel_and_a_new_window_remembers(make_window, qtbot):
+    """View > Files and View > Predictions were greyed out (the docks were not closable)."""
+    window = make_window()
+    for dock in (window.browser_dock, window.predictions_dock):
+        action = dock.toggleViewAction()
+        assert action.isEnabled() and action.isChecked() and dock.isVisible()
+        action.trigger()
+        assert not dock.isVisible() and not action.isChecked()
+    # The image gets the room: the centre takes the window's width once Qt has laid it out again.
+    qtbot.waitUntil(lambda: window.centralWidget().width() > window.width() - 20, timeout=5_000)
+    save_screenshot(window, "polish-panels-hidden")
+    window.close()  # the docks' state is saved with the window's
+    again = make_window()
+    assert not again.browser_dock.isVisible() and not again.predictions_dock.isVisible()
+    for dock in (again.browser_dock, again.predictions_dock):
+        dock.toggleViewAction().trigger()
+        assert dock.isVisible()
