@@ -717,9 +717,8 @@ class MainWindow(QMainWindow):
         self._asks += 1
         ask = self._asks
         key = result_key(path, model, device, way, top_k)
-        earlier = self._results.get(key) if key is not None else None
-        if earlier is not None and key is not None:
-            self._results.move_to_end(key)
+        earlier = self._kept(key)
+        if earlier is not None:
             self.runner.cancel(OWNER, "classify")  # an older ask still running would be shown over it
             self._in_flight = None
             self._show_outcome(earlier, earlier=True)
@@ -744,7 +743,10 @@ class MainWindow(QMainWindow):
         model = self.selected_model()
         if model is None:
             return None
-        key = result_key(path, model, self.current_device(), self.current_way(), self.top_k())
+        return self._kept(result_key(path, model, self.current_device(), self.current_way(), self.top_k()))
+
+    def _kept(self, key: ResultKey | None) -> jobs.ClassifyOutcome | None:
+        """The result kept under ``key``, now the most recently used; None if there is none."""
         earlier = self._results.get(key) if key is not None else None
         if earlier is not None and key is not None:
             self._results.move_to_end(key)
