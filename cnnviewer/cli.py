@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
     explain.add_argument("--model", "-m", help="model name (default as for classify)")
-    explain.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
-                         help="ImageNet class index to explain (default: the top-1)")
+    explain.add_argument("--class", dest="class_name", metavar="CLASS",
+                         help="the ImageNet class to explain: its index 0-999 or its name, e.g. 948 or "
+                              "'granny smith' (default: the top-1)")
     explain.add_argument("--out", required=True, metavar="overlay.png", help="where the overlay picture goes")
     explain.add_argument("--heatmap", metavar="heat.npy", help="also save the map (image size, values 0..1)")
     explain.add_argument("--opacity", type=_fraction, default=0.6, help="0 (photo only) to 1 (map only)")
@@ -507,22 +508,22 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    import io
-    from pathlib import Path
-
-    import numpy as np
-
-    from cnnviewer.core.explain import can_explain, explain_file, heatmap_at, overlay, target_layer
-    from cnnviewer.core.files import atomic_write, output_target
+    from cnnviewer.core.explain import can_explain, explain_file, save_explanation, target_layer
+    from cnnviewer.core.files import output_target
     from cnnviewer.core.images import load_image
     from cnnviewer.core.inference import Classifier
+    from cnnviewer.core.labels import UnknownClass, class_of
     from cnnviewer.core.models import load_model
     from cnnviewer.core.ways import FP32
 
     entry = _resolve_model(args.model)
     (way,) = _ways_from_args(args)
-    if args.class_index is not None and not 0 <= args.class_index < 1000:
-        raise UsageError(f"--class must be an ImageNet-1k class index, 0-999, not {args.class_index}")
+    class_index = None
+    if args.class_name is not None:
+        try:
+            class_index = class_of(args.class_name)
+        except UnknownClass as exc:
+            raise UsageError(f"--class: {exc}") from None
     if not can_explain(entry.name):
         target_layer(entry.name, None)  # type: ignore[arg-type]  # raises the sentence that says why, unloaded
     _check_device(args.device)
@@ -532,29 +533,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     # The model runs as classify runs it, so the class and probability are the ones classify prints.
     classifier = Classifier(load_model(entry, args.device, way, channels_last=True))
     gradients = None if way.has_gradients else Classifier(load_model(entry, args.device, FP32, channels_last=True))
-    explanation = explain_file(classifier, args.image, args.class_index, gradients)
-    # The files are at the photo's own size, though a large JPEG was decoded smaller for the model.
-    image = load_image(args.image)
-    heatmap = heatmap_at(explanation.heatmap, image.size)
-    picture = overlay(image, heatmap, args.opacity)
-    out = Path(args.out)
-    atomic_write(out, lambda handle: picture.save(handle, format=_image_format(out)))
-    if args.heatmap:
-        buffer = io.BytesIO()
-        np.save(buffer, heatmap)
-        atomic_write(Path(args.heatmap), lambda handle: handle.write(buffer.getvalue()))
+    explanation = explain_file(classifier, args.image, class_index, gradients)
+    # The files are at the photo's own size, though a large JPEG was decoded smaller for the model; the
+    # window's "Save Grad-CAM" writes them with the same call.
+    out, _ = save_explanation(explanation, args.out, args.opacity, image=load_image(args.image),
+                              heatmap_path=args.heatmap, keep_map=bool(args.heatmap))
     computed = (f"; the map was computed in {explanation.way} (run as {way}, the model gives no gradients)"
                 if explanation.way != way else "")
     print(f"{entry.name}: Grad-CAM of class {explanation.class_index} {explanation.class_name} "
           f"({explanation.probability * 100:.2f} %) over {printable(args.image)} written to {printable(out)}"
           + (f"; map in {printable(args.heatmap)}" if args.heatmap else "") + computed)
     return EXIT_OK
-
-
-def _image_format(path) -> str:
-    suffix = path.suffix.lower()
-    return {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-            ".tiff": "TIFF"}.get(suffix, "PNG")
 
 
 # -- bench -----------------------------------------------------------------------------------
@@ -695,7 +684,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for problem in problems.values():
         _print_err(f"error: {problem}")
     if written:
-        print(f"\nReport: {printable(shown / 'report.md')} (and report.json, results.csv, charts) in "
+        print(f"\nReport: {printable(shown / 'report.md')} (and report.html, report.json, results.csv, charts) in "
               f"{printable(shown)}")
     if report.cancelled:
         _print_err(f"interrupted; the report in {printable(shown)} is for what finished")
@@ -801,7 +790,7 @@ def self_test(out_dir: str | None = None) -> int:
         timer.start()
         while window.selected_model() is None and timer.elapsed() < 60_000:
             app.processEvents()
-        check(window.selected_model() is not None, f"window opened; model catalog loaded ({window.model_combo.count()} "
+        check(window.selected_model() is not None, f"window opened; model catalog loaded ({len(window.catalog_rows())} "
               "models)")
         shot = Path(out_dir or tempfile.mkdtemp(prefix="cnnviewer-self-test-")) / "self-test-window.png"
         shot.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,8 @@ def test_bench_writes_every_report_and_prints_the_summary(tmp_path):
     # Not a terminal: one line as each model starts and one when its images are done, whatever phases follow.
     done_lines = [line for line in proc.stderr.splitlines() if line.startswith("model ") and ": 6/6 images" in line]
     assert [line.split(":")[0] for line in done_lines] == ["model 1/2 efficientnet_lite0", "model 2/2 efficientnet_lite1"]
-    for name in ("report.json", "results.csv", "report.md", "accuracy_top1.png", "throughput.png",
-                 "accuracy_vs_latency.png", "memory.png"):
+    for name in ("report.json", "results.csv", "report.md", "report.html", "accuracy.png", "accuracy.svg",
+                 "throughput.png", "latency.png", "accuracy_vs_latency.png", "memory.svg"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert [m["images"] for m in report["models"]] == [6, 6]

@@ -7,15 +7,18 @@ carry for ~30 lines. Only the target layer's gradient is computed (no backward p
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from cnnviewer.core.errors import CnnviewerError, ImageLoadError
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError, OutputError
+from cnnviewer.core.files import atomic_write, output_target
 from cnnviewer.core.inference import Classifier
 from cnnviewer.core.ways import FP32, RunAs
 
@@ -57,9 +60,16 @@ class Explanation:
     class_index: int
     class_name: str
     probability: float
-    heatmap: np.ndarray  # float32, H x W of ``image``, 0..1
+    heatmap: np.ndarray  # float32, H x W of ``image``, 0..1; zero outside the centre crop the model saw
     image: Image.Image  # the image as decoded for the model (EXIF orientation applied): what the map lies over
     way: RunAs = FP32
+    crop_box: tuple[float, float, float] | None = None  # the centre crop in ``image``: (left, top, side), pixels
+
+    def crop_fractions(self) -> tuple[float, float, float, float]:
+        """The centre crop as fractions of the image: (left, top, width, height), to draw it at any size."""
+        width, height = self.image.size
+        left, top, side = self.crop_box or (0.0, 0.0, float(min(width, height)))
+        return left / width, top / height, side / width, side / height
 
 
 def _crop_box(width: int, height: int, resize: int, crop: int) -> tuple[float, float, float]:
@@ -144,9 +154,10 @@ def _explain(classifier: Classifier, tensor: torch.Tensor, image: Image.Image, c
     cam = torch.relu((weights * activation.detach().float()).sum(dim=1))[0].cpu().numpy().astype(np.float32)
     peak = float(cam.max())
     cam = cam / peak if peak > 0 else np.zeros_like(cam)
-    heatmap = _onto_image(cam, image.size, entry.preprocessing.resize_size, entry.preprocessing.crop_size)
+    resize, crop = entry.preprocessing.resize_size, entry.preprocessing.crop_size
+    heatmap = _onto_image(cam, image.size, resize, crop)
     return Explanation(entry.name, index, entry.categories[index], float(probabilities[index]), heatmap, image,
-                       classifier.loaded.way)
+                       classifier.loaded.way, _crop_box(image.size[0], image.size[1], resize, crop))
 
 
 def heatmap_at(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -170,6 +181,88 @@ def _onto_image(cam: np.ndarray, size: tuple[int, int], resize: int, crop: int) 
     xe, ye = min(width, x0 + span), min(height, y0 + span)
     canvas[ys:ye, xs:xe] = stretched[ys - y0: ye - y0, xs - x0: xe - x0]
     return np.clip(canvas, 0.0, 1.0)
+
+
+# How far past the centre crop the drawn map fades out, as a fraction of the crop's side: enough that no
+# hard edge shows at full opacity, little enough that nobody reads it as evidence the model never saw.
+FADE_FRACTION = 0.04
+
+
+def fade_outside(heatmap: np.ndarray, box: tuple[float, float, float],
+                 fraction: float = FADE_FRACTION) -> np.ndarray:
+    """The map for drawing: past the crop ``box`` ((left, top, side) in the map's pixels) each edge value
+    fades to 0 over ``fraction`` of the side instead of ending in a hard rectangle; inside, unchanged."""
+    height, width = heatmap.shape
+    left, top, side = box
+    span = max(1, int(round(side)))
+    x0, y0 = max(0, int(round(left))), max(0, int(round(top)))
+    x1, y1 = min(width, int(round(left)) + span) - 1, min(height, int(round(top)) + span) - 1
+    if x1 < x0 or y1 < y0:
+        return heatmap
+    columns, rows = np.arange(width), np.arange(height)
+    dx = np.maximum(np.maximum(x0 - columns, columns - x1), 0).astype(np.float32)
+    dy = np.maximum(np.maximum(y0 - rows, rows - y1), 0).astype(np.float32)
+    fade = np.clip(1 - np.hypot(dy[:, None], dx[None, :]) / max(1.0, fraction * side), 0, 1)
+    fade = fade * fade * (3 - 2 * fade)  # smoothstep: no visible kink where the fade begins or ends
+    edge = heatmap[np.clip(rows, y0, y1)[:, None], np.clip(columns, x0, x1)[None, :]]
+    faded: np.ndarray = (edge * fade).astype(np.float32)
+    return faded
+
+
+def drawn_map(explanation: Explanation, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The map as it is drawn over a copy of the photo of ``size`` (default: the explained image's):
+    stretched to it, and faded out past the centre crop (fade_outside)."""
+    width, height = explanation.image.size
+    size = size or (width, height)
+    heatmap = heatmap_at(explanation.heatmap, size)
+    if explanation.crop_box is None:
+        return heatmap
+    left, top, side = explanation.crop_box
+    scale_x, scale_y = size[0] / width, size[1] / height
+    return fade_outside(heatmap, (left * scale_x, top * scale_y, side * scale_x))
+
+
+_PICTURE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def picture_format(path: str | os.PathLike[str]) -> str:
+    """The Pillow format a picture is written in, by the name's suffix (PNG unless it names another)."""
+    return _PICTURE_FORMATS.get(Path(os.fspath(path)).suffix.lower(), "PNG")
+
+
+def save_explanation(explanation: Explanation, path: str | os.PathLike[str], opacity: float = 0.6,
+                     image: Image.Image | None = None, heatmap_path: str | os.PathLike[str] | None = None,
+                     keep_map: bool = True) -> tuple[Path, Path | None]:
+    """Write the overlay picture to ``path`` (PNG, or JPEG... by its suffix) and the map beside it as
+    ``<stem>.npy`` (or to ``heatmap_path``; not at all when ``keep_map`` is false); returns the files written.
+
+    Both are at the size of ``image``, the photo at its own size (load_image), when given, else of the
+    image as decoded for the model (a large JPEG is decoded smaller). The .npy holds float32 values in
+    0..1, zero outside the centre crop the model saw; the picture fades the map out past the crop.
+    Each file is written atomically, and a new picture is removed again if the map cannot be written.
+    Raises OutputError naming the file and the reason (read-only folder, disk full...).
+    """
+    picture_path = Path(os.fspath(path))
+    npy_path = Path(os.fspath(heatmap_path)) if heatmap_path is not None else picture_path.with_suffix(".npy")
+    if keep_map and output_target(picture_path) == output_target(npy_path):
+        raise OutputError(f"{picture_path}: is where the map would be saved too; give the picture a .png or "
+                          ".jpg name")
+    photo = image if image is not None else explanation.image
+    buffer = io.BytesIO()
+    np.save(buffer, heatmap_at(explanation.heatmap, photo.size).astype(np.float32))
+    picture = overlay(photo, drawn_map(explanation, photo.size), opacity)
+    picture_was_there = output_target(picture_path).exists()
+    written_picture = atomic_write(picture_path, lambda handle: picture.save(handle,
+                                                                             format=picture_format(picture_path)))
+    if not keep_map:
+        return written_picture, None
+    try:
+        written_npy = atomic_write(npy_path, lambda handle: handle.write(buffer.getvalue()))
+    except BaseException:
+        if not picture_was_there:  # both files or neither: half of what was asked for would mislead
+            written_picture.unlink(missing_ok=True)
+        raise
+    return written_picture, written_npy
 
 
 # A perceptually ordered blue -> cyan -> yellow -> red scale (like "turbo"), as anchor colours.

@@ -43,3 +43,32 @@ def synsets() -> tuple[Synset, ...]:
     if len(rows) != NUM_CLASSES:
         raise ValueError(f"imagenet_synsets.txt has {len(rows)} classes, expected {NUM_CLASSES}")
     return tuple(rows)
+
+
+class UnknownClass(ValueError):
+    """A class asked for by a name or number that is not one ImageNet-1k class; ``str()`` says why."""
+
+
+def class_of(text: str) -> int:
+    """The class index that ``text`` names: an index 0-999, a class name or any WordNet lemma of it
+    (any case), or a part of a name that only one class has."""
+    wanted = " ".join(text.split()).casefold()
+    if not wanted:
+        raise UnknownClass("no class given: give an index 0-999 or a class name")
+    if wanted.isdigit():
+        if int(wanted) < NUM_CLASSES:
+            return int(wanted)
+        raise UnknownClass(f"{text!r} is not an ImageNet-1k class index (0-999)")
+    exact = sorted({s.index for s in synsets()
+                    if wanted in {s.name.casefold(), *(lemma.casefold() for lemma in s.lemmas)}})
+    if len(exact) == 1:
+        return exact[0]
+    found = exact or sorted({s.index for s in synsets() if wanted in s.name.casefold()
+                             or any(wanted in lemma.casefold() for lemma in s.lemmas)})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UnknownClass(f"no ImageNet-1k class is called {text!r}")
+    shown = ", ".join(f"{i} {imagenet_categories()[i]}" for i in found[:8])
+    more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+    raise UnknownClass(f"{text!r} names {len(found)} classes ({shown}{more}); give the index or a longer name")

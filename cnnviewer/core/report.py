@@ -1,7 +1,8 @@
-"""Benchmark reports on disk: report.json, results.csv, report.md and PNG charts (written safely)."""
+"""Benchmark reports on disk: report.json, results.csv, report.md, report.html and the charts (written safely)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -10,11 +11,11 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, ImageDraw, ImageFont
-
+from cnnviewer.core import charts
 from cnnviewer.core.benchmark import (
     ERROR_KINDS,
     BenchmarkReport,
@@ -24,10 +25,12 @@ from cnnviewer.core.benchmark import (
     environment_line,
     memory_caption,
 )
+from cnnviewer.core.charts import CHART_FILES
 from cnnviewer.core.errors import CnnviewerError, OutputError
 from cnnviewer.core.files import atomic_write, output_target, reason_for_write_error
 from cnnviewer.core.labels import imagenet_categories
-from cnnviewer.core.text import csv_cell, json_text, markdown_code, markdown_text
+from cnnviewer.core.palette import model_colours
+from cnnviewer.core.text import csv_cell, json_text, markdown_code, markdown_text, printable
 
 
 class ReportError(CnnviewerError):
@@ -35,6 +38,12 @@ class ReportError(CnnviewerError):
 
 
 log = logging.getLogger(__name__)
+
+
+def html_escape(text: object) -> str:
+    """Text for report.html: as report.md shows it (control characters and bytes that are not UTF-8 as
+    backslash escapes: a file name may be any bytes, the page must still be UTF-8) and then HTML-escaped."""
+    return escape(printable(text))
 
 
 def save_json(report: BenchmarkReport, path: Path) -> None:
@@ -70,8 +79,9 @@ CSV_HEADER = ["file", "label", "truth_index", "truth_name", "model", "correct_to
     f"{kind}{rank}" for rank in range(1, 6) for kind in ("index", "probability")]
 
 
-CHART_FILES = ("accuracy_top1.png", "accuracy_top5.png", "throughput.png", "memory.png", "accuracy_vs_latency.png")
-RUN_FILES = ("report.json", "report.md", "results.csv", *CHART_FILES)
+# Charts that earlier versions wrote: a rerun into the folder replaces them too (or refuses to).
+EARLIER_CHART_FILES = ("accuracy_top1.png", "accuracy_top5.png")
+RUN_FILES = ("report.json", "report.md", "report.html", "results.csv", *CHART_FILES, *EARLIER_CHART_FILES)
 
 
 class ResultsCsv:
@@ -323,126 +333,179 @@ def conclusions(report: BenchmarkReport) -> list[str]:
     return sentences
 
 
-# -- charts (Pillow, no Qt: the CLI draws them anywhere) ---------------------------------------
-
-COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
+# -- charts and report.html ------------------------------------------------------------------------
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow before 10.1 has one fixed size
-        log.info("this Pillow's default font has no size; the charts use its fixed size")
-        return ImageFont.load_default()
-
-
-def _bar_chart(title: str, labels: list[str], values: list[float], unit: str,
-               whiskers: list[tuple[float, float]] | None = None,
-               ymax: float | None = None, partial: list[bool] | None = None) -> Image.Image:
-    """Bars; a partial result's bar is hatched in its colour on white."""
-    width, height, left, bottom, top = 900, 480, 80, 90, 50
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 14), title, fill="black", font=_font(20))
-    high = ymax or max([v for v in values] + [w[1] for w in (whiskers or [])] + [1e-9]) * 1.1
-    plot_h = height - bottom - top
-    draw.line([(left, top), (left, height - bottom), (width - 20, height - bottom)], fill="black")
-    for i in range(5):
-        y = height - bottom - plot_h * i / 4
-        draw.text((8, y - 8), f"{high * i / 4:.3g}", fill="black", font=_font(13))
-        draw.line([(left - 4, y), (left, y)], fill="black")
-    slot = (width - left - 40) / max(1, len(values))
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        x0 = left + 20 + i * slot
-        x1 = x0 + slot * 0.6
-        y = height - bottom - plot_h * value / high
-        colour = COLOURS[i % len(COLOURS)]
-        if partial and partial[i]:
-            image.paste(_hatched(int(x1 - x0) + 1, int(height - bottom - y) + 1, colour), (int(x0), int(y)))
-        else:
-            draw.rectangle([x0, y, x1, height - bottom], fill=colour)
-        note = " partial" if partial and partial[i] else ""  # the name below is cut to 18 characters
-        draw.text((x0, y - 18), f"{value:.3g}{unit}{note}", fill="black", font=_font(13))
-        if whiskers:
-            lo, hi = whiskers[i]
-            xm = (x0 + x1) / 2
-            ylo, yhi = height - bottom - plot_h * lo / high, height - bottom - plot_h * hi / high
-            draw.line([(xm, ylo), (xm, yhi)], fill="black", width=2)
-            draw.line([(xm - 8, ylo), (xm + 8, ylo)], fill="black", width=2)
-            draw.line([(xm - 8, yhi), (xm + 8, yhi)], fill="black", width=2)
-        draw.text((x0, height - bottom + 8), label[:18], fill="black", font=_font(13))
-    return image
-
-
-def _hatched(width: int, height: int, colour: tuple[int, int, int]) -> Image.Image:
-    """A bar drawn in outline with diagonal lines: a result the run cut short."""
-    bar = Image.new("RGB", (max(1, width), max(1, height)), "white")
-    draw = ImageDraw.Draw(bar)
-    for x in range(0, width + height, 10):
-        draw.line([(x - height, height), (x, 0)], fill=colour, width=2)
-    draw.rectangle([0, 0, width - 1, height - 1], outline=colour, width=2)
-    return bar
-
-
-def _scatter(report: BenchmarkReport) -> Image.Image:
-    ran = [m for m in report.models if m.timed and m.images]
-    width, height, left, bottom, top = 900, 480, 80, 70, 50
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 14), "Top-1 accuracy (%) against latency p50 (ms, batch 1)", fill="black", font=_font(20))
-    p50 = [m.latency_ms["p50"] if m.latency_ms else 0.0 for m in ran]
-    xmax = max([*p50, 1e-9]) * 1.2
-    plot_w, plot_h = width - left - 40, height - bottom - top
-    draw.line([(left, top), (left, height - bottom), (width - 40, height - bottom)], fill="black")
-    for i in range(5):
-        y = height - bottom - plot_h * i / 4
-        draw.text((20, y - 8), f"{25 * i}", fill="black", font=_font(13))
-        x = left + plot_w * i / 4
-        draw.text((x - 10, height - bottom + 8), f"{xmax * i / 4:.0f}", fill="black", font=_font(13))
-    for i, m in enumerate(ran):
-        x = left + plot_w * p50[i] / xmax
-        y = height - bottom - plot_h * m.top1
-        draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=COLOURS[i % len(COLOURS)])
-        draw.text((x + 10, y - 8), m.name, fill="black", font=_font(14))
-    return image
-
-
-def save_charts(report: BenchmarkReport, folder: Path) -> list[Path]:
-    ran = [m for m in report.models if m.error is None and m.images]
-    if not ran:
-        return []
-    folder = Path(folder)
-    names = [m.name for m in ran]
-    partial = [m.partial for m in ran]
-    timed = [m for m in ran if m.throughput_ips is not None]  # a partial result has no speed to draw
-    memory = memory_caption(report.models)
-    images = {
-        "accuracy_top1.png": _bar_chart("Top-1 accuracy (%) with 95 % Wilson intervals", names,
-                                        [m.top1 * 100 for m in ran], "",
-                                        [(m.top1_ci[0] * 100, m.top1_ci[1] * 100) for m in ran], 100.0, partial),
-        "accuracy_top5.png": _bar_chart("Top-5 accuracy (%) with 95 % Wilson intervals", names,
-                                        [m.top5 * 100 for m in ran], "",
-                                        [(m.top5_ci[0] * 100, m.top5_ci[1] * 100) for m in ran], 100.0, partial),
-        "throughput.png": _bar_chart("Throughput (images/s, model forward)", [m.name for m in timed],
-                                     [m.throughput_ips or 0.0 for m in timed], ""),
-        "memory.png": _bar_chart(memory[0].upper() + memory[1:], names, [m.peak_rss_mb for m in ran], "",
-                                 partial=partial),
-    }
-    images["accuracy_vs_latency.png"] = _scatter(report)
+def save_charts(report: BenchmarkReport, folder: Path, drawn: dict[str, bytes] | None = None) -> list[Path]:
+    """The charts (core.charts) as PNG and SVG files in ``folder``; nothing when no result has an accuracy.
+    ``drawn``: what charts.render(report) returned, when the caller has it already."""
     written = []
-    for filename in CHART_FILES:
-        buffer = io.BytesIO()
-        images[filename].save(buffer, format="PNG")
-        atomic_write(folder / filename, _writer(buffer.getvalue()))
-        written.append(folder / filename)
+    for name, data in (charts.render(report) if drawn is None else drawn).items():
+        atomic_write(Path(folder) / name, _writer(data))
+        written.append(Path(folder) / name)
     return written
 
 
+MAX_THUMBNAILS = 30  # mistakes shown in report.html: enough to see a pattern, small enough to mail
+THUMBNAIL_PX = 96
+
+
+def _thumbnail(path: str, root: str) -> str | None:
+    """A data: URI of a small JPEG of the image at ``path``; None when the file no longer loads."""
+    from cnnviewer.core.images import load_image
+
+    full = path if os.path.isabs(path) else os.path.join(root, path)
+    try:
+        image = load_image(full, min_side=THUMBNAIL_PX)
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+    except (CnnviewerError, OSError, ValueError) as exc:  # moved, deleted or changed since the run
+        log.info("no thumbnail of %s in report.html: %s", path, exc)
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _svg_inline(data: bytes) -> str:
+    """An SVG file's <svg> element, to sit inside HTML (without its XML declaration and DOCTYPE)."""
+    text = data.decode("utf-8")
+    return text[text.index("<svg"):]
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1280px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f2f2f2; }
+.swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.4em; vertical-align: -0.1em; }
+figure { margin: 1em 0; } figure svg { width: 100%; height: auto; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.thumbs figure { width: 150px; margin: 0; font-size: 0.8em; overflow-wrap: anywhere; }
+.wrong { color: #b00020; } .right { color: #1e823c; }
+"""
+
+
+def html(report: BenchmarkReport, svgs: dict[str, bytes] | None = None) -> str:
+    """report.html: one self-contained file to mail (charts inline as SVG, thumbnails of mistakes as data:
+    URIs, nothing loaded from elsewhere); every name from the report or the disk is escaped."""
+    names = imagenet_categories()
+    colours = model_colours([m.name for m in report.models])
+    ran = [m for m in report.models if m.error is None]
+    n = max((m.images for m in ran), default=0)
+    esc = html_escape
+    title = f"Benchmark of {len(report.models)} model(s) on {report.root}"
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{esc(title)}</title><style>{HTML_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    if report.cancelled:
+        out.append("<p><strong>The run was cancelled; these are the results it had.</strong></p>")
+    out.append(f"<p>{n} labelled images classified; {len(report.skipped)} file(s) could not be read and are left "
+               "out of the accuracy.</p>")
+    memory = memory_caption(report.models)
+    out += ["<h2>Summary</h2>", "<table><tr><th>Model</th><th>Run as</th><th>Images</th><th>Top-1 % (95 % CI)</th>"
+            "<th>Top-5 % (95 % CI)</th><th>Throughput img/s</th><th>Latency p50 / p90 / p99 ms</th>"
+            f"<th>{esc(memory[0].upper() + memory[1:])}</th><th>Params MB</th><th>Load s</th></tr>"]
+    for m in ran:
+        swatch = f'<span class="swatch" style="background:{colours[m.name]}"></span>'
+        out.append(f"<tr><td>{swatch}{esc(m.name)}</td><td>{esc(m.run_as)}</td><td>{m.images}</td>"
+                   f"<td>{_pct(m.top1)} ({_ci(m.top1_ci)})</td><td>{_pct(m.top5)} ({_ci(m.top5_ci)})</td>"
+                   f"<td>{_speed(m.throughput_ips)}</td><td>{esc(_latency(report, m))}</td>"
+                   f"<td>{m.peak_rss_mb:.0f}</td><td>{m.param_mb:.0f}</td><td>{m.load_s:.2f}</td></tr>")
+    out.append("</table>")
+    failed = [m for m in report.models if m.error]
+    if failed:
+        out += ["<p>Models that could not run:</p><ul>"] + [
+            f"<li>{esc(m.name)}: {esc(_not_run(m))}</li>" for m in failed] + ["</ul>"]
+    sentences = conclusions(report)
+    if sentences:
+        out += ["<h2>Conclusions</h2><ul>"] + [f"<li>{esc(s)}</li>" for s in sentences] + ["</ul>"]
+    if svgs:
+        out.append("<h2>Charts</h2>")
+        out += [f"<figure>{_svg_inline(data)}</figure>" for name, data in svgs.items() if name.endswith(".svg")]
+    out += _html_mistakes(report)
+    out += _html_per_class(report, names)
+    if report.confusions:
+        out += ["<h2>Most confused pairs</h2>",
+                "<table><tr><th>Model</th><th>True class</th><th>Predicted</th><th>Images</th></tr>"]
+        for model, pairs in report.confusions.items():
+            out += [f"<tr><td>{esc(model)}</td><td>{esc(names[t])}</td><td>{esc(names[p])}</td><td>{c}</td></tr>"
+                    for t, p, c in pairs[:8]]
+        out.append("</table>")
+    out += ["<h2>Environment</h2>", f"<p>{esc(environment_line(report.environment))}</p>"]
+    if report.label_problems:
+        out += ["<h2>Labels that were not used</h2><ul>"] + [
+            f"<li>{esc(p)}</li>" for p in report.label_problems] + ["</ul>"]
+    if report.skipped:
+        out += ["<h2>Files that could not be read</h2><ul>"] + [
+            f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in report.skipped] + ["</ul>"]
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _html_mistakes(report: BenchmarkReport) -> list[str]:
+    """Up to MAX_THUMBNAILS images some model got wrong (top-1), each with every model's answer."""
+    names = imagenet_categories()
+    esc = html_escape
+    wrong = [row for row in report.images if any(top and top[0] != row.truth for top in row.top5.values())]
+    if not wrong:
+        return []
+    out = [f"<h2>Mistakes ({len(wrong)} image(s) some model got wrong on top-1"
+           + (f"; the first {MAX_THUMBNAILS} shown" if len(wrong) > MAX_THUMBNAILS else "") + ")</h2>",
+           '<div class="thumbs">']
+    missing = 0
+    for row in wrong[:MAX_THUMBNAILS]:
+        uri = _thumbnail(row.file, report.root)
+        if uri is None:
+            missing += 1
+            continue
+        answers = "".join(
+            f'<br><span class="{"right" if top[0] == row.truth else "wrong"}">{esc(model)}: '
+            f"{esc(names[top[0]])}</span>" for model, top in row.top5.items() if top)
+        out.append(f'<figure><img src="{uri}" alt="{esc(os.path.basename(row.file))}"><figcaption>'
+                   f"<b>{esc(os.path.basename(row.file))}</b><br>true: {esc(names[row.truth])}{answers}"
+                   "</figcaption></figure>")
+    out.append("</div>")
+    if missing:
+        out.append(f"<p>{missing} image(s) could not be shown: the files no longer load (moved, deleted or "
+                   "changed since the run).</p>")
+    return out
+
+
+def _html_per_class(report: BenchmarkReport, names: Sequence[str]) -> list[str]:
+    """Top-1 accuracy of every class for every model, the weakest classes (by their mean) first."""
+    if not report.per_class:
+        return []
+    models = list(report.per_class)
+    classes = sorted({int(k) for counts in report.per_class.values() for k in counts})
+
+    def mean(k: int) -> float:
+        cells = [report.per_class[m][str(k)] for m in models if str(k) in report.per_class[m]]
+        return sum(c[0] / c[1] for c in cells if c[1]) / max(1, len(cells))
+
+    out = ["<h2>Per-class accuracy (top-1)</h2>", "<table><tr><th>Class</th>"
+           + "".join(f"<th>{html_escape(m)}</th>" for m in models) + "</tr>"]
+    for k in sorted(classes, key=lambda k: (mean(k), names[k])):
+        cells = []
+        for m in models:
+            c = report.per_class[m].get(str(k))
+            cells.append(f"<td>{c[0] / c[1] * 100:.0f} % ({c[0]}/{c[1]})</td>" if c and c[1] else "<td>-</td>")
+        out.append(f"<tr><td>{html_escape(names[k])}</td>{''.join(cells)}</tr>")
+    out.append("</table>")
+    return out
+
+
 def write_all(report: BenchmarkReport, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """report.json, report.md and the charts; results.csv is written as the run goes (ResultsCsv)."""
+    """report.json, report.md, report.html and the charts (PNG and SVG); results.csv is written as the run
+    goes (ResultsCsv)."""
     folder = Path(os.fspath(folder))
     save_json(report, folder / "report.json")
+    from cnnviewer.core.measured import record  # the model picker shows each model's images/s on this machine
+
+    record(report)
     atomic_write(folder / "report.md", _writer(markdown(report).encode("utf-8")))
-    charts = save_charts(report, folder)
-    return {"json": folder / "report.json", "markdown": folder / "report.md",
-            **{p.stem: p for p in charts}}
+    files = charts.render(report)
+    written = save_charts(report, folder, files)
+    atomic_write(folder / "report.html", _writer(html(report, files).encode("utf-8")))
+    return {"json": folder / "report.json", "markdown": folder / "report.md", "html": folder / "report.html",
+            **{p.name: p for p in written}}

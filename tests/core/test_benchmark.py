@@ -91,9 +91,11 @@ def test_reports_on_disk_round_trip(val_report, tmp_path):
     text = written["markdown"].read_text()
     assert "| Name | Time, s | Peak memory above start (MB) | Top-1 acc, % | Top-5 acc, % |" in text
     assert "faster than" in text and "not significant" in text and "intervals are wide" in text
-    for name in ("accuracy_top1", "accuracy_top5", "throughput", "memory", "accuracy_vs_latency"):
-        with Image.open(written[name]) as chart:
-            assert chart.size == (900, 480)
+    for name in ("accuracy", "throughput", "memory", "latency", "accuracy_vs_latency"):
+        with Image.open(written[f"{name}.png"]) as chart:
+            assert chart.size == (1200, 600)
+        assert written[f"{name}.svg"].read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+    assert "<svg" in written["html"].read_text(encoding="utf-8")
 
 
 def test_results_csv_has_a_row_per_image_and_model_with_top5(photos_13_run):

@@ -36,7 +36,7 @@ def test_the_session_writes_every_file_and_hands_out_a_copy_after_each_model(tmp
     assert [(len(copy.models), on_disk) for copy, on_disk in snapshots] == [(1, 1), (2, 2), (2, 2)]
     assert snapshots[0][0].models[0] is not report.models[0]  # a copy: the run goes on changing its own
     assert snapshots[0][0].comparisons == [] and report.comparisons
-    for name in ("report.json", "report.md", "accuracy_top1.png", "memory.png", "accuracy_vs_latency.png"):
+    for name in ("report.json", "report.md", "report.html", "accuracy.png", "memory.svg", "accuracy_vs_latency.png"):
         assert (tmp_path / name).is_file(), name
     assert len(_csv_rows(tmp_path)) == 12
     assert load_json(tmp_path / "report.json").complete
