@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -33,18 +33,16 @@ from cnnviewer.core.ways import parse_way
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
-from cnnviewer.workers.benchmark_job import benchmark_job
+from cnnviewer.workers.benchmark_job import BenchmarkSnapshot, benchmark_job, progress_text
 
 if TYPE_CHECKING:
-    from cnnviewer.core.benchmark import BenchmarkReport
+    from cnnviewer.core.benchmark import BenchmarkReport, Progress
     from cnnviewer.core.datasets import LabelledSet
     from cnnviewer.core.report import RunFolder
     from cnnviewer.core.ways import RunAs
-    from cnnviewer.workers.benchmark_job import BenchmarkSnapshot
     from cnnviewer.workers.runner import TaskRunner
 
 OWNER = "benchmark"  # this window's namespace in the task runner: its requests never cancel another's
-TURN = re.compile(r"\((\d+)/(\d+)\): ")  # "(2/3): " in benchmark_job's progress text: model 2 of 3
 
 
 def seconds_left(models: int, number: int, model_fraction: float, elapsed: float, turn_elapsed: float,
@@ -146,6 +144,7 @@ class BenchmarkWindow(QMainWindow):
     """
 
     run_ended = Signal(str)
+    image_opened = Signal(str)  # an Images row double-clicked (or Enter): the file, for the main window
 
     def __init__(self, main_window, runner: TaskRunner):
         super().__init__(main_window)
@@ -184,6 +183,11 @@ class BenchmarkWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         open_report = QPushButton("Open report.json…")
         open_report.clicked.connect(self.open_report_dialog)
+        self.open_folder_button = QPushButton("Open report folder")
+        self.open_folder_button.setToolTip("Show the run's folder (report.json, report.md, results.csv, charts) "
+                                           "in the file manager")
+        self.open_folder_button.setEnabled(False)  # until a run made its folder, or a report was opened
+        self.open_folder_button.clicked.connect(self.open_report_folder)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress_text = ElidedLabel("", self)  # one line: a wrapped one made the panel jump
@@ -218,11 +222,15 @@ class BenchmarkWindow(QMainWindow):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_text)
-        layout.addWidget(open_report)
+        reports = QHBoxLayout()
+        reports.addWidget(open_report)
+        reports.addWidget(self.open_folder_button)
+        layout.addLayout(reports)
 
         self.dashboard = Dashboard(self)
         self.dashboard.thumbnails_wanted.connect(self._load_thumbnails)
         self.dashboard.row_clicked.connect(self._show_row)
+        self.dashboard.image_opened.connect(self.image_opened)
         split = QSplitter(self)
         split.addWidget(setup)
         split.addWidget(self.dashboard)
@@ -354,8 +362,9 @@ class BenchmarkWindow(QMainWindow):
         self._say(f"Starting; results go to {out_dir}")
         self.request_id = self.runner.submit(
             OWNER, "run", benchmark_job, self.dataset, config, out_dir, self.runner.pause_for_interactive,
-            lane="benchmark", on_returned=self._on_returned, on_yielded=self._on_snapshot,
-            on_progress=self._on_progress, on_error=self._on_error, on_cancelled=self._on_cancelled)
+            lane="benchmark", on_returned=self._on_returned, on_yielded=self._on_yielded,
+            on_error=self._on_error, on_cancelled=self._on_cancelled)
+        self._update_folder_button()
         return self.request_id
 
     def cancel(self) -> bool:
@@ -374,15 +383,19 @@ class BenchmarkWindow(QMainWindow):
         """(model number, models) of the run in flight; (0, 0) before its first model starts."""
         return self._turn if self.is_running() else (0, 0)
 
-    def _on_progress(self, done: int, total: int, text: str) -> None:
-        self.progress.setValue(done)
+    def _on_yielded(self, item: BenchmarkSnapshot | Progress) -> None:
+        """The job sends two kinds of thing: a copy of the report after each model, and its progress."""
+        if isinstance(item, BenchmarkSnapshot):
+            self.show_report(item.report)
+        else:
+            self._on_progress(item)
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setValue(int(p.fraction * 1000))
         now = time.monotonic()
-        turn = TURN.search(text)
-        if turn is None:
-            self._say(text)
-            return
-        number, models = int(turn.group(1)), int(turn.group(2))
-        model_fraction = min(1.0, max(0.0, done / max(1, total) * models - (number - 1)))
+        text = progress_text(p)
+        number, models = p.model_number, p.models
+        model_fraction = min(1.0, max(0.0, p.done / p.total if p.total else 1.0))
         if number != self._turn[0]:
             self._turn_started, self._first_batch = now, None
             if self._turn[0] == 0:
@@ -396,9 +409,6 @@ class BenchmarkWindow(QMainWindow):
         left = seconds_left(models, number, model_fraction, now - self._first_turn_started, now - self._turn_started,
                             images_s)
         self._say(f"{text} · about {left:.0f} s left" if left is not None and left >= 0.5 else text)
-
-    def _on_snapshot(self, snapshot: BenchmarkSnapshot) -> None:
-        self.show_report(snapshot.report)
 
     def _on_returned(self, report: BenchmarkReport) -> None:
         self.show_report(report)
@@ -433,6 +443,7 @@ class BenchmarkWindow(QMainWindow):
         self._say(text, error)
         self.start_button.setEnabled(self.dataset is not None and bool(self.dataset.images))
         self.cancel_button.setEnabled(False)
+        self._update_folder_button()
         self.run_ended.emit(outcome)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -449,6 +460,27 @@ class BenchmarkWindow(QMainWindow):
         self.dashboard.clear()
         self.progress.setValue(0)
         self._say("")
+        self._update_folder_button()
+
+    def report_folder(self) -> str | None:
+        """The folder of the run or report shown, once it exists on disk."""
+        return self.out_dir if self.out_dir and os.path.isdir(self.out_dir) else None
+
+    def report_folder_url(self) -> QUrl | None:
+        """What Open report folder hands to the desktop: the report folder as a file URL."""
+        folder = self.report_folder()
+        return QUrl.fromLocalFile(folder) if folder is not None else None
+
+    def _update_folder_button(self) -> None:
+        folder = self.report_folder()
+        self.open_folder_button.setEnabled(folder is not None)
+        self.open_folder_button.setToolTip(tooltip(f"Show {folder} in the file manager") if folder
+                                           else "No report folder yet: start a run or open a report.json")
+
+    def open_report_folder(self) -> bool:
+        """Show the report folder in the desktop's file manager; False when there is none (yet)."""
+        url = self.report_folder_url()
+        return url is not None and QDesktopServices.openUrl(url)
 
     # -- reports and images -------------------------------------------------------------------
 
@@ -478,6 +510,7 @@ class BenchmarkWindow(QMainWindow):
         self._say(f"Opened {path}")
         self.dashboard.detail.clear()  # the row shown was the previous report's
         self.show_report(report, data)
+        self._update_folder_button()
 
     def _on_report_error(self, exc: Exception) -> None:
         self._say(exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}",
@@ -485,7 +518,7 @@ class BenchmarkWindow(QMainWindow):
 
     def _load_thumbnails(self, paths: list[str]) -> None:
         self.runner.submit(OWNER, "thumbnails", jobs.thumbnails_job, paths, 64, lane="io",
-                           on_yielded=lambda item: self.dashboard.images_model.set_thumbnail(*item), exclusive=False)
+                           on_yielded=lambda item: self.dashboard.set_thumbnail(*item), exclusive=False)
 
     def _show_row(self, row) -> None:
         """The image and every model's top-5; for a mistake, where each model looked too."""

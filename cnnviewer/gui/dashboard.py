@@ -8,16 +8,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
+    QCompleter,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QTableView,
@@ -26,19 +31,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviewer.core import charts as chart_specs
+from cnnviewer.core.charts import MAX_CHARTED, jitter, latency_points, short_names
+from cnnviewer.core.evaluation import ClassRow, class_table, confused_pairs, ran_models, select_rows
+from cnnviewer.core.palette import lighter, model_colours
 from cnnviewer.gui.predictions import PredictionsModel, RecordsModel, make_predictions_table
 from cnnviewer.gui.text import escape, make_plain, tooltip
 
 if TYPE_CHECKING:  # the module itself imports torch: not at the window's start
     from cnnviewer.core.benchmark import BenchmarkReport
 
-COLOURS = [(70, 130, 200), (230, 130, 40), (80, 170, 90), (200, 70, 70), (140, 100, 190), (120, 120, 120)]
 GOOD, BAD = QColor(30, 130, 60), QColor(190, 30, 40)
 PARTIAL = QColor(120, 120, 120)  # a result cut short by Cancel: its row in grey, its bars hatched
 
 # What one turn of the event loop may draw, whatever the report holds (core.report_check bounds the rest).
-MAX_CHARTED = 20  # results in the charts (more are unreadable there); the summary table lists all
-MAX_POINTS = 400  # latency dots per result: enough to show the distribution's shape
 MAX_SENTENCES = 20  # conclusions under the table (laying out more took 50 ms); report.md has them all
 
 
@@ -64,15 +70,6 @@ class DashboardData:
     timed: tuple = ()
 
 
-def latency_points(values, limit: int = MAX_POINTS) -> np.ndarray:
-    """At most ``limit`` values spread evenly over the sorted ones (order statistics): the same shape."""
-    if len(values) <= limit:
-        return np.asarray(values, dtype=float)
-    # In pieces: converting a million Python floats in one call holds Python's lock (and the window) ~50 ms.
-    data = np.concatenate([np.asarray(values[i:i + 65536], dtype=float) for i in range(0, len(values), 65536)])
-    return np.sort(data)[np.linspace(0, len(data) - 1, limit).round().astype(int)]
-
-
 def image_masks(rows) -> tuple[np.ndarray, np.ndarray]:
     """For each image row: is some model's top-1 wrong; do the models' top-1 differ."""
     mistakes = np.zeros(len(rows), dtype=bool)
@@ -86,9 +83,9 @@ def image_masks(rows) -> tuple[np.ndarray, np.ndarray]:
 
 def chart_data(report) -> tuple[tuple, tuple, tuple]:
     """The results the charts draw, those of them with speed figures, and the latency dots of each of those."""
-    charted = tuple([m for m in report.models if m.error is None and m.images][:MAX_CHARTED])
+    charted = tuple(chart_specs.charted(report))
     timed = tuple(m for m in charted if m.timed)
-    return charted, timed, tuple(latency_points(m.latencies_ms or [m.latency_ms["p50"]]) for m in timed)
+    return charted, timed, tuple(latency_points(m.latencies_ms or [(m.latency_ms or {})["p50"]]) for m in timed)
 
 
 def prepare_dashboard(report, masks: bool = True) -> DashboardData:
@@ -192,8 +189,10 @@ class ImagesModel(QAbstractTableModel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.report = None
         self.rows: list = []
         self.models: list[str] = []
+        self.headers: list[str] = []  # the models' names without the part they share: narrow columns
         self._icons: dict[str, QIcon] = {}
         self._wanted: set[str] = set()
         self._timer = QTimer(self)
@@ -205,8 +204,10 @@ class ImagesModel(QAbstractTableModel):
 
     def set_report(self, report, data: DashboardData | None = None) -> None:
         self.beginResetModel()
+        self.report = report
         self.rows = list(report.images)
-        self.models = [m.name for m in report.models if m.error is None]
+        self.models = ran_models(report)
+        self.headers = short_names(self.models)
         self._masks = data.masks if data is not None else None
         self._row_of = None
         self.endResetModel()
@@ -224,8 +225,12 @@ class ImagesModel(QAbstractTableModel):
         return 0 if parent.isValid() else 2 + len(self.models)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return ("Image", "True label", *self.models)[section]
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return ("Image", "True class", *self.headers)[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section >= 2:
+            return tooltip(f"{self.models[section - 2]}'s top-1: ✓ right, ✗ wrong, and its probability")
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -251,18 +256,37 @@ class ImagesModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return f"{row.truth} {_categories()[row.truth]}"
             if role == Qt.ItemDataRole.ToolTipRole:
-                return tooltip(f"label in the folder: {row.label}")
+                return tooltip(f"{row.truth} {_categories()[row.truth]} (label in the folder: {row.label})")
             return None
         model = self.models[column - 2]
         top = row.top5.get(model)
         if role == Qt.ItemDataRole.DisplayRole:
             if not top:
                 return "—"
+            # The mark and the probability first: a narrow column cuts the name, never whether it was right.
             mark = "✓" if top[0] == row.truth else "✗"
-            return f"{mark} {_categories()[top[0]]} ({row.probabilities[model][0] * 100:.0f} %)"
+            return f"{mark} {row.probabilities[model][0] * 100:.0f} % {_categories()[top[0]]}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if not top:
+                return tooltip(f"{model} did not classify this image")
+            verdict = "right" if top[0] == row.truth else f"wrong: the true class is {_categories()[row.truth]}"
+            shown = self.data(index, Qt.ItemDataRole.DisplayRole)  # the whole of what a narrow column elides
+            return tooltip(f"{shown} · {model}'s top-1, class {top[0]}, {row.probabilities[model][0] * 100:.1f} % "
+                           f"({verdict})")
         if role == Qt.ItemDataRole.ForegroundRole and top:
             return QBrush(GOOD if top[0] == row.truth else BAD)
         return None
+
+    def thumbnail(self, path: str) -> QIcon | None:
+        """The thumbnail loaded for ``path`` (a null icon while it is on its way), None if never asked for."""
+        return self._icons.get(path)
+
+    def want(self, paths: list[str]) -> None:
+        """Ask for thumbnails of files that may be in no visible row (the Confusions tab's examples)."""
+        fresh = [path for path in paths if path not in self._icons]
+        if fresh:
+            self._wanted.update(fresh)
+            self._timer.start()
 
     def _request_thumbnails(self) -> None:
         wanted, self._wanted = sorted(self._wanted), set()
@@ -286,7 +310,8 @@ class ImagesModel(QAbstractTableModel):
 
 class ImagesFilter(QAbstractTableModel):
     """The rows of an ImagesModel that the filter keeps: all images, only mistakes (any model wrong), or
-    only disagreements (models' top-1 differ).
+    only disagreements (models' top-1 differ), narrowed by true class, predicted class, a model right and
+    a model wrong (core.evaluation.select_rows).
 
     The rows are picked in one numpy step from masks made once per report: a QSortFilterProxyModel asks
     Python about every row, which held the window 0.4 s for 50,000 images at each change.
@@ -297,6 +322,7 @@ class ImagesFilter(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.mode = self.MODES[0]
+        self.criteria: dict[str, object] = {}  # select_rows' keywords that are set
         self._source: ImagesModel | None = None
         self._rows = np.arange(0)  # the source rows shown, in order
 
@@ -315,14 +341,28 @@ class ImagesFilter(QAbstractTableModel):
         self._rows = self._select()
         self.endResetModel()
 
+    def set_criteria(self, truth: int | None = None, predicted: int | None = None, predicted_by: str | None = None,
+                     right: str | None = None, wrong: str | None = None) -> None:
+        """Keep only the rows select_rows keeps for these (None: that filter is off)."""
+        given = {"truth": truth, "predicted": predicted, "predicted_by": predicted_by, "right": right, "wrong": wrong}
+        self.beginResetModel()
+        self.criteria = {key: value for key, value in given.items() if value is not None}
+        self._rows = self._select()
+        self.endResetModel()
+
     def _select(self) -> np.ndarray:
         if self._source is None:
             return np.arange(0)
         if self.mode == "Mistakes":
-            return np.flatnonzero(self._source.masks()[0])
-        if self.mode == "Disagreements":
-            return np.flatnonzero(self._source.masks()[1])
-        return np.arange(self._source.rowCount())
+            rows = np.flatnonzero(self._source.masks()[0])
+        elif self.mode == "Disagreements":
+            rows = np.flatnonzero(self._source.masks()[1])
+        else:
+            rows = np.arange(self._source.rowCount())
+        if self._source.report is not None and set(self.criteria) - {"predicted_by"}:
+            chosen = select_rows(self._source.report, **self.criteria)  # type: ignore[arg-type]
+            rows = np.intersect1d(rows, np.asarray(chosen, dtype=rows.dtype))
+        return rows
 
     def _on_source_reset(self) -> None:
         self._rows = self._select()
@@ -356,42 +396,48 @@ class ImagesFilter(QAbstractTableModel):
         return self._source.data(source, role) if source.isValid() else None
 
 
-def short_names(names: list[str]) -> list[str]:
-    """Tick labels without the part all names share ("efficientnet_lite0/1/2" -> "lite0/1/2"):
-    pyqtgraph drops labels that overlap, and the narrow charts lost all but one."""
-    if len(names) < 2:
-        return list(names)
-    prefix = os.path.commonprefix(names)
-    cut = max(prefix.rfind("_"), prefix.rfind("-")) + 1
-    if cut == 0 or any(len(name) == cut for name in names):
-        return list(names)
-    return [name[cut:] for name in names]
-
-
 class Charts(pg.GraphicsLayoutWidget):
-    """Top-1/top-5 with interval whiskers, throughput, latency distributions, accuracy vs latency, memory."""
+    """The report's charts as core.charts defines them (the files draw the same): each result in its palette
+    colour, top-1 / top-5 and peak memory / parameters told apart by fill; a hint until a result is in."""
+
+    HINT = "Choose a folder and press Start; the charts appear as models finish."
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setBackground("w")
         windows = set(QApplication.topLevelWidgets())
-        self.accuracy = self._plot("Top-1 / top-5 accuracy (%), 95 % Wilson intervals", 0, 0)
-        self.throughput = self._plot("Throughput (images/s)", 0, 1)
-        self.memory = self._plot("Peak memory above start / parameters (MB)", 0, 2)
-        self.latency = self._plot("Latency at batch 1 (ms)", 1, 0)
-        self.scatter = self._plot("Top-1 (%) against latency p50 (ms)", 1, 1, colspan=2)
+        self.accuracy = self._plot(chart_specs.ACCURACY, 0, 0)
+        self.throughput = self._plot(chart_specs.THROUGHPUT, 0, 1)
+        self.memory = self._plot(chart_specs.MEMORY, 0, 2)
+        self.latency = self._plot(chart_specs.LATENCY, 1, 0)
+        self.scatter = self._plot(chart_specs.SCATTER, 1, 1, colspan=2)
+        self.scatter.setLabel("bottom", chart_specs.SCATTER_X_AXIS)
         # pyqtgraph makes each plot's context menus and option panels without a parent: owned here,
         # they go when the charts go instead of living (hidden) until the process ends.
         for widget in QApplication.topLevelWidgets():
             if widget not in windows and widget.parent() is None and widget is not self:
                 widget.setParent(self, widget.windowFlags())
         self.legend_text = QLabel("", self)  # placed under the charts by the dashboard
+        self.legend_text.setWordWrap(True)
+        # Over the plots until a result is in: five empty 0-1 axes told the user nothing.
+        self.hint = QLabel(self.HINT, self)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("background: white; color: #555; font-size: 13pt;")
+        self.hint.setGeometry(self.rect())
         self._generation = 0  # the report being drawn; a chain of draws for an older one stops
         self._points: tuple = ()  # latency dots of each timed result drawn
         self._timed: tuple = ()  # the results drawn that have speed figures
+        self._colours: dict[str, str] = {}  # each result's palette colour, by its place in the report
 
-    def _plot(self, title, row, column, colspan=1):
-        plot = self.addPlot(row=row, col=column, colspan=colspan, title=title)
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "hint"):  # pyqtgraph's constructor resizes before ours has made it
+            self.hint.setGeometry(self.rect())
+
+    def _plot(self, chart, row, column, colspan=1):
+        plot = self.addPlot(row=row, col=column, colspan=colspan, title=chart.title)
+        plot.setLabel("left", chart.axis)
         plot.showGrid(y=True, alpha=0.3)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
@@ -399,6 +445,10 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _ticks(self, plot, names):
         plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(short_names(names))]])
+
+    def colour_of(self, name: str) -> str:
+        """The palette colour ``name`` is drawn in (as in the chart files)."""
+        return self._colours[name]
 
     def show_report(self, report, staged: bool = True, data: DashboardData | None = None) -> None:
         """Redraw the five charts. ``staged``: one chart per turn of the event loop, each painted
@@ -416,18 +466,22 @@ class Charts(pg.GraphicsLayoutWidget):
         if not ran:
             for plot in (self.accuracy, self.throughput, self.latency, self.scatter, self.memory):
                 plot.clear()
-            self.legend_text.setText("No model has results yet.")
+            self.legend_text.setText("")
+            self.hint.show()
+            self.hint.raise_()
             return
+        self.hint.hide()
         from cnnviewer.core.benchmark import memory_caption
 
+        self._colours = model_colours([m.name for m in report.models])
         memory = memory_caption(list(report.models))
-        self.memory.setTitle(f"{memory[0].upper()}{memory[1:-5]} / parameters (MB)")
+        self.memory.setTitle(chart_specs.memory_title(memory))
         partial = [m.name for m in ran if m.partial]
+        swatches = " &nbsp;".join(f"<span style='color:{self._colours[m.name]}'>■</span> {escape(name)}"
+                                  for m, name in zip(ran, short_names([m.name for m in ran]), strict=True))
         self.legend_text.setText(
-            "Accuracy: <span style='color:#4682c8'>■</span> top-1 &nbsp; <span style='color:#50aa5a'>■</span> top-5"
+            f"{swatches} &nbsp;·&nbsp; solid: top-1, {memory[:-5]} &nbsp; light: top-5, parameters"
             " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
-            f" &nbsp;·&nbsp; memory: <span style='color:#c84646'>■</span> {memory[:-5]} &nbsp; "
-            "<span style='color:#8c64be'>■</span> parameters"
             + (" &nbsp;·&nbsp; hatched: partial, cut short by Cancel (no speed figures)" if partial else ""))
         if not staged:
             for step in steps:
@@ -445,17 +499,19 @@ class Charts(pg.GraphicsLayoutWidget):
 
         run(0)
 
-    @staticmethod
-    def _bars(ran, colour) -> dict:
-        """BarGraphItem's brushes and pens: solid, or hatched with a dashed edge for a partial result."""
+    def _bars(self, ran, light: bool = False) -> dict:
+        """BarGraphItem's brushes and pens in each result's colour (``light``: the pair's second bar, lighter):
+        solid, or hatched with a dashed edge for a partial result."""
         brushes, pens = [], []
         for m in ran:
+            colour = self._colours[m.name]
+            fill = lighter(colour) if light else colour
             if m.partial:
-                brushes.append(QBrush(QColor(*colour), Qt.BrushStyle.BDiagPattern))
+                brushes.append(QBrush(QColor(fill), Qt.BrushStyle.BDiagPattern))
                 pens.append(pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
             else:
-                brushes.append(pg.mkBrush(colour))
-                pens.append(pg.mkPen("k", width=0.5))
+                brushes.append(pg.mkBrush(fill))
+                pens.append(pg.mkPen(colour, width=1))
         return {"brushes": brushes, "pens": pens}
 
     def _draw_accuracy(self, ran) -> None:
@@ -463,14 +519,14 @@ class Charts(pg.GraphicsLayoutWidget):
         self.accuracy.clear()
         top1 = np.array([m.top1 * 100 for m in ran])
         top5 = np.array([m.top5 * 100 for m in ran])
-        self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, **self._bars(ran, COLOURS[0])))
-        self.accuracy.addItem(pg.BarGraphItem(x=x + 0.2, height=top5, width=0.38, **self._bars(ran, COLOURS[2])))
+        self.accuracy.addItem(pg.BarGraphItem(x=x - 0.2, height=top1, width=0.38, **self._bars(ran)))
+        self.accuracy.addItem(pg.BarGraphItem(x=x + 0.2, height=top5, width=0.38, **self._bars(ran, light=True)))
         for offset, values, cis in ((-0.2, top1, [m.top1_ci for m in ran]), (0.2, top5, [m.top5_ci for m in ran])):
-            low = values - np.array([c[0] * 100 for c in cis])
-            high = np.array([c[1] * 100 for c in cis]) - values
+            low = np.maximum(0, values - np.array([c[0] * 100 for c in cis]))
+            high = np.maximum(0, np.array([c[1] * 100 for c in cis]) - values)
             self.accuracy.addItem(pg.ErrorBarItem(x=x + offset, y=values, top=high, bottom=low, beam=0.15,
                                                   pen=pg.mkPen("k", width=1.5)))
-        self.accuracy.setYRange(0, 105)
+        self.accuracy.setYRange(0, 100)
         self._ticks(self.accuracy, [m.name for m in ran])
 
     def _draw_throughput(self, ran) -> None:
@@ -478,7 +534,8 @@ class Charts(pg.GraphicsLayoutWidget):
         self.throughput.clear()
         self.throughput.addItem(pg.BarGraphItem(x=np.arange(len(timed), dtype=float),
                                                 height=[m.throughput_ips for m in timed], width=0.6,
-                                                brushes=[COLOURS[i % len(COLOURS)] for i in range(len(timed))]))
+                                                brushes=[self._colours[m.name] for m in timed],
+                                                pen=pg.mkPen("k", width=0.5)))
         self._ticks(self.throughput, [m.name for m in timed])
 
     def _draw_latency(self, ran) -> None:
@@ -488,13 +545,13 @@ class Charts(pg.GraphicsLayoutWidget):
         self.latency.clear()
         if not ran:
             return
-        rng = np.random.default_rng(0)
-        jitters = [i + rng.uniform(-0.15, 0.15, len(values)) for i, values in enumerate(self._points)]
-        for colour in range(min(len(ran), len(COLOURS))):
-            mine = range(colour, len(ran), len(COLOURS))
-            self.latency.addItem(pg.ScatterPlotItem(np.concatenate([jitters[i] for i in mine]),
+        by_colour: dict[str, list[int]] = {}
+        for i, m in enumerate(ran):
+            by_colour.setdefault(self._colours[m.name], []).append(i)
+        for colour, mine in by_colour.items():
+            self.latency.addItem(pg.ScatterPlotItem(np.concatenate([jitter(len(self._points[i]), i) for i in mine]),
                                                     np.concatenate([self._points[i] for i in mine]), size=6,
-                                                    brush=COLOURS[colour], pen=None))
+                                                    brush=colour, pen=None))
         ends = np.repeat(np.arange(len(ran), dtype=float), 2) + np.tile([-0.3, 0.3], len(ran))
         for key, width in (("p50", 3), ("p90", 1.5), ("p99", 1)):
             heights = np.repeat([m.latency_ms[key] for m in ran], 2).astype(float)
@@ -508,40 +565,53 @@ class Charts(pg.GraphicsLayoutWidget):
             return
         x = np.array([m.latency_ms["p50"] for m in ran], dtype=float)
         y = np.array([m.top1 * 100 for m in ran], dtype=float)
-        for colour in range(min(len(ran), len(COLOURS))):  # one item per colour, as for the latencies
-            self.scatter.addItem(pg.ScatterPlotItem(x[colour::len(COLOURS)], y[colour::len(COLOURS)], size=12,
-                                                    brush=COLOURS[colour], pen=pg.mkPen("k")))
-        self.scatter.setYRange(0, 105)
-        self.scatter.setXRange(0, float(x.max()) * 1.4 + 1)
+        self.scatter.addItem(pg.ScatterPlotItem(x, y, size=12, brush=[pg.mkBrush(self._colours[m.name]) for m in ran],
+                                                pen=pg.mkPen("k")))
+        self.scatter.setYRange(*chart_specs.accuracy_range(y), padding=0)
+        self.scatter.setXRange(*chart_specs.latency_range(x), padding=0)
 
     def _draw_scatter_labels(self, ran) -> None:
-        """The names beside the points, a step of their own (text items are pyqtgraph's slowest)."""
+        """The names beside the points where they cover no other point or label (core.charts.place_labels, in
+        the plot's pixels), a step of its own (text items are pyqtgraph's slowest)."""
         ran = self._timed
-        for i, (m, name) in enumerate(zip(ran, short_names([m.name for m in ran]), strict=True)):
-            label = pg.TextItem(name, color="k", anchor=(-0.1, 0.5 + 1.2 * (i % 3 - 1)))
-            label.setPos(m.latency_ms["p50"], m.top1 * 100)
+        if not ran:
+            return
+        view = self.scatter.getViewBox()
+        (x0, x1), (y0, y1) = view.viewRange()
+        width, height = view.width(), view.height()
+        labels = [pg.TextItem(name, color="k", anchor=(0, 1)) for name in short_names([m.name for m in ran])]
+        points = [(m.latency_ms["p50"], m.top1 * 100) for m in ran]
+        if width < 50 or height < 50:  # not laid out yet (hidden): beside each point
+            corners = [((x - x0) / (x1 - x0) * width + 8, (y - y0) / (y1 - y0) * height) for x, y in points]
+        else:
+            pixels = [((x - x0) / (x1 - x0) * width, (y - y0) / (y1 - y0) * height) for x, y in points]
+            sizes = [(label.textItem.boundingRect().width(), label.textItem.boundingRect().height()) for label in labels]
+            corners = chart_specs.place_labels(pixels, sizes, radius=6, bounds=(0, 0, width, height), gap=2)
+        for label, (cx, cy) in zip(labels, corners, strict=True):
+            label.setPos(x0 + cx / max(width, 1) * (x1 - x0), y0 + cy / max(height, 1) * (y1 - y0))
             self.scatter.addItem(label)
 
     def _draw_memory(self, ran) -> None:
         x = np.arange(len(ran), dtype=float)
         self.memory.clear()
         self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
-                                            **self._bars(ran, COLOURS[3])))
+                                            **self._bars(ran)))
         self.memory.addItem(pg.BarGraphItem(x=x + 0.2, height=[m.param_mb for m in ran], width=0.38,
-                                            **self._bars(ran, COLOURS[4])))
+                                            **self._bars(ran, light=True)))
         self._ticks(self.memory, [m.name for m in ran])
 
 
 class ImageDetail(QWidget):
-    """The clicked image and every model's top-5."""
+    """The clicked image and every model's top-5, the true class marked in each."""
 
-    PLACEHOLDER = "Click a row to see the image and every model's top-5."
+    PLACEHOLDER = "Click a row to see the image and every model's top-5; double-click or Enter opens it in the main window."
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.picture = QLabel(self.PLACEHOLDER)
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(240, 200)
+        self.picture.setWordWrap(True)  # a narrow panel wraps the placeholder rather than cutting it
+        self.picture.setMinimumSize(200, 180)
         self.caption = QLabel("")  # rich text: the file name in it is escaped
         self.caption.setWordWrap(True)
         self.tables = QWidget(self)
@@ -555,6 +625,7 @@ class ImageDetail(QWidget):
         layout.addWidget(scroll, 1)
         self.shown: dict[str, list] = {}
         self.maps: dict[str, QLabel] = {}
+        self.truth_models: dict[str, TruthPredictionsModel] = {}
 
     def clear(self) -> None:
         """Back to the placeholder: the row shown belongs to results no longer shown."""
@@ -572,6 +643,7 @@ class ImageDetail(QWidget):
                 widget.deleteLater()
         self.shown = {}
         self.maps = {}
+        self.truth_models = {}
 
     def is_mistake(self, row) -> bool:
         return any(top and top[0] != row.truth for top in row.top5.values())
@@ -593,7 +665,7 @@ class ImageDetail(QWidget):
         names = _categories()
         if image is not None:
             self.picture.setPixmap(QPixmap.fromImage(image).scaled(
-                QSize(360, 260), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+                QSize(320, 220), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
         else:
             self.picture.setText("(the image cannot be shown)")
         self.caption.setText(f"<b>{escape(os.path.basename(row.file))}</b> · true class {row.truth} "
@@ -602,8 +674,8 @@ class ImageDetail(QWidget):
         mistake = self.is_mistake(row)
         for model, indices in row.top5.items():
             predictions = [Prediction(i, names[i], p) for i, p in zip(indices, row.probabilities[model], strict=True)]
-            box = QGroupBox(f"{model} {'✓' if indices[0] == row.truth else '✗'}", self.tables)
-            table_model = PredictionsModel(box)
+            box = QGroupBox(f"{model} {'✓ right' if indices[0] == row.truth else '✗ wrong'}", self.tables)
+            table_model = TruthPredictionsModel(row.truth, box)
             table_model.set_predictions(predictions)
             table = make_predictions_table(table_model, box)
             table.setMinimumHeight(175)
@@ -616,16 +688,216 @@ class ImageDetail(QWidget):
                 inner.addWidget(picture)
                 self.maps[model] = picture
             inner.addWidget(table)
+            if row.truth not in indices:
+                missing = QLabel(f"✗ The true class, {row.truth} {names[row.truth]}, is not in this top-5.", box)
+                missing.setWordWrap(True)
+                missing.setTextFormat(Qt.TextFormat.PlainText)
+                missing.setStyleSheet(f"color: {BAD.name()};")
+                inner.addWidget(missing)
             self.tables_layout.addWidget(box)
             box.show()  # added to a visible parent: show now, not on the next event loop pass
             self.shown[model] = predictions
+            self.truth_models[model] = table_model
+
+
+class TruthPredictionsModel(PredictionsModel):
+    """A model's top-5 with the true class marked: bold, in the colour of a right answer, and ✓ before its
+    name (so the mark is not told by colour alone)."""
+
+    def __init__(self, truth: int, parent=None):
+        super().__init__(parent)
+        self.truth = truth
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self._rows[index.row()].index != self.truth:
+            return super().data(index, role)
+        if role == Qt.ItemDataRole.DisplayRole and index.column() == 2:
+            return f"✓ {self._rows[index.row()].name}"
+        if role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(GOOD)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            prediction = self._rows[index.row()]
+            return tooltip(f"The true class, ImageNet class {prediction.index}: {prediction.name} "
+                           f"({prediction.probability:.4f})")
+        return super().data(index, role)
+
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a number for the proxy to sort by, where the text is "67 % (2/3)"
+
+
+class ClassesModel(QAbstractTableModel):
+    """One row per true class (core.evaluation.class_table): images, and each model's top-1 and top-5."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: tuple[ClassRow, ...] = ()
+        self.models: list[str] = []
+        self.headers: list[str] = []
+
+    def set_rows(self, rows: tuple[ClassRow, ...], models: list[str]) -> None:
+        self.beginResetModel()
+        self.rows, self.models, self.headers = rows, list(models), short_names(list(models))
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else 3 + 2 * len(self.models)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if section < 3:
+            names = ("Class", "Name", "Images")
+            return names[section] if role == Qt.ItemDataRole.DisplayRole else None
+        model, which = divmod(section - 3, 2)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{self.headers[model]} top-{1 if which == 0 else 5}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(f"{self.models[model]}: the share of this class's images whose "
+                           f"{'top-1 is' if which == 0 else 'top-5 holds'} the true class")
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.UserRole:
+            return row
+        if column < 3:
+            value = (row.index, row.name, row.support)[column]
+            if role == SORT_ROLE:
+                return value
+            if role == Qt.ItemDataRole.DisplayRole:
+                return str(value)
+            if role == Qt.ItemDataRole.TextAlignmentRole and column != 1:
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return None
+        model, which = divmod(column - 3, 2)
+        score = row.scores[model]
+        right, fraction = (score.top1, score.top1_fraction) if which == 0 else (score.top5, score.top5_fraction)
+        if role == SORT_ROLE:
+            return -1.0 if fraction is None else fraction
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "—" if fraction is None else f"{fraction * 100:.0f} % ({right}/{score.seen})"
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(f"{score.model}: {right} of the {score.seen} images of {row.name} it classified")
+        return None
+
+
+class ConfusionsView(QWidget):
+    """A model's most confused pairs, "true → predicted ×count", each with a few of its images."""
+
+    pair_clicked = Signal(object, str)  # ConfusedPair, model
+
+    THUMBNAIL = 64
+
+    def __init__(self, images_model: ImagesModel, parent=None):
+        super().__init__(parent)
+        self.images_model = images_model
+        self.model_combo = QComboBox(self)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_combo.currentTextChanged.connect(lambda _: self.refresh())
+        self.list = QListWidget(self)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.itemClicked.connect(self._on_item_clicked)
+        self.list.itemActivated.connect(self._on_item_clicked)
+        self.note = QLabel("Click a pair to see its images in the Images tab.")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Model"))
+        bar.addWidget(self.model_combo)
+        bar.addSpacing(12)
+        bar.addWidget(self.note, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.list, 1)
+        self.report = None
+        self.pairs: tuple = ()
+        self._pictures: dict[str, list[QLabel]] = {}
+
+    def set_report(self, report) -> None:
+        self.report = report
+        models = ran_models(report)
+        if [self.model_combo.itemText(i) for i in range(self.model_combo.count())] != models:
+            current = self.model_combo.currentText()
+            self.model_combo.blockSignals(True)
+            self.model_combo.clear()
+            self.model_combo.addItems(models)
+            if current in models:
+                self.model_combo.setCurrentText(current)
+            self.model_combo.blockSignals(False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        model = self.model_combo.currentText()
+        self.list.clear()
+        self._pictures = {}
+        self.pairs = confused_pairs(self.report, model) if self.report is not None and model else ()
+        if not self.pairs:
+            empty = QListWidgetItem("No mistakes by this model." if model else "No results yet.")
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.list.addItem(empty)
+            return
+        wanted = []
+        for pair in self.pairs:
+            item = QListWidgetItem(self.list)
+            item.setData(Qt.ItemDataRole.UserRole, pair)
+            row = QWidget()
+            line = QHBoxLayout(row)
+            line.setContentsMargins(6, 4, 6, 4)
+            text = QLabel(f"{pair.truth} {pair.truth_name}  →  {pair.predicted} {pair.predicted_name}   ×{pair.count}")
+            text.setTextFormat(Qt.TextFormat.PlainText)
+            line.addWidget(text)
+            line.addSpacing(12)
+            for path in pair.examples:
+                picture = QLabel()
+                picture.setFixedSize(self.THUMBNAIL, self.THUMBNAIL)
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                picture.setToolTip(tooltip(path))
+                self._pictures.setdefault(path, []).append(picture)
+                icon = self.images_model.thumbnail(path)
+                if icon is not None and not icon.isNull():
+                    picture.setPixmap(icon.pixmap(self.THUMBNAIL, self.THUMBNAIL))
+                else:
+                    wanted.append(path)
+                line.addWidget(picture)
+            line.addStretch(1)  # the pictures beside their pair, not across the window from it
+            item.setToolTip(tooltip(f"{pair.count} image(s) of {pair.truth_name} that {model} called "
+                                    f"{pair.predicted_name}"))
+            item.setSizeHint(row.sizeHint())
+            self.list.setItemWidget(item, row)
+        self.images_model.want(wanted)
+
+    def set_thumbnail(self, path: str, image: QImage | None) -> None:
+        for picture in self._pictures.get(path, []):
+            if image is not None:
+                picture.setPixmap(QPixmap.fromImage(image).scaled(
+                    self.THUMBNAIL, self.THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation))
+
+    def _on_item_clicked(self, item: QListWidgetItem) -> None:
+        pair = item.data(Qt.ItemDataRole.UserRole)
+        if pair is not None:
+            self.pair_clicked.emit(pair, self.model_combo.currentText())
+
+
+ANY = "any"
 
 
 class Dashboard(QTabWidget):
-    """Everything a report holds, in three tabs; ``show_report`` can be called again as results grow."""
+    """Everything a report holds, in four tabs; ``show_report`` can be called again as results grow."""
 
     thumbnails_wanted = Signal(list)
     row_clicked = Signal(object)
+    image_opened = Signal(str)  # a row double-clicked (or Enter): its file
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -671,36 +943,123 @@ class Dashboard(QTabWidget):
         self.images.verticalHeader().hide()
         self.images.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.images.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.images.setTextElideMode(Qt.TextElideMode.ElideRight)  # each cell's whole text is in its tooltip
+        self.images.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.images.setWordWrap(False)
         # Fixed widths: ResizeToContents would ask every row for its size at each update (10,000 rows).
         self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.images.horizontalHeader().setDefaultSectionSize(210)
+        self.images.horizontalHeader().setDefaultSectionSize(self.MODEL_COLUMN)
+        self.images.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.images.horizontalHeader().setStretchLastSection(True)  # a wide window: no empty band on the right
         # The current row, not a click: Up/Down, Page Up/Down and Home/End move the detail along too.
         self.images.selectionModel().currentRowChanged.connect(self._on_image_clicked)
+        self.images.activated.connect(self._open_image)  # double-click or Enter, as in the main window's browser
         self.filter_combo = QComboBox(self)
         self.filter_combo.addItems(ImagesFilter.MODES)
         self.filter_combo.currentTextChanged.connect(self.images_filter.set_mode)
+        self.truth_combo = self._class_combo("The true class of the images shown (type to search)")
+        self.predicted_combo = self._class_combo("The class predicted (top-1) by the model chosen beside it")
+        self.predicted_by_combo = self._model_combo("any model", "Whose top-1 the predicted class is")
+        self.right_combo = self._model_combo(ANY, "Only images this model's top-1 got right")
+        self.wrong_combo = self._model_combo(ANY, "Only images this model's top-1 got wrong")
+        clear_filters = QPushButton("Clear")
+        clear_filters.setToolTip("Show every image again")
+        clear_filters.clicked.connect(lambda: self.filter_images())
         self.count_label = QLabel("")
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.detail = ImageDetail(self)
         images_page = QWidget(self)
         left = QWidget(images_page)
         left_layout = QVBoxLayout(left)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Show"))
-        bar.addWidget(self.filter_combo)
-        bar.addStretch(1)
-        bar.addWidget(self.count_label)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        bar = QGridLayout()
+        bar.addWidget(QLabel("Show"), 0, 0)
+        bar.addWidget(self.filter_combo, 0, 1)
+        bar.addWidget(QLabel("Right:"), 0, 2)
+        bar.addWidget(self.right_combo, 0, 3)
+        bar.addWidget(QLabel("Wrong:"), 0, 4)
+        bar.addWidget(self.wrong_combo, 0, 5)
+        bar.addWidget(clear_filters, 0, 6)
+        bar.addWidget(QLabel("True class"), 1, 0)
+        bar.addWidget(self.truth_combo, 1, 1)
+        bar.addWidget(QLabel("Predicted"), 1, 2)
+        bar.addWidget(self.predicted_combo, 1, 3)
+        bar.addWidget(QLabel("by"), 1, 4)
+        bar.addWidget(self.predicted_by_combo, 1, 5)
+        bar.addWidget(self.count_label, 1, 6)
+        for column in (1, 3, 5):
+            bar.setColumnStretch(column, 1)
         left_layout.addLayout(bar)
         left_layout.addWidget(self.images, 1)
         page_split = QSplitter(images_page)
         page_split.addWidget(left)
         page_split.addWidget(self.detail)
-        page_split.setSizes([760, 420])
+        page_split.setStretchFactor(0, 3)
+        page_split.setStretchFactor(1, 2)
+        page_split.setSizes([600, 360])
         QVBoxLayout(images_page).addWidget(page_split)
-        self.addTab(images_page, "Images")
+        self.images_tab = self.addTab(images_page, "Images")
         self.images_filter.layoutChanged.connect(self._update_count)
         self.images_filter.rowsInserted.connect(self._update_count)
         self.images_filter.modelReset.connect(self._update_count)
         self.filter_combo.currentTextChanged.connect(lambda _: self._update_count())
+
+        self.classes_model = ClassesModel(self)
+        self.classes_proxy = QSortFilterProxyModel(self)
+        self.classes_proxy.setSourceModel(self.classes_model)
+        self.classes_proxy.setSortRole(SORT_ROLE)
+        self.classes = QTableView(self)
+        self.classes.setModel(self.classes_proxy)
+        self.classes.setSortingEnabled(True)
+        self.classes.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.classes.verticalHeader().hide()
+        self.classes.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.classes.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.classes.setAlternatingRowColors(True)
+        self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.classes.horizontalHeader().setDefaultSectionSize(130)
+        self.classes.activated.connect(self._on_class_activated)
+        classes_page = QWidget(self)
+        classes_layout = QVBoxLayout(classes_page)
+        classes_layout.addWidget(QLabel("Each true class of the set: click a header to sort; double-click a class "
+                                        "to see its images."))
+        classes_layout.addWidget(self.classes, 1)
+        self.classes_tab = self.addTab(classes_page, "Classes")
+
+        self.confusions = ConfusionsView(self.images_model, self)
+        self.confusions.pair_clicked.connect(self._on_pair_clicked)
+        self.confusions_tab = self.addTab(self.confusions, "Confusions")
+        self._evaluated: object = None  # the report the Classes and Confusions tabs show
+        self.currentChanged.connect(lambda _: self._refresh_evaluation())
+
+    MODEL_COLUMN = 150  # px: "✓ 97 % American black bear" needs ~190; the rest is elided, whole in the tooltip
+
+    def _class_combo(self, tip: str) -> QComboBox:
+        """An editable combo of classes ("any" first) that completes what is typed from anywhere in a name."""
+        combo = QComboBox(self)
+        combo.setEditable(True)
+        combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(10)
+        combo.setToolTip(tip)
+        combo.addItem(ANY, None)
+        completer = QCompleter(combo.model(), combo)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        combo.setCompleter(completer)
+        combo.currentIndexChanged.connect(lambda _: self._apply_filters())
+        return combo
+
+    def _model_combo(self, first: str, tip: str) -> QComboBox:
+        combo = QComboBox(self)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
+        combo.setToolTip(tip)
+        combo.addItem(first, None)
+        combo.currentIndexChanged.connect(lambda _: self._apply_filters())
+        return combo
 
     def show_report(self, report, data: DashboardData | None = None) -> None:
         """Show ``report``; ``data``: its DashboardData when a worker prepared it (a report opened from
@@ -724,14 +1083,86 @@ class Dashboard(QTabWidget):
         self.charts.show_report(empty)
         self.summary_model.set_report(empty)
         self.images_model.set_report(empty)
+        self._fill_filters(empty)
+        self.classes_model.set_rows((), [])
+        self.confusions.set_report(empty)
+        self._evaluated = empty
         self.conclusions.setText("")
         self.detail.clear()
         self._update_count()
 
     def _show_images(self, report, data: DashboardData | None = None) -> None:
         self.images_model.set_report(report, data)
-        self.images.setColumnWidth(0, 250)
+        self._fill_filters(report)
+        self.images.setColumnWidth(0, 170)
+        self.images.setColumnWidth(1, 160)
+        for column in range(2, self.images_model.columnCount()):
+            self.images.setColumnWidth(column, self.MODEL_COLUMN)
         self._update_count()
+        self._refresh_evaluation()
+
+    def _refresh_evaluation(self) -> None:
+        """The Classes and Confusions tabs, worked out when one of them is shown (a large report's table takes
+        a moment: not at each snapshot of a run nobody is looking at there)."""
+        report = self.images_model.report
+        if report is None or self._evaluated is report or self.currentIndex() not in (self.classes_tab,
+                                                                                         self.confusions_tab):
+            return
+        self._evaluated = report
+        self.classes_model.set_rows(class_table(report), ran_models(report))
+        self.classes.setColumnWidth(0, 60)
+        self.classes.setColumnWidth(1, 200)
+        self.classes.setColumnWidth(2, 70)
+        self.confusions.set_report(report)
+
+    def _fill_filters(self, report) -> None:
+        """The filters' choices for this report: its true classes, the classes some model predicted, the
+        models that ran; what was chosen stays chosen where the report still has it."""
+        names = _categories() if report.images else ()
+        truths = sorted({row.truth for row in report.images})
+        predicted = sorted({top[0] for row in report.images for top in row.top5.values() if top})
+        models = ran_models(report)
+        for combo, values in ((self.truth_combo, truths), (self.predicted_combo, predicted)):
+            self._refill(combo, [(f"{value} {names[value]}", value) for value in values])
+        for combo in (self.predicted_by_combo, self.right_combo, self.wrong_combo):
+            self._refill(combo, [(model, model) for model in models])
+        self._apply_filters()
+
+    @staticmethod
+    def _refill(combo: QComboBox, items: list[tuple[str, object]]) -> None:
+        if [combo.itemData(i) for i in range(1, combo.count())] == [value for _, value in items]:
+            return
+        chosen = combo.currentData()
+        combo.blockSignals(True)
+        while combo.count() > 1:
+            combo.removeItem(1)
+        for text, value in items:
+            combo.addItem(text, value)
+        found = combo.findData(chosen) if chosen is not None else -1
+        combo.setCurrentIndex(max(0, found))
+        combo.blockSignals(False)
+
+    def filter_images(self, truth: int | None = None, predicted: int | None = None, predicted_by: str | None = None,
+                      right: str | None = None, wrong: str | None = None) -> None:
+        """Set the Images tab's filters (None: any) and show every image they keep."""
+        for combo, value in ((self.truth_combo, truth), (self.predicted_combo, predicted),
+                             (self.predicted_by_combo, predicted_by), (self.right_combo, right),
+                             (self.wrong_combo, wrong)):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(value)) if value is not None else 0)
+            combo.blockSignals(False)
+        self.filter_combo.setCurrentIndex(0)
+        self._apply_filters()
+
+    def _apply_filters(self) -> None:
+        self.images_filter.set_criteria(truth=self.truth_combo.currentData(),
+                                        predicted=self.predicted_combo.currentData(),
+                                        predicted_by=self.predicted_by_combo.currentData(),
+                                        right=self.right_combo.currentData(), wrong=self.wrong_combo.currentData())
+
+    def set_thumbnail(self, path: str, image: QImage | None) -> None:
+        self.images_model.set_thumbnail(path, image)
+        self.confusions.set_thumbnail(path, image)
 
     def _update_count(self) -> None:
         self.count_label.setText(f"{self.images_filter.rowCount()} of {self.images_model.rowCount()} images")
@@ -739,3 +1170,17 @@ class Dashboard(QTabWidget):
     def _on_image_clicked(self, index, _previous=None) -> None:
         if index.isValid():
             self.row_clicked.emit(self.images_filter.mapToSource(index).data(Qt.ItemDataRole.UserRole))
+
+    def _open_image(self, index) -> None:
+        if index.isValid():
+            self.image_opened.emit(self.images_filter.mapToSource(index).data(Qt.ItemDataRole.UserRole).file)
+
+    def _on_class_activated(self, index) -> None:
+        row = self.classes_proxy.mapToSource(index).data(Qt.ItemDataRole.UserRole)
+        if row is not None:
+            self.filter_images(truth=row.index)
+            self.setCurrentIndex(self.images_tab)
+
+    def _on_pair_clicked(self, pair, model: str) -> None:
+        self.filter_images(truth=pair.truth, predicted=pair.predicted, predicted_by=model)
+        self.setCurrentIndex(self.images_tab)
