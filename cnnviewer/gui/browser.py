@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QDir, QModelIndex, QPoint, QSettings, QSize, QStandardPaths, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileSystemModel,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QStyle,
     QToolButton,
     QTreeView,
     QVBoxLayout,
@@ -28,6 +29,8 @@ from cnnviewer.core.paths import resources_dir
 from cnnviewer.gui.text import tooltip
 
 THUMBNAIL_SIZE = 96
+THUMBNAIL_CELL = THUMBNAIL_SIZE + 28  # a cell's width: the thumbnail and room on either side for its label
+PATH_ERROR_STYLE = "QLineEdit { border: 2px solid #c62828; border-radius: 3px; padding: 1px 2px; }"
 MAX_THUMBNAILS = 1000  # a strip of thousands helps nobody and costs memory
 RECENT_FOLDERS = 8
 RECENT_KEY = "recentFolders"
@@ -101,6 +104,7 @@ class FileBrowser(QWidget):
     classify_requested = Signal(str)
     explain_requested = Signal(str)
     compare_requested = Signal(str)
+    path_rejected = Signal(str)  # the sentence: a path typed in the path bar is not there
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -112,7 +116,13 @@ class FileBrowser(QWidget):
 
         self.path_bar = QLineEdit(self)
         self.path_bar.setPlaceholderText("Folder or image path, then Enter")
-        self.path_bar.returnPressed.connect(lambda: self.go_to(self.path_bar.text()))
+        self.path_bar.returnPressed.connect(self._on_path_entered)
+        self.path_bar.textEdited.connect(lambda _: self._show_path_error(""))
+        self.path_error = ""  # what is wrong with the path typed, as the tooltip and the status bar say it
+        self._path_error_icon = QAction(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning), "",
+                                        self.path_bar)
+        self.path_bar.addAction(self._path_error_icon, QLineEdit.ActionPosition.TrailingPosition)
+        self._path_error_icon.setVisible(False)
         self.up_button = QToolButton(self)
         self.up_button.setText("↑")
         self.up_button.setToolTip("Parent folder")
@@ -144,6 +154,12 @@ class FileBrowser(QWidget):
         self.strip.setWrapping(False)
         self.strip.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.strip.setUniformItemSizes(True)
+        # Every label in a cell of its own, centred under its thumbnail and cut to the cell with "…" (reset_strip):
+        # Qt centred a longer label on the thumbnail and cut it at the strip's left edge.
+        self.strip.setGridSize(self._cell_size())
+        self.strip.setSpacing(0)
+        self.strip.setWordWrap(False)
+        self.strip.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.strip.setMovement(QListView.Movement.Static)
         self.strip.setResizeMode(QListView.ResizeMode.Adjust)
         self.strip.currentItemChanged.connect(self._on_strip_current)
@@ -186,6 +202,7 @@ class FileBrowser(QWidget):
         path = os.path.abspath(os.path.expanduser(path.strip())) if path else ""
         if not path or not os.path.exists(path):
             return False
+        self._show_path_error("")
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         root = self.tree_root()
         if root is None or not inside(folder, root) or (root == os.sep and folder != os.sep):
@@ -196,6 +213,23 @@ class FileBrowser(QWidget):
         self.tree.setCurrentIndex(index)
         self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
+
+    def _on_path_entered(self) -> None:
+        """Enter in the path bar: a folder is shown, a file shown in its folder and selected; a path that is
+        not there is said so (red frame, warning icon, tooltip and the window's status bar)."""
+        typed = self.path_bar.text().strip()
+        if typed and not self.go_to(typed):
+            self._show_path_error(f"No such folder: {os.path.abspath(os.path.expanduser(typed))}")
+            self.path_rejected.emit(self.path_error)
+
+    def _show_path_error(self, text: str) -> None:
+        if text == self.path_error:
+            return
+        self.path_error = text
+        self.path_bar.setStyleSheet(PATH_ERROR_STYLE if text else "")
+        self.path_bar.setToolTip(tooltip(text))
+        self._path_error_icon.setToolTip(tooltip(text))
+        self._path_error_icon.setVisible(bool(text))
 
     def tree_root(self) -> str | None:
         """The folder whose contents the tree lists at its top level."""
@@ -315,15 +349,30 @@ class FileBrowser(QWidget):
 
     # -- thumbnails ---------------------------------------------------------------------------
 
+    def _cell_size(self) -> QSize:
+        return QSize(THUMBNAIL_CELL, THUMBNAIL_SIZE + self.strip.fontMetrics().height() + 16)
+
+    def strip_height(self) -> int:
+        """The strip's height: one row of cells, the scroll bar under them, the frame."""
+        bar = self.strip.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self.strip)
+        return self._cell_size().height() + bar + 2 * self.strip.frameWidth() + 4
+
+    def label_text(self, path: str, prefix: str = "") -> str:
+        """A thumbnail's label: the file's name, cut in the middle with "…" to fit its cell."""
+        room = THUMBNAIL_CELL - 10
+        return self.strip.fontMetrics().elidedText(prefix + os.path.basename(path), Qt.TextElideMode.ElideMiddle,
+                                                   room)
+
     def reset_strip(self, paths: list[str]) -> None:
         self.strip.clear()
         self._strip_items = {}
         self.thumbnails_shown = 0
         for path in paths[:MAX_THUMBNAILS]:
-            item = QListWidgetItem(self._placeholder, os.path.basename(path))
+            item = QListWidgetItem(self._placeholder, self.label_text(path))
             item.setData(Qt.ItemDataRole.UserRole, path)
             item.setToolTip(tooltip(path))
-            item.setSizeHint(QSize(THUMBNAIL_SIZE + 24, THUMBNAIL_SIZE + 28))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            item.setSizeHint(self._cell_size())
             self.strip.addItem(item)
             self._strip_items[path] = item
 
@@ -333,7 +382,7 @@ class FileBrowser(QWidget):
             return
         if image is None:
             item.setToolTip(tooltip(f"{path}\n(cannot be read)"))
-            item.setText(f"⚠ {os.path.basename(path)}")
+            item.setText(self.label_text(path, "⚠ "))
         else:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
         self.thumbnails_shown += 1

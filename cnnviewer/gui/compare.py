@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 OWNER = "compare"  # this dialog's namespace in the task runner
+MAPS_KEY = "compare/gradcamMaps"  # in the main window's settings: whether the Grad-CAM maps are wanted
+COLUMN_WIDTH = 260  # a column's narrowest: three fit beside the model list at the dialog's first size
 
 
 def default_comparison(ready: list[str]) -> list[str]:
@@ -67,6 +69,9 @@ class CompareDialog(QDialog):
         make_plain(self.progress)
         self.maps_box = QCheckBox("Grad-CAM maps")
         self.maps_box.setToolTip("Where each model looked for its own top-1 class")
+        from cnnviewer.gui.main_window import flag, read_setting
+
+        self.maps_box.setChecked(read_setting(main_window.settings, MAPS_KEY, False, flag))
         self.maps_box.toggled.connect(self._on_maps_toggled)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
@@ -78,7 +83,7 @@ class CompareDialog(QDialog):
 
         self.results = QWidget(self)
         self.results_layout = QHBoxLayout(self.results)
-        self.results_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.results_layout.addStretch(1)  # columns stay at the left, each at most twice COLUMN_WIDTH wide
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
@@ -86,7 +91,13 @@ class CompareDialog(QDialog):
         splitter = QSplitter(self)
         splitter.addWidget(left)
         splitter.addWidget(scroll)
-        splitter.setSizes([190, 1050])
+        splitter.setHandleWidth(6)
+        # The list keeps its width when results come or the dialog is resized: the columns take the change.
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(0, False)
+        splitter.setSizes([230, 1010])
+        self.splitter = splitter
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
@@ -96,10 +107,29 @@ class CompareDialog(QDialog):
         self.columns: dict[str, tuple[QGroupBox, PredictionsModel, QLabel]] = {}
         self.maps: dict[str, QLabel] = {}
         self.explained: dict[str, object] = {}
+        main_window.current_changed.connect(self.follow)
+
+    def _show_path(self, path: str | None) -> None:
+        self.path = path
+        self.run_button.setEnabled(bool(path))
+        if path:
+            self.image_label.setText(f"<b>{escape(os.path.basename(path))}</b>  ({escape(path)})")
+        else:
+            self.image_label.setText("No image selected: select one in the main window.")
+
+    def follow(self, path: str) -> None:
+        """The main window's current image changed: the dialog is about it now, and Compare runs it. The
+        columns of the image before go (and its work with them)."""
+        if (path or None) == self.path:
+            return
+        self.runner.cancel(OWNER, "compare")
+        self.runner.cancel(OWNER, "maps")
+        self._clear_columns()
+        self._show_path(path or None)
+        self.progress.setText("Press Compare to classify this image with the ticked models." if path else "")
 
     def open_for(self, path: str, ready_rows) -> None:
-        self.path = path
-        self.image_label.setText(f"<b>{escape(os.path.basename(path))}</b>  ({escape(path)})")
+        self._show_path(path)
         ready = [row.name for row in ready_rows]
         checked = set(default_comparison(ready))
         previously = {self.models.item(i).data(Qt.ItemDataRole.UserRole)
@@ -139,7 +169,8 @@ class CompareDialog(QDialog):
             box = QGroupBox(name, self.results)
             model = PredictionsModel(box)
             table = make_predictions_table(model, box)
-            table.setMinimumWidth(320)
+            table.setMinimumWidth(COLUMN_WIDTH)
+            box.setMaximumWidth(2 * COLUMN_WIDTH)
             note = QLabel("waiting…", box)
             note.setWordWrap(True)
             picture = QLabel(box)
@@ -151,7 +182,7 @@ class CompareDialog(QDialog):
             inner.addWidget(picture)
             inner.addWidget(table, 1)
             inner.addWidget(note)
-            self.results_layout.addWidget(box)
+            self.results_layout.insertWidget(self.results_layout.count() - 1, box, 1)  # before the stretch
             box.show()
             self.columns[name] = (box, model, note)
         self.progress.setText(f"0 of {len(models)} done")
@@ -171,6 +202,8 @@ class CompareDialog(QDialog):
 
     def _on_item(self, item) -> None:
         name, outcome = item
+        if name not in self.columns:
+            return  # a column of the image before
         box, model, note = self.columns[name]
         self._done += 1
         self.progress.setText(f"{self._done} of {self._total} done")
@@ -195,6 +228,7 @@ class CompareDialog(QDialog):
         note.setStyleSheet("")
 
     def _on_maps_toggled(self, on: bool) -> None:
+        self.main_window.settings.setValue(MAPS_KEY, on)
         for picture in self.maps.values():
             picture.setVisible(on)
         if on and self.columns and self._done == self._total and not self.explained:

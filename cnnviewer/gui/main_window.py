@@ -11,8 +11,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -36,9 +36,11 @@ from cnnviewer.core.settings import FALLBACK_MODEL, Settings, remember_model
 from cnnviewer.core.ways import FP32, RunAs, parse_way
 from cnnviewer.gui import context_menus
 from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
+from cnnviewer.gui.model_picker import ModelPicker
 from cnnviewer.gui.predictions import PredictionsPanel, used_text
 from cnnviewer.gui.preview import PreviewPanel
 from cnnviewer.gui.text import escape, make_plain, tooltip
+from cnnviewer.gui.weights_manager import show_weights_manager
 from cnnviewer.workers import jobs
 from cnnviewer.workers.runner import TaskRunner
 
@@ -227,6 +229,24 @@ def result_key(path: str, model: str, device: str, way: RunAs, top_k: int) -> Re
     return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, model, device, way, top_k)
 
 
+def file_state(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of ``path``, to tell whether it was rewritten; None when it cannot be looked at."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def predictions_text(outcome: jobs.ClassifyOutcome) -> str:
+    """A classification as plain text for the clipboard: the file, the model, the way, then one
+    "index<TAB>name<TAB>probability" line per class (probability in 0..1, as the command line's JSON)."""
+    lines = [f"File: {outcome.path}", f"Model: {outcome.model}",
+             f"Run as: {outcome.way.label} on {outcome.device}"]
+    lines += [f"{p.index}\t{p.name}\t{p.probability:.4f}" for p in outcome.classification.predictions]
+    return "\n".join(lines)
+
+
 def default_folder() -> str:
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return pictures if pictures and os.path.isdir(pictures) else str(Path.home())
@@ -239,6 +259,9 @@ class MainWindow(QMainWindow):
     ``catalog_rows()``, ``selected_model()``, ``current_device()``, ``current_way()``, ``ways_offered()``
     and ``top_k()``.
     """
+
+    #: The image on show changed (selection, open_path, next/previous); "" when none is (another folder).
+    current_changed = Signal(str)
 
     def __init__(self, settings: QSettings | None = None, runner: TaskRunner | None = None):
         super().__init__()
@@ -273,17 +296,22 @@ class MainWindow(QMainWindow):
         centre.addWidget(self.preview)
         centre.addWidget(self.browser.strip)
         centre.setStretchFactor(0, 1)
-        self.browser.strip.setMinimumHeight(THUMBNAIL_SIZE + 44)
-        self.browser.strip.setMaximumHeight(THUMBNAIL_SIZE + 60)
+        centre.setHandleWidth(6)  # Qt's 4 px (drawn 1-2 px) was hard to find and to grab
+        self.browser.strip.setFixedHeight(self.browser.strip_height())  # one row of thumbnails, labels whole
         self.setCentralWidget(centre)
 
         self.browser_dock = self._dock("Files", "browserDock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.predictions_dock = self._dock("Predictions", "predictionsDock", self.predictions,
                                            Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.browser_dock, self.predictions_dock], [300, 380], Qt.Orientation.Horizontal)
+        # The widths the panels should have: Qt takes them from the docks when the window is made small and
+        # gives everything to the image when it grows again, leaving "# | Class | strawbe..." behind.
+        self.dock_widths: dict[QDockWidget, int] = {}
+        self._window_width = -1
 
         self._make_toolbar()
         self._make_menus()
+        self._make_viewer_actions()
         self.setStatusBar(StatusBar(self))
         self.status_model = QLabel("")
         make_plain(self.status_model)
@@ -293,6 +321,7 @@ class MainWindow(QMainWindow):
         self.browser.file_activated.connect(self._on_file_activated)
         self.browser.folder_changed.connect(self._on_folder_changed)
         self.browser.folder_context_requested.connect(self._on_folder_context)
+        self.browser.path_rejected.connect(lambda text: self.statusBar().showMessage(text, 15000))
 
         self._restore_settings()
         context_menus.install(self)  # right-click menus, recent folders, the pointer to the samples
@@ -305,6 +334,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
+        dock.installEventFilter(self)
         # Closable, or Qt greys out its View menu entry: a panel could not be hidden to give the image room.
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -317,7 +347,7 @@ class MainWindow(QMainWindow):
         bar.setObjectName("modelToolbar")
         self.addToolBar(bar)
         bar.addWidget(QLabel(" Model "))
-        self.model_combo = QComboBox(self)
+        self.model_combo = ModelPicker(self, speed_context=lambda: (self.current_device(), self.current_way().label))
         self.model_combo.setMinimumContentsLength(30)
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setToolTip("Every torchvision ImageNet-1k classifier and the embedded models; "
@@ -370,6 +400,17 @@ class MainWindow(QMainWindow):
         self.explain_action.toggled.connect(self.preview.explain_box.setChecked)
         self.preview.explain_box.toggled.connect(self.explain_action.setChecked)
         bar.addAction(self.explain_action)
+        self._shown_explanation: jobs.ExplainOutcome | None = None  # the map on show, what Save Grad-CAM saves
+        self.save_explain_action = QAction("Save Grad-CAM…", self)
+        self.save_explain_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.save_explain_action.setToolTip("Save the overlay as a picture and the map beside it as .npy")
+        self.save_explain_action.setEnabled(False)  # while a map is on show
+        self.save_explain_action.triggered.connect(self.save_explanation_dialog)
+        self.preview.view.heat_changed.connect(self._on_heat_changed)
+        self.explain_class_action = QAction("Explain class…", self)
+        self.explain_class_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        self.explain_class_action.triggered.connect(self.pick_class)
+        self.preview.class_chosen.connect(self._on_class_chosen)
         self.compare_action = QAction("Compare models…", self)
         self.compare_action.setShortcut(QKeySequence("Ctrl+M"))
         self.compare_action.triggered.connect(self.open_compare)
@@ -402,12 +443,21 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.browser_dock.toggleViewAction())
         view_menu.addAction(self.predictions_dock.toggleViewAction())
+        view_menu.addSeparator()
+        self.benchmark_window_action = view_menu.addAction("&Benchmark window", self.show_benchmark_window)
+        self.benchmark_window_action.setShortcut(QKeySequence("Ctrl+Shift+B"))
 
         image_menu = self.menuBar().addMenu("&Image")
         image_menu.addAction(self.classify_action)
         image_menu.addAction(self.auto_action)
         image_menu.addAction(self.explain_action)
+        image_menu.addAction(self.explain_class_action)
+        image_menu.addAction(self.save_explain_action)
         image_menu.addAction(self.compare_action)
+
+        models_menu = self.menuBar().addMenu("&Models")
+        manager = models_menu.addAction("&Weights manager…", self.open_weights_manager)
+        manager.setShortcut(QKeySequence("Ctrl+Shift+W"))
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About cnnviewer", self.show_about)
@@ -433,6 +483,7 @@ class MainWindow(QMainWindow):
                                                                          self.top_k_spin.maximum())))
         self.top_k_spin.blockSignals(False)
         self.auto_action.setChecked(read_setting(s, "classifyOnSelection", False, flag))
+        self.explain_action.setChecked(read_setting(s, "gradCam", False, flag))
         self.preview.opacity.setValue(read_setting(s, "camOpacity", 60, whole_number(self.preview.opacity.minimum(),
                                                                                   self.preview.opacity.maximum())))
         self._migrate_model_key(s)
@@ -456,6 +507,7 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         """The window's own layout and choices; the model is the core's (remember_model), not stored here."""
+        self.set_panels_hidden(False)  # else the next start would open with the panels gone
         s = self.settings
         s.setValue("geometry", self.saveGeometry())
         s.setValue("windowState", self.saveState())
@@ -465,6 +517,7 @@ class MainWindow(QMainWindow):
         s.setValue("runAs", self.run_as_combo.currentText())
         s.setValue("topK", self.top_k_spin.value())
         s.setValue("classifyOnSelection", self.auto_action.isChecked())
+        s.setValue("gradCam", self.explain_action.isChecked())
         s.setValue("camOpacity", self.preview.opacity.value())
         s.sync()
 
@@ -478,6 +531,7 @@ class MainWindow(QMainWindow):
         """The one place every failure of this window's jobs is shown."""
         text = error_text(exc)
         self.statusBar().showMessage(text, 15000)
+        self._error_shown = text
         if kind == "preview":
             self.preview.show_message(text)
         elif kind == "catalog":
@@ -496,6 +550,35 @@ class MainWindow(QMainWindow):
 
     def _error_handler(self, kind: str):
         return lambda exc: self._on_error(kind, exc)
+
+    # -- dock widths --------------------------------------------------------------------------
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        old, new = event.oldSize().width(), event.size().width()
+        self._window_width = new
+        if old < 0 or not self.dock_widths:
+            self.dock_widths = {dock: dock.width() for dock in self._docked()}
+        elif new > old:
+            self._give_docks_their_width()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # A dock resized while the window keeps its width, the mouse held down: the user dragged its edge.
+        if (event.type() == QEvent.Type.Resize and watched in self.dock_widths and self.width() == self._window_width
+                and QApplication.mouseButtons() != Qt.MouseButton.NoButton):
+            self.dock_widths[watched] = watched.width()
+        return super().eventFilter(watched, event)
+
+    def _docked(self) -> list[QDockWidget]:
+        return [dock for dock in (self.browser_dock, self.predictions_dock)
+                if not dock.isHidden() and not dock.isFloating()]
+
+    def _give_docks_their_width(self) -> None:
+        """Back to the widths the panels had (or were dragged to) before the window was made smaller."""
+        squeezed = [dock for dock in self._docked() if dock in self.dock_widths
+                    and dock.width() < self.dock_widths[dock]]
+        if squeezed:
+            self.resizeDocks(squeezed, [self.dock_widths[dock] for dock in squeezed], Qt.Orientation.Horizontal)
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -523,18 +606,7 @@ class MainWindow(QMainWindow):
             wanted = info.default_model
         combo = self.model_combo
         combo.blockSignals(True)
-        combo.clear()
-        grey = QColor(128, 128, 128)
-        for row in sorted(info.rows, key=lambda r: (not r.ready, r.name)):
-            state = (row.weights_label or row.availability) if row.ready else f"needs weights, {row.file_size_mb:.0f} MB"
-            combo.addItem(f"{row.name}  ({state})")
-            combo.setItemData(combo.count() - 1, tooltip(row.title), Qt.ItemDataRole.ToolTipRole)
-            index = combo.count() - 1
-            combo.setItemData(index, row.name, MODEL_ROLE)
-            combo.setItemData(index, row.ready, READY_ROLE)
-            if not row.ready:
-                combo.setItemData(index, grey, Qt.ItemDataRole.ForegroundRole)
-        combo.setCurrentIndex(max(0, combo.findData(wanted, MODEL_ROLE)))
+        combo.set_rows(info.rows, wanted)  # grouped "Ready" / "Needs weights", with acc@1, GMACs, size, images/s
         combo.setEnabled(True)
         combo.blockSignals(False)
         self.device_combo.blockSignals(True)
@@ -551,6 +623,7 @@ class MainWindow(QMainWindow):
             from cnnviewer.core.explain import colour_scale  # torch is imported by now
 
             self.preview.set_colour_scale(jobs.pil_to_qimage(colour_scale(120, 12)))
+            self._fill_class_names()
         self._update_status_model()
         if not self._start_up_frozen:
             # What start-up imported (torch, torchvision, Qt: ~400,000 objects) lives as long as the
@@ -649,6 +722,7 @@ class MainWindow(QMainWindow):
     # -- browsing and classifying -------------------------------------------------------------
 
     def _on_folder_changed(self, folder: str) -> None:
+        self._leave_image_outside(folder)
         paths = list_images(folder)
         self.browser.reset_strip(paths)
         if paths:
@@ -662,11 +736,12 @@ class MainWindow(QMainWindow):
             self.classify(path)
 
     def _on_file_activated(self, path: str) -> None:
-        if path != self.current_path:
+        if path != self.current_path or file_state(path) != self._previewed:  # F5 after the file was rewritten
             self.show_preview(path)
         self.classify(path)
 
     def show_preview(self, path: str) -> None:
+        changed = path != self.current_path
         if path != self.current_path:
             self.explain_class = None
             self.preview.clear_explanation()
@@ -674,8 +749,35 @@ class MainWindow(QMainWindow):
             self.current_path = path  # before a kept result is shown: results show for the current image only
             self._show_state_of(path)
         self.current_path = path
+        self._previewed = file_state(path)
         self.runner.submit(OWNER, "preview", jobs.preview_job, path, lane="io", on_returned=self.preview.show_preview,
                            on_error=self._error_handler("preview"))
+        if changed:
+            self.current_changed.emit(path)
+
+    _previewed: tuple[int, int] | None = None  # file_state() of the image the preview was asked for
+    _error_shown = ""  # the last error _on_error put in the status bar
+
+    def _leave_image_outside(self, folder: str) -> None:
+        """Another folder is shown: what the window said about an image elsewhere (its preview, zoom, result,
+        error) goes; an image in ``folder`` (a file opened there) keeps them."""
+        current = self.current_path
+        if current is not None and os.path.dirname(current) == folder:
+            return
+        self.runner.cancel(OWNER, "preview")  # an older preview would land in the emptied view
+        self.preview.show_message("Click a photo in the browser to preview it; double-click to classify it.")
+        self.preview.zoom_label.setText("")
+        if self._error_shown and self.statusBar().currentMessage() == self._error_shown:
+            self.statusBar().clearMessage()
+        if current is None:
+            return
+        self.current_path = self.classified_path = None
+        self.last_outcome = None
+        self.explain_class = None
+        self.preview.clear_explanation()
+        self.predictions.clear(f"<b>{escape(os.path.basename(folder) or folder)}</b><br>"
+                               "Click a photo to preview it; double-click or press Enter to classify it.")
+        self.current_changed.emit("")
 
     def _show_state_of(self, path: str) -> None:
         """What the panel says about a newly selected image: its kept result, that it is being classified,
@@ -835,7 +937,68 @@ class MainWindow(QMainWindow):
 
     def _on_explained(self, outcome: jobs.ExplainOutcome) -> None:
         if self.explain_action.isChecked() and outcome.path == self.current_path:
-            self.preview.show_explanation(outcome)
+            # A class picked by name, or clicked before Top was lowered, may not be in the table: say so.
+            shown = self.last_outcome.classification.predictions if self.last_outcome is not None else []
+            note = "" if any(p.index == outcome.class_index for p in shown) else f"not in the top {len(shown)}"
+            self.preview.show_explanation(outcome, note)
+            self._shown_explanation = outcome
+            self._on_heat_changed(True)
+
+    def _on_heat_changed(self, drawn: bool) -> None:
+        if not drawn:
+            self._shown_explanation = None
+        self.save_explain_action.setEnabled(drawn and self._shown_explanation is not None)
+
+    def _fill_class_names(self) -> None:
+        """The class picker's 1000 names; they come with torchvision, so only once torch is imported."""
+        from cnnviewer.core.labels import imagenet_categories
+
+        self.preview.set_class_names(imagenet_categories())
+
+    def pick_class(self) -> None:
+        """Explain class…: into the class picker, to type a class's name."""
+        picker = self.preview.class_picker
+        picker.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        picker.lineEdit().selectAll()
+
+    def _on_class_chosen(self, class_index: int) -> None:
+        self.explain_class = class_index
+        if not self.explain_action.isChecked():
+            self.explain_action.setChecked(True)  # choosing a class asks to see it
+        else:
+            self.explain()
+
+    def save_explanation_dialog(self) -> None:
+        """Save Grad-CAM…: where to save the map on show (PNG or JPEG; the map goes beside it as .npy)."""
+        shown = self._shown_explanation
+        if shown is None:
+            return
+        stem = os.path.splitext(os.path.basename(shown.path))[0]
+        folder = self._save_folder or os.path.dirname(shown.path)
+        suggested = os.path.join(folder, f"{stem}-gradcam-{shown.model}-{shown.class_index}.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save Grad-CAM", suggested,
+                                              "PNG picture (*.png);;JPEG picture (*.jpg *.jpeg)")
+        if path:
+            self.save_explanation_to(path)
+
+    _save_folder: str | None = None
+
+    def save_explanation_to(self, path: str) -> int | None:
+        """Save the map on show to ``path``, at the photo's own size, and the map as ``<stem>.npy`` beside it."""
+        shown = self._shown_explanation
+        if shown is None:
+            return None
+        self._save_folder = os.path.dirname(os.path.abspath(path))
+        self.statusBar().showMessage(f"Saving the Grad-CAM to {os.path.basename(path)}…")
+        return self.runner.submit(OWNER, "save_explanation", jobs.save_explanation_job, self.runner.model_cache,
+                                  shown.path, shown.model, shown.device, shown.way, shown.class_index, path,
+                                  self.preview.opacity.value() / 100, on_returned=self._on_explanation_saved,
+                                  on_error=self._error_handler("save_explanation"))
+
+    def _on_explanation_saved(self, written: tuple[str, str]) -> None:
+        picture, heatmap = written
+        self.statusBar().showMessage(f"Grad-CAM saved to {picture}, and the map to {os.path.basename(heatmap)}.",
+                                     15000)
 
     def _on_explain_error(self, exc: Exception) -> None:
         text = exc.for_window() if isinstance(exc, CnnviewerError) else f"Grad-CAM failed: {error_text(exc)}"
@@ -910,9 +1073,23 @@ class MainWindow(QMainWindow):
                                   on_returned=lambda final: self._on_weights_ready(chosen, final),
                                   on_error=self._error_handler("weights"))
 
-    def _on_weights_ready(self, model: str, path: str | None = None) -> None:
-        for key in [key for key in self._results if key[3] == model]:  # made with the weights it had before
+    def weights_changed(self, model: str) -> None:
+        """``model``'s weights were downloaded, imported or removed: nothing it computed before is shown again."""
+        for key in [key for key in self._results if key[3] == model]:
             del self._results[key]
+        self.runner.model_cache.forget(model)
+        self.runner.explanations.forget(model)
+
+    def open_weights_manager(self):
+        """Models > Weights manager (Ctrl+Shift+W)."""
+        return show_weights_manager(self, self._on_weights_managed)
+
+    def _on_weights_managed(self, model: str) -> None:
+        self.weights_changed(model)
+        self._load_catalog()  # the picker shows it ready, or needing weights again
+
+    def _on_weights_ready(self, model: str, path: str | None = None) -> None:
+        self.weights_changed(model)
         self.statusBar().showMessage(f"Weights of {model} are ready" + (f": {path}" if path else "."), 10000)
         self._wanted_model = model
         self._load_catalog()  # availability changed; the picker marks it ready and re-selects it
@@ -958,6 +1135,163 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_path(paths[0])
 
+    # -- viewer basics: full screen, the image alone, next/previous, copy, open with --------------
+
+    def _make_viewer_actions(self) -> None:
+        """F11, Tab, Esc, Space, Backspace, Ctrl+Shift+C, Ctrl+C in the predictions, Ctrl+Alt+O.
+
+        Tab, Space and Backspace act only where the focus is on the image, the file tree, the thumbnails or
+        the window itself: in a text field Tab still moves the focus and Space types a space."""
+        view_menu, image_menu = self._menu("&View"), self._menu("&Image")
+        view_menu.addSeparator()
+        self.full_screen_action = QAction("F&ull screen", self)
+        self.full_screen_action.setCheckable(True)
+        self.full_screen_action.setShortcut(QKeySequence("F11"))
+        self.full_screen_action.triggered.connect(self.set_full_screen)
+        view_menu.addAction(self.full_screen_action)
+        self.panels_action = QAction("&Hide panels (image alone)", self)
+        self.panels_action.setCheckable(True)
+        self.panels_action.setShortcut(QKeySequence(Qt.Key.Key_Tab))
+        self.panels_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.panels_action.triggered.connect(self.set_panels_hidden)
+        view_menu.addAction(self.panels_action)
+        self.back_action = QAction("Back to the window", self)
+        self.back_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.back_action.setEnabled(False)  # only while full screen or panels hidden: Esc is the dialogs' otherwise
+        self.back_action.triggered.connect(self.back_to_window)
+        self.addAction(self.back_action)
+        self.next_action = QAction("&Next image", self)
+        self.next_action.setShortcut(QKeySequence(Qt.Key.Key_Space))
+        self.next_action.triggered.connect(lambda: self.step_image(1))
+        self.previous_action = QAction("&Previous image", self)
+        self.previous_action.setShortcut(QKeySequence(Qt.Key.Key_Backspace))
+        self.previous_action.triggered.connect(lambda: self.step_image(-1))
+        for action in (self.next_action, self.previous_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            view_menu.addAction(action)
+        for widget in (self, self.preview.view, self.browser.tree, self.browser.strip):
+            widget.addActions([self.panels_action, self.next_action, self.previous_action])
+        image_menu.addSeparator()
+        self.copy_action = QAction("Copy &predictions", self)
+        self.copy_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.copy_action.setToolTip("The file, model and way, then index, name and probability per line")
+        self.copy_action.triggered.connect(self.copy_predictions)
+        image_menu.addAction(self.copy_action)
+        # Ctrl+C in the predictions copies the selected rows (all if none) as their right-click Copy does; the
+        # table's own Ctrl+C copied one cell.
+        self.copy_rows_action = QAction("Copy", self.predictions.table)
+        self.copy_rows_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_rows_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.copy_rows_action.triggered.connect(self._copy_prediction_rows)
+        self.predictions.table.addAction(self.copy_rows_action)
+        self.open_with_action = QAction("Open with &system viewer", self)
+        self.open_with_action.setShortcut(QKeySequence("Ctrl+Alt+O"))  # Ctrl+Shift+O is Open folder
+        self.open_with_action.triggered.connect(self.open_with_system_viewer)
+        image_menu.addAction(self.open_with_action)
+
+    def _menu(self, title: str):
+        for action in self.menuBar().actions():
+            if action.menu() is not None and action.text() == title:
+                return action.menu()
+        return self.menuBar().addMenu(title)
+
+    def set_full_screen(self, on: bool) -> None:
+        state = self.windowState()
+        self.setWindowState(state | Qt.WindowState.WindowFullScreen if on else state & ~Qt.WindowState.WindowFullScreen)
+        self.full_screen_action.setChecked(on)
+        self._update_back_action()
+
+    def is_full_screen(self) -> bool:
+        return bool(self.windowState() & Qt.WindowState.WindowFullScreen)
+
+    _hidden_for_image: list[QWidget] = []  # what Tab hid, to show again
+
+    def panels_hidden(self) -> bool:
+        return self.panels_action.isChecked()
+
+    def set_panels_hidden(self, hidden: bool) -> None:
+        """Tab: the image alone (no docks, toolbars, menus, status bar or thumbnails), or everything back."""
+        if hidden == bool(self._hidden_for_image):
+            self.panels_action.setChecked(hidden)
+            return
+        if hidden:
+            # Hidden menus no longer carry their shortcuts: the window carries them meanwhile.
+            for menu_action in self.menuBar().actions():
+                menu = menu_action.menu()
+                if isinstance(menu, QWidget):
+                    self.addActions([a for a in menu.actions() if not a.isSeparator()])
+            bars: list[QWidget] = [self.menuBar(), self.statusBar(), *self.findChildren(QToolBar),
+                                   *self.findChildren(QDockWidget), self.browser.strip]
+            self._hidden_for_image = [w for w in bars if w.isVisible() and w.parentWidget() is not None]
+            for widget in self._hidden_for_image:
+                widget.hide()
+            self.preview.view.setFocus()  # so Tab, Space and Backspace go on working
+        else:
+            shown, self._hidden_for_image = self._hidden_for_image, []
+            for widget in shown:
+                widget.show()
+        self.panels_action.setChecked(hidden)
+        self._update_back_action()
+
+    def back_to_window(self) -> None:
+        """Esc: panels back and full screen left."""
+        self.set_panels_hidden(False)
+        if self.is_full_screen():
+            self.set_full_screen(False)
+
+    def _update_back_action(self) -> None:
+        self.back_action.setEnabled(self.panels_hidden() or self.is_full_screen())
+
+    def step_image(self, step: int) -> str | None:
+        """Space / Backspace: the next (1) or previous (-1) image of the folder, in the thumbnails' order;
+        past the last it wraps round to the first (and back), and the status bar says so."""
+        folder = self.browser.folder
+        paths = list_images(folder) if folder else []
+        if not paths:
+            self.statusBar().showMessage(f"No images in {folder or 'this folder'}.", 5000)
+            return None
+        current = os.path.normpath(self.current_path) if self.current_path else None
+        names = [os.path.normpath(p) for p in paths]
+        position = names.index(current) + step if current in names else (0 if step > 0 else len(paths) - 1)
+        path = paths[position % len(paths)]
+        self.browser.go_to(path)
+        place = f"{os.path.basename(path)} ({position % len(paths) + 1} of {len(paths)})"
+        if position >= len(paths):
+            self.statusBar().showMessage(f"{place}: past the last image, back to the first.", 5000)
+        elif position < 0:
+            self.statusBar().showMessage(f"{place}: before the first image, round to the last.", 5000)
+        else:
+            self.statusBar().showMessage(place, 3000)
+        return path
+
+    def copy_predictions(self) -> str | None:
+        """Ctrl+Shift+C: the classification on show as text on the clipboard; the text, None if none is shown."""
+        outcome = self.last_outcome
+        if outcome is None or not outcome.classification.ok or outcome.path != self.current_path:
+            self.statusBar().showMessage("Nothing to copy: classify the image first (double-click or Enter).", 8000)
+            return None
+        text = predictions_text(outcome)
+        QApplication.clipboard().setText(text)
+        self.statusBar().showMessage(f"Copied the predictions for {os.path.basename(outcome.path)}.", 5000)
+        return text
+
+    def _copy_prediction_rows(self) -> None:
+        table = self.predictions.table
+        rows = sorted({index.row() for index in table.selectionModel().selectedRows()})
+        context_menus.copy_rows(table, rows or list(range(table.model().rowCount())))
+
+    def open_with_system_viewer(self) -> bool:
+        """Ctrl+Alt+O: the current image in the desktop's own image viewer (QDesktopServices, so a URL
+        handler set for "file" receives it instead)."""
+        path = self.current_path
+        if not path:
+            self.statusBar().showMessage("Select an image first, then open it with the system viewer.", 8000)
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+            self.statusBar().showMessage(f"No program on this system opened {path}.", 10000)
+            return False
+        return True
+
     # -- benchmark ----------------------------------------------------------------------------
 
     benchmark_window = None
@@ -968,6 +1302,7 @@ class MainWindow(QMainWindow):
 
         if self.benchmark_window is None:
             self.benchmark_window = BenchmarkWindow(self, self.runner)
+            self.benchmark_window.image_opened.connect(self._on_benchmark_image)
         window = self.benchmark_window
         window.refresh_choices()  # weights may have arrived since it was last opened
         window.show()
@@ -988,9 +1323,27 @@ class MainWindow(QMainWindow):
 
         if self.benchmark_window is None:
             self.benchmark_window = BenchmarkWindow(self, self.runner)
+            self.benchmark_window.image_opened.connect(self._on_benchmark_image)
         self.benchmark_window.show()
         self.benchmark_window.open_report(path)
         return self.benchmark_window
+
+    def _on_benchmark_image(self, path: str) -> None:
+        """An image double-clicked in the benchmark window: shown and classified here, this window in front."""
+        self.open_path(path)
+        self.raise_()
+        self.activateWindow()
+
+    def show_benchmark_window(self) -> bool:
+        """View > Benchmark window: back to the benchmark window, if one was opened; False otherwise."""
+        window = self.benchmark_window
+        if window is None:
+            self.statusBar().showMessage("No benchmark window yet: File > Benchmark folder… opens one.", 8000)
+            return False
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return True
 
     def _on_folder_context(self, folder: str, position) -> None:
         from PySide6.QtWidgets import QMenu

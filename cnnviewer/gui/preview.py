@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
+    QCompleter,
     QFrame,
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSizePolicy,
     QSlider,
     QVBoxLayout,
@@ -22,10 +26,44 @@ from cnnviewer.core.units import human_bytes
 from cnnviewer.gui.text import make_plain, tooltip
 
 
+class ElidedLabel(QLabel):
+    """One line that ends in "…" where it does not fit, never wider than its room; the whole text is
+    ``text()`` and the tooltip."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        # Ignored: a long caption must not widen the centre and squeeze the docks.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        self.setText(text)
+        self.setToolTip(tooltip(text) if text else "")
+
+    def displayed_text(self) -> str:
+        """What is drawn: the text, cut with "…" to the label's width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event):  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.alignment() | Qt.TextFlag.TextSingleLine),
+                                  self.palette(), self.isEnabled(), self.displayed_text(), self.foregroundRole())
+
+
+def _outline(colour: QColor, style: Qt.PenStyle, parent: QGraphicsPixmapItem) -> QGraphicsRectItem:
+    pen = QPen(colour, 1.5, style)
+    pen.setCosmetic(True)  # the same thin line at every zoom
+    item = QGraphicsRectItem(parent)
+    item.setPen(pen)
+    item.hide()
+    return item
+
+
 class ImageView(QGraphicsView):
     """Fits the image until the user zooms; the wheel zooms around the cursor."""
 
     zoom_changed = Signal(float)
+    heat_changed = Signal(bool)  # a Grad-CAM map is drawn (True) or no longer (False)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -38,6 +76,9 @@ class ImageView(QGraphicsView):
         self._heat.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._heat.setOpacity(0.6)
         self._heat.hide()
+        # The centre crop the model saw, dashed white over a dark line so it shows on light and dark photos.
+        self._crop = (_outline(QColor(0, 0, 0, 150), Qt.PenStyle.SolidLine, self._item),
+                      _outline(QColor(255, 255, 255, 230), Qt.PenStyle.DashLine, self._item))
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -45,15 +86,34 @@ class ImageView(QGraphicsView):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._fit = True
 
-    def set_heat(self, heat: QImage | None) -> None:
-        """Draw a map over the photo, stretched to cover it (the map may be smaller than the photo)."""
+    def set_heat(self, heat: QImage | None, crop: tuple[float, float, float, float] | None = None) -> None:
+        """Draw a map over the photo, stretched to cover it (the map may be smaller than the photo), and
+        the outline of ``crop``, the centre crop the model saw (fractions: left, top, width, height)."""
+        for line in self._crop:
+            line.hide()
         if heat is None or not self.has_image():
             self._heat.hide()
+            self.heat_changed.emit(False)
             return
         self._heat.setPixmap(QPixmap.fromImage(heat))
         photo = self._item.pixmap()
         self._heat.setTransform(QTransform.fromScale(photo.width() / heat.width(), photo.height() / heat.height()))
         self._heat.show()
+        if crop is not None:
+            left, top, width, height = crop
+            rect = QRectF(left * photo.width(), top * photo.height(), width * photo.width(), height * photo.height())
+            for line in self._crop:
+                line.setRect(rect)
+                line.show()
+        self.heat_changed.emit(True)
+
+    def crop_outline(self) -> QRectF | None:
+        """The crop outline drawn, in the photo's pixels; None when none is drawn."""
+        return self._crop[1].rect() if self._crop[1].isVisible() else None
+
+    def heat_image(self) -> QImage | None:
+        """The map drawn over the photo (RGBA), None when none is."""
+        return self._heat.pixmap().toImage() if self._heat.isVisible() else None
 
     def heat_visible(self) -> bool:
         return self._heat.isVisible()
@@ -62,7 +122,12 @@ class ImageView(QGraphicsView):
         self._heat.setOpacity(opacity)
 
     def set_image(self, image: QImage | None) -> None:
+        was_drawn = self._heat.isVisible()
         self._heat.hide()
+        for line in self._crop:
+            line.hide()
+        if was_drawn:
+            self.heat_changed.emit(False)
         self._item.setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
         self.scene().setSceneRect(self._item.boundingRect())
         self.fit()
@@ -104,7 +169,9 @@ class ImageView(QGraphicsView):
 
 
 class PreviewPanel(QWidget):
-    """The image view plus a line of facts (file size, dimensions, colour mode)."""
+    """The image view plus a line of facts (file size, dimensions, colour mode), and the Grad-CAM row."""
+
+    class_chosen = Signal(int)  # a class picked by name in the class picker: explain it
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -115,57 +182,120 @@ class PreviewPanel(QWidget):
         self.facts = QLabel("")
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.zoom_label = QLabel("")
-        self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        # As wide as the widest zoom from the start: a label sized for "83 %" cut "112 %" to "112 9".
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("3200 %") + 4)
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # No figure without a picture: a resize re-fits the empty view, and "100 %" of nothing misleads.
+        self.view.zoom_changed.connect(
+            lambda z: self.zoom_label.setText(f"{z * 100:.0f} %" if self.view.has_image() else ""))
         self.explain_box = QCheckBox("Grad-CAM")
         self.explain_box.setToolTip("Show where the model looked for the class (click a prediction to switch class)")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
-        self.opacity.setMinimumWidth(90)
+        self.opacity.setMinimumWidth(60)
         self.opacity.setMaximumWidth(140)
         self.opacity.setToolTip("Opacity of the map")
         self.opacity.valueChanged.connect(lambda v: self.view.set_heat_opacity(v / 100))
         self.scale = QLabel()
         self.scale.setToolTip("Colour scale: low (left) to high (right) contribution to the class")
-        self.explain_caption = QLabel("")
-        # Long captions must not widen the centre and squeeze the docks: they are cut instead.
-        for label in (self.explain_caption, self.facts):
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        make_plain(self.placeholder, self.facts, self.explain_caption)  # file names and error sentences
+        self.scale.setFixedSize(96, 12)
+        self.scale.setScaledContents(True)
+        self.class_picker = self._make_class_picker()
+        self.explain_caption = ElidedLabel()
+        # Long file names must not widen the centre and squeeze the docks: they are cut instead.
+        self.facts.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        make_plain(self.placeholder, self.facts)  # file names and error sentences
+        facts = QHBoxLayout()
+        facts.addWidget(self.facts, 1)
+        facts.addWidget(self.zoom_label)  # here, not in the Grad-CAM row, whose caption it once cut
         controls = QHBoxLayout()
         controls.addWidget(self.explain_box)
+        controls.addWidget(self.class_picker, 1)
+        controls.addSpacing(6)
         controls.addWidget(QLabel("opacity"))
         controls.addWidget(self.opacity)
+        controls.addSpacing(6)
         controls.addWidget(QLabel("low"))
         controls.addWidget(self.scale)
         controls.addWidget(QLabel("high"))
-        controls.addStretch(1)
-        controls.addWidget(self.zoom_label)
+        controls.addStretch(0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.placeholder, 1)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.facts)
+        layout.addLayout(facts)
         layout.addLayout(controls)
         # A line of its own: the class, its probability and the way the map was computed must be readable.
         layout.addWidget(self.explain_caption)
         self.view.hide()
 
+    def _make_class_picker(self) -> QComboBox:
+        """Any of the 1000 classes, found by typing part of its name or its index ("granny", "948")."""
+        picker = QComboBox(self)
+        line = QLineEdit(picker)
+        line.setPlaceholderText("explain class…")
+        picker.setLineEdit(line)
+        picker.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        picker.setMinimumContentsLength(4)  # it grows with the room; the window must still fit 760 px
+        picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        picker.setMaximumWidth(picker.fontMetrics().horizontalAdvance("x" * 34))  # the longest names, no more
+        picker.setMaxVisibleItems(16)
+        picker.setToolTip("Explain any ImageNet class: type part of its name or its index (Ctrl+Shift+E)")
+        picker.setEnabled(False)  # until the names are there (they come with torchvision, after start-up)
+        completer = QCompleter(picker.model(), picker)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        completer.setMaxVisibleItems(12)
+        picker.setCompleter(completer)
+        completer.activated.connect(self._on_class_text)  # the text overload: "948 Granny Smith"
+        picker.activated.connect(lambda row: self._on_class_text(picker.itemText(row)))
+        line.returnPressed.connect(lambda: self._on_class_text(line.text()))
+        return picker
+
+    def set_class_names(self, names) -> None:
+        """Fill the class picker with "index name" for each class (once)."""
+        if self.class_picker.count():
+            return
+        self.class_picker.addItems([f"{index} {name}" for index, name in enumerate(names)])
+        self.class_picker.setCurrentIndex(-1)
+        self.class_picker.setEnabled(True)
+
+    def class_of(self, text: str) -> int | None:
+        """The class a picker text names: its leading index, else the one class whose entry contains it."""
+        text = text.strip()
+        head = text.split(" ", 1)[0]
+        if head.isdigit() and int(head) < self.class_picker.count():
+            return int(head)
+        found = [row for row in range(self.class_picker.count())
+                 if text and text.casefold() in self.class_picker.itemText(row).casefold()]
+        return found[0] if len(found) == 1 else None
+
+    def _on_class_text(self, text: str) -> None:
+        index = self.class_of(text)
+        if index is not None:
+            self.class_picker.setEditText(self.class_picker.itemText(index))
+            self.class_chosen.emit(index)
+
     def set_colour_scale(self, image: QImage) -> None:
         self.scale.setPixmap(QPixmap.fromImage(image))
 
-    def show_explanation(self, outcome) -> None:
-        self.view.set_heat(outcome.heat)
-        text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.2f} %) "
-                f"· {outcome.model} · {outcome.way.label}")
+    def show_explanation(self, outcome, note: str = "") -> None:
+        """Draw the map and say what it explains; ``note`` follows the probability ("not in the top 3")."""
+        self.view.set_heat(outcome.heat, outcome.crop)
+        note = f", {note}" if note else ""
+        text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.2f} %"
+                f"{note}) · {outcome.model} · {outcome.way.label}")
         if outcome.map_way != outcome.way:  # bf16 and ONNX Runtime have no gradients: the FP32 copy drew the map
             text += f" · map computed in {outcome.map_way.label}; classified as {outcome.way.label}"
-        self.explain_caption.setText(text)
-        self.explain_caption.setToolTip(tooltip(text))
+        self.explain_caption.set_full_text(text)
+        if not self.class_picker.hasFocus() and outcome.class_index < self.class_picker.count():
+            self.class_picker.setEditText(self.class_picker.itemText(outcome.class_index))
 
     def clear_explanation(self, text: str = "") -> None:
         self.view.set_heat(None)
-        self.explain_caption.setText(text)
+        self.explain_caption.set_full_text(text)
 
     def show_preview(self, data) -> None:
         info = data.info

@@ -34,6 +34,9 @@ class CatalogRow:
     input_size: int
     file_size_mb: float
     weights_label: str = ""  # imported weights: "imported: FILE (sha256 …)", never passed off as published
+    acc1: float | None = None  # published ImageNet-1k top-1 % (None: not published)
+    gmacs: float = 0.0  # published multiply-accumulates per image, in billions
+    images_per_s: float | None = None  # measured on this machine (first device, fp32) by a benchmark; None: never
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,21 @@ class CatalogInfo:
 def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
     """Import torch and torchvision and list every model (done once, off the GUI thread)."""
     from cnnviewer.core.catalog import Availability, catalog
+    from cnnviewer.core.measured import speeds
     from cnnviewer.core.models import available_devices
     from cnnviewer.core.settings import default_model_name
     from cnnviewer.core.ways import available_ways
     from cnnviewer.core.weights import weights_identity
 
     rows = []
+    devices = available_devices()
+    measured = speeds(devices[0], FP32.label)
     for entry in catalog():
         availability = entry.availability()
         label = weights_identity(entry).label if availability is Availability.IMPORTED else ""
         rows.append(CatalogRow(entry.name, entry.title, availability.value, availability.ready,
-                               entry.input_size, entry.file_size_mb, label))
-    devices = available_devices()
+                               entry.input_size, entry.file_size_mb, label, entry.acc1, entry.gmacs,
+                               measured.get(entry.name)))
     return CatalogInfo(rows=rows, devices=devices, default_model=default_model_name(),
                        ways={device: available_ways(device) for device in devices})
 
@@ -120,6 +126,12 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` however it was loaded: its weights were imported, downloaded or removed."""
+        with self._lock:
+            for key in [key for key in self._models if key[0] == name]:
+                del self._models[key]
 
 
 def classify_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str, device: str,
@@ -208,8 +220,10 @@ class ExplainOutcome:
     class_index: int
     class_name: str
     probability: float
-    heat: QImage  # RGBA, alpha grows with the map's value
+    heat: QImage  # RGBA, alpha grows with the map's value; it fades out just past the centre crop
     overlay_thumbnail: QImage  # the map over a small copy of the photo, for side-by-side views
+    device: str = "cpu"
+    crop: tuple[float, float, float, float] | None = None  # the centre crop the model saw: fractions of the image
 
 
 # (image path, its modification time or None, model, device, way, class index or None for the top-1)
@@ -237,6 +251,12 @@ class ExplanationCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
+    def forget(self, model: str) -> None:
+        """Drop every map ``model`` made: they came from the weights it had."""
+        with self._lock:
+            for key in [key for key in self._items if key[2] == model]:
+                del self._items[key]
+
 
 def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, model: str, device: str,
                  way: RunAs, class_index: int | None, thumbnail: int) -> ExplainOutcome:
@@ -244,9 +264,8 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
     decode, preprocessing and forward pass as the classification; a way without gradients borrows
     the FP32 copy for the map, and says so in ``map_way``."""
     import numpy as np
-    from PIL import Image
 
-    from cnnviewer.core.explain import explain_file, heat_rgba, overlay
+    from cnnviewer.core.explain import drawn_map, explain_file, heat_rgba, overlay
 
     try:
         stamp = os.stat(path).st_mtime_ns
@@ -259,14 +278,14 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
     classifier, _ = cache.get(model, device, way)
     gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
     explanation = explain_file(classifier, path, class_index, gradients=gradients)
-    rgba = np.ascontiguousarray(heat_rgba(explanation.heatmap))
+    rgba = np.ascontiguousarray(heat_rgba(drawn_map(explanation)))
     heat = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4, QImage.Format.Format_RGBA8888).copy()
     small = explanation.image.copy()  # the photo as the model saw it decoded
     small.thumbnail((thumbnail, thumbnail))
-    small_map = np.asarray(Image.fromarray(explanation.heatmap, "F").resize(small.size, Image.Resampling.BILINEAR))
     outcome = ExplainOutcome(os.fspath(path), model, way, explanation.way, explanation.class_index,
                              explanation.class_name, explanation.probability, heat,
-                             pil_to_qimage(overlay(small, small_map)))
+                             pil_to_qimage(overlay(small, drawn_map(explanation, small.size))), device,
+                             explanation.crop_fractions())
     explanations.put(key, outcome)
     if class_index is None:  # the top-1 request and the explicit class are the same map
         explanations.put((path, stamp, model, device, way, explanation.class_index), outcome)
@@ -278,6 +297,23 @@ def explain_job(token: CancelToken, report: Reporter, cache: ModelCache, explana
     """The map for the window's preview: ``class_index`` is the class the table shows (its top-1 by default)."""
     report(0, 1, f"Grad-CAM with {model}…")
     return _explain_one(cache, explanations, path, model, device, way, class_index, 320)
+
+
+def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str,
+                         device: str, way: RunAs, class_index: int, out: str, opacity: float) -> tuple[str, str]:
+    """Save the map the window shows: the overlay picture at the photo's own size and the map beside it
+    (core.explain.save_explanation); the map is computed again, as the CLI does, rather than every
+    kept map holding a full-size copy. Returns the two files written."""
+    from cnnviewer.core.explain import explain_file, save_explanation
+    from cnnviewer.core.images import load_image
+
+    report(0, 1, f"Saving the Grad-CAM of {model}…")
+    classifier, _ = cache.get(model, device, way)
+    gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
+    explanation = explain_file(classifier, path, class_index, gradients=gradients)
+    picture, heatmap = save_explanation(explanation, out, opacity, image=load_image(path))
+    assert heatmap is not None  # keep_map: the window always keeps the map beside the picture
+    return os.fspath(picture), os.fspath(heatmap)
 
 
 def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache,
@@ -299,3 +335,71 @@ def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, ex
                                       thumbnail)
         except Exception as exc:  # noqa: BLE001 - a transformer among convolutional models: say so in its column
             yield model, exc
+
+
+@dataclass(frozen=True)
+class WeightsRow:
+    """One model as the Weights manager shows it: where its weights are and what is known of them."""
+
+    model: str
+    title: str
+    state: str  # "embedded", "downloaded", "imported" or "missing"
+    file: str  # the file it loads ("" when missing)
+    size: int | None  # bytes; None when missing
+    check: str  # "verified", "hash mismatch", "not checked", "partial download, N MB", "installed with cnnviewer" or ""
+    removable: bool  # a file of this model is there to delete (embedded weights never are)
+
+
+def weights_rows_job(token: CancelToken, report: Reporter) -> list[WeightsRow]:
+    """Every model of the catalog with its weights state, from the same core calls as ``cnnviewer weights list``."""
+    from cnnviewer.core.catalog import EMBEDDED_SOURCE, IMPORTED_NAME, Availability, catalog
+    from cnnviewer.core.weights import list_cache, weights_identity
+
+    files = list_cache()
+    by_path = {row.path: row for row in files}
+    partial = {row.model: row.size for row in files if row.state == "partial download" and row.model}
+    has_files = {row.model for row in files if row.model}
+    states = {Availability.EMBEDDED: "embedded", Availability.CACHED: "downloaded",
+              Availability.IMPORTED: "imported", Availability.MISSING: "missing"}
+    rows = []
+    for entry in catalog():
+        identity = weights_identity(entry)
+        availability = identity.availability
+        check = ""
+        if availability is Availability.EMBEDDED:
+            check = "installed with cnnviewer"
+        elif availability is Availability.CACHED:
+            cached = by_path.get(identity.path)
+            check = cached.state if cached is not None else "not checked"
+        elif availability is Availability.IMPORTED:
+            # The content hash is in the imported file's name; the digest remembered while the file is
+            # unchanged says whether the bytes still match it.
+            match = IMPORTED_NAME.match(identity.path.name)
+            if not identity.sha256 or match is None:
+                check = "not checked"
+            else:
+                check = "verified" if identity.sha256.startswith(match.group("sha256")) else "hash mismatch"
+        elif entry.name in partial:
+            check = f"partial download, {partial[entry.name] / 2**20:.1f} MB"
+        ready = availability.ready
+        rows.append(WeightsRow(
+            entry.name, entry.title, states[availability], str(identity.path) if ready else "",
+            identity.path.stat().st_size if ready else None, check,
+            entry.source != EMBEDDED_SOURCE and entry.name in has_files))
+    return rows
+
+
+def verify_job(token: CancelToken, report: Reporter, model: str) -> list[tuple[str, str, bool]]:
+    """Hash one model's weights files against the hashes in their names (``cnnviewer weights verify NAME``):
+    (file, what was found as a person reads it, whether it matches) per file."""
+    from cnnviewer.core.weights import verify
+
+    report(0, 1, f"hashing the weights of {model}…")
+    return [(str(row.path), row.shown, row.state != "hash mismatch") for row in verify(model, should_cancel=token)]
+
+
+def remove_job(token: CancelToken, report: Reporter, model: str) -> list[str]:
+    """Delete a model's weights files (``cnnviewer weights remove NAME``); the files deleted."""
+    from cnnviewer.core.weights import remove
+
+    return [str(path) for path in remove(model)]

@@ -72,7 +72,7 @@ def test_import_weights_in_the_window_does_not_cancel_a_dialog_download(make_win
         assert dialog.is_busy() and "cancel" not in dialog.status.text().lower()
         server.release.set()
         # The download ran to its end: the whole file came, and its hash was checked (random bytes fail it).
-        qtbot.waitUntil(lambda: "does not match" in dialog.status.text(), timeout=30_000)
+        qtbot.waitUntil(lambda: "does not match" in dialog.error.text(), timeout=30_000)
         assert server.sent[name] == 4 << 20
         assert not (checkpoints_dir() / name).exists()
         dialog.close()

@@ -40,7 +40,7 @@ def test_a_download_that_fails_its_hash_says_so(make_window, qtbot, monkeypatch)
         window.select_model("resnet18")
         dialog = window.open_weights_dialog()
         dialog.download_button.click()
-        qtbot.waitUntil(lambda: "does not match" in dialog.status.text(), timeout=20_000)
+        qtbot.waitUntil(lambda: "does not match" in dialog.error.text(), timeout=20_000)
         assert not (checkpoints_dir() / NAME).exists()
         assert dialog.download_button.isEnabled()  # the user can try again
         dialog.close()
