@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QDir, QModelIndex, QPoint, QSettings, QSize, QStandardPaths, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileSystemModel,
@@ -384,8 +384,23 @@ class FileBrowser(QWidget):
             item.setToolTip(tooltip(f"{path}\n(cannot be read)"))
             item.setText(self.label_text(path, "⚠ "))
         else:
-            item.setIcon(QIcon(QPixmap.fromImage(image)))
+            item.setIcon(QIcon(square_thumbnail(image)))
         self.thumbnails_shown += 1
+
+
+def square_thumbnail(image: QImage) -> QPixmap:
+    """The thumbnail centred in a transparent THUMBNAIL_SIZE square: the view draws an icon at its own
+    height with the label right under it, so a wide photo's label sat higher than a tall one's."""
+    square = QPixmap(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+    square.fill(Qt.GlobalColor.transparent)
+    picture = QPixmap.fromImage(image)
+    if picture.width() > THUMBNAIL_SIZE or picture.height() > THUMBNAIL_SIZE:
+        picture = picture.scaled(THUMBNAIL_SIZE, THUMBNAIL_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+    painter = QPainter(square)
+    painter.drawPixmap((THUMBNAIL_SIZE - picture.width()) // 2, (THUMBNAIL_SIZE - picture.height()) // 2, picture)
+    painter.end()
+    return square
 
 
 def open_folder(folder: str) -> bool:

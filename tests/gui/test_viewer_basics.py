@@ -331,8 +331,9 @@ def test_thumbnail_labels_sit_centred_under_their_thumbnails(make_window, qtbot,
     folder.mkdir()
     names = ["a_very_long_file_name_that_cannot_fit_under_a_thumbnail.jpg", "b.jpg"]
     names += [f"photo_{n:02d}.jpg" for n in range(12)]
-    for name in names:
-        shutil.copyfile(PHOTOS_13 / "banana_0.jpg", folder / name)
+    sources = ["coral.jpg", "orange_1.jpg", "banana_0.jpg"]  # wide, tall and square photos
+    for n, name in enumerate(names):
+        shutil.copyfile(PHOTOS_13 / sources[n % 3], folder / name)
     window = make_window(wait_catalog=False)
     strip = window.browser.strip
     for width, height in SIZES:
@@ -350,6 +351,10 @@ def test_thumbnail_labels_sit_centred_under_their_thumbnails(make_window, qtbot,
             assert rect.left() >= 0 and rect.bottom() < viewport.height(), (item.text(), rect, viewport.size())
             assert metrics.horizontalAdvance(item.text()) <= rect.width() - 8, item.text()
             assert item.textAlignment() & Qt.AlignmentFlag.AlignHCenter
+        # Every icon is the same square, so a wide photo's label is not higher than a tall one's.
+        sizes = {(icon.width(), icon.height()) for icon in
+                 (strip.item(row).icon().actualSize(strip.iconSize()) for row in range(strip.count()))}
+        assert sizes == {(strip.iconSize().width(), strip.iconSize().height())}, sizes
         first = strip.item(0)
         assert "…" in first.text() and names[0] in first.toolTip()
         save_screenshot(window, f"viewer-thumbnail-strip-{width}x{height}")
