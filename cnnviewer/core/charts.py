@@ -333,14 +333,17 @@ def render(report: BenchmarkReport) -> dict[str, bytes]:
     """Every chart as PNG (1200 px wide) and SVG: file name -> bytes. Nothing when no result has an accuracy."""
     if not charted(report):
         return {}
+    import matplotlib
+
     files = {}
-    for chart in CHARTS:
-        drawn = figure(chart, report)
-        for kind in ("png", "svg"):
-            buffer = io.BytesIO()
-            # No date in the SVG: the same report draws the same file.
-            drawn.savefig(buffer, format=kind, dpi=DPI, metadata={"Date": None} if kind == "svg" else None)
-            files[f"{chart.name}.{kind}"] = buffer.getvalue()
+    # No date, and ids not salted with a random uuid: the same report draws the same SVG bytes.
+    with matplotlib.rc_context({"svg.hashsalt": "cnnviewer"}):
+        for chart in CHARTS:
+            drawn = figure(chart, report)
+            for kind in ("png", "svg"):
+                buffer = io.BytesIO()
+                drawn.savefig(buffer, format=kind, dpi=DPI, metadata={"Date": None} if kind == "svg" else None)
+                files[f"{chart.name}.{kind}"] = buffer.getvalue()
     return files
 
 

@@ -32,9 +32,31 @@ def _key(model: str, device: str, run_as: str) -> str:
     return f"{model}|{device}|{run_as}"
 
 
+# What the file held when it was last read, by its path, size and modification time: the model picker asks
+# at every keystroke, on the GUI thread, and a stat costs far less than reading and parsing the file.
+# (Written atomically, the file is a new inode each time: a rewrite within one mtime tick is seen too.)
+_cache: dict[str, tuple[tuple[str, int, int, int], dict[str, float]]] = {}
+
+
 def _read() -> dict[str, float]:
     """The stored speeds; a missing file is empty, and an unreadable or malformed one is logged and read as empty."""
     path = speeds_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        stamp = None
+    else:
+        stamp = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        kept = _cache.get("speeds")
+        if kept is not None and kept[0] == stamp:
+            return dict(kept[1])
+    found = _parse(path)
+    if stamp is not None:
+        _cache["speeds"] = (stamp, dict(found))
+    return found
+
+
+def _parse(path: Path) -> dict[str, float]:
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)

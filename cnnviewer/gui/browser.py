@@ -190,6 +190,7 @@ class FileBrowser(QWidget):
         layout.addWidget(self.tree, 3)
         self.folder: str | None = None
         self.thumbnails_shown = 0
+        self.images: list[str] = []
         self._strip_items: dict[str, QListWidgetItem] = {}
         blank = QPixmap(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
         blank.fill(QColor(225, 225, 225))
@@ -364,6 +365,7 @@ class FileBrowser(QWidget):
                                                    room)
 
     def reset_strip(self, paths: list[str]) -> None:
+        self.images = list(paths)  # the folder's images in the strip's order (Space / Backspace walk them)
         self.strip.clear()
         self._strip_items = {}
         self.thumbnails_shown = 0

@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
         self.explain_class_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
         self.explain_class_action.triggered.connect(self.pick_class)
         self.preview.class_chosen.connect(self._on_class_chosen)
+        self.preview.class_refused.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.compare_action = QAction("Compare models…", self)
         self.compare_action.setShortcut(QKeySequence("Ctrl+M"))
         self.compare_action.triggered.connect(self.open_compare)
@@ -978,10 +979,27 @@ class MainWindow(QMainWindow):
         suggested = os.path.join(folder, f"{stem}-gradcam-{shown.model}-{shown.class_index}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save Grad-CAM", suggested,
                                               "PNG picture (*.png);;JPEG picture (*.jpg *.jpeg)")
-        if path:
+        if path and self.may_replace_map(path):
             self.save_explanation_to(path)
 
+    def may_replace_map(self, picture: str) -> bool:
+        """The file dialog asked about the picture only: ask before the .npy beside it is replaced too."""
+        npy = os.path.splitext(picture)[0] + ".npy"
+        if not os.path.exists(npy):
+            return True
+        self.replace_question = QMessageBox(
+            QMessageBox.Icon.Question, "Save Grad-CAM",
+            f"{os.path.basename(npy)} already exists beside it. Replace it with this map?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        self.replace_question.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        try:
+            return self.replace_question.exec() == QMessageBox.StandardButton.Yes
+        finally:
+            self.replace_question.deleteLater()
+            self.replace_question = None
+
     _save_folder: str | None = None
+    replace_question: QMessageBox | None = None
 
     def save_explanation_to(self, path: str) -> int | None:
         """Save the map on show to ``path``, at the photo's own size, and the map as ``<stem>.npy`` beside it."""
@@ -992,7 +1010,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saving the Grad-CAM to {os.path.basename(path)}…")
         return self.runner.submit(OWNER, "save_explanation", jobs.save_explanation_job, self.runner.model_cache,
                                   shown.path, shown.model, shown.device, shown.way, shown.class_index, path,
-                                  self.preview.opacity.value() / 100, on_returned=self._on_explanation_saved,
+                                  self.preview.opacity.value() / 100, shown.stamp, on_returned=self._on_explanation_saved,
                                   on_error=self._error_handler("save_explanation"))
 
     def _on_explanation_saved(self, written: tuple[str, str]) -> None:
@@ -1036,6 +1054,11 @@ class MainWindow(QMainWindow):
         row = self._catalog.get(model or self.selected_model() or "")
         if row is None or row.ready:
             return None
+        for open_one in self.findChildren(WeightsDialog):  # one per model: a second Download would cancel the first
+            if open_one.row.name == row.name and open_one.isVisible():
+                open_one.raise_()
+                open_one.activateWindow()
+                return open_one
         dialog = WeightsDialog(self, row, self.runner)
         dialog.weights_ready.connect(self._on_weights_ready)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -1140,8 +1163,8 @@ class MainWindow(QMainWindow):
     def _make_viewer_actions(self) -> None:
         """F11, Tab, Esc, Space, Backspace, Ctrl+Shift+C, Ctrl+C in the predictions, Ctrl+Alt+O.
 
-        Tab, Space and Backspace act only where the focus is on the image, the file tree, the thumbnails or
-        the window itself: in a text field Tab still moves the focus and Space types a space."""
+        Tab acts where the focus is on the image (or the window itself), Space and Backspace there and on the
+        thumbnails: in a text field or the file tree Tab still moves the focus and Space types."""
         view_menu, image_menu = self._menu("&View"), self._menu("&Image")
         view_menu.addSeparator()
         self.full_screen_action = QAction("F&ull screen", self)
@@ -1169,8 +1192,12 @@ class MainWindow(QMainWindow):
         for action in (self.next_action, self.previous_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
             view_menu.addAction(action)
-        for widget in (self, self.preview.view, self.browser.tree, self.browser.strip):
-            widget.addActions([self.panels_action, self.next_action, self.previous_action])
+        # Not in the file tree: there Tab moves the focus on (a keyboard user must get out of it) and Space
+        # belongs to its type-ahead search of names; the thumbnails are the folder's images, so they step.
+        for widget in (self, self.preview.view):
+            widget.addAction(self.panels_action)
+        for widget in (self, self.preview.view, self.browser.strip):
+            widget.addActions([self.next_action, self.previous_action])
         image_menu.addSeparator()
         self.copy_action = QAction("Copy &predictions", self)
         self.copy_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
@@ -1246,7 +1273,7 @@ class MainWindow(QMainWindow):
         """Space / Backspace: the next (1) or previous (-1) image of the folder, in the thumbnails' order;
         past the last it wraps round to the first (and back), and the status bar says so."""
         folder = self.browser.folder
-        paths = list_images(folder) if folder else []
+        paths = self.browser.images  # listed once per folder: a key press must not scan the disk again
         if not paths:
             self.statusBar().showMessage(f"No images in {folder or 'this folder'}.", 5000)
             return None

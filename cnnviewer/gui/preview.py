@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -172,6 +172,7 @@ class PreviewPanel(QWidget):
     """The image view plus a line of facts (file size, dimensions, colour mode), and the Grad-CAM row."""
 
     class_chosen = Signal(int)  # a class picked by name in the class picker: explain it
+    class_refused = Signal(str)  # a typed name that is not one class: the sentence that says why
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -201,6 +202,7 @@ class PreviewPanel(QWidget):
         self.scale.setToolTip("Colour scale: low (left) to high (right) contribution to the class")
         self.scale.setFixedSize(96, 12)
         self.scale.setScaledContents(True)
+        self._pending_class_text: str | None = None
         self.class_picker = self._make_class_picker()
         self.explain_caption = ElidedLabel()
         # Long file names must not widen the centre and squeeze the docks: they are cut instead.
@@ -262,21 +264,37 @@ class PreviewPanel(QWidget):
         self.class_picker.setCurrentIndex(-1)
         self.class_picker.setEnabled(True)
 
-    def class_of(self, text: str) -> int | None:
-        """The class a picker text names: its leading index, else the one class whose entry contains it."""
-        text = text.strip()
+    def class_of(self, text: str) -> int:
+        """The class a picker text names: an entry of its list ("948 Granny Smith"), else what the command
+        line's ``explain --class`` takes (core.labels.class_of); raises UnknownClass with the reason."""
+        from cnnviewer.core.labels import class_of
+
+        text = " ".join(text.split())
         head = text.split(" ", 1)[0]
-        if head.isdigit() and int(head) < self.class_picker.count():
+        if head.isdigit() and int(head) < self.class_picker.count() and (
+                text == head or self.class_picker.itemText(int(head)).casefold() == text.casefold()):
             return int(head)
-        found = [row for row in range(self.class_picker.count())
-                 if text and text.casefold() in self.class_picker.itemText(row).casefold()]
-        return found[0] if len(found) == 1 else None
+        return class_of(text)
 
     def _on_class_text(self, text: str) -> None:
-        index = self.class_of(text)
-        if index is not None:
-            self.class_picker.setEditText(self.class_picker.itemText(index))
-            self.class_chosen.emit(index)
+        # One Enter reaches here up to three times (the completer, the combo, the line edit): the last text
+        # of this turn of the event loop is resolved once, so one explain request is made, not three.
+        first = self._pending_class_text is None
+        self._pending_class_text = text
+        if first:
+            QTimer.singleShot(0, self, self._resolve_class_text)
+
+    def _resolve_class_text(self) -> None:
+        from cnnviewer.core.labels import UnknownClass
+
+        text, self._pending_class_text = self._pending_class_text or "", None
+        try:
+            index = self.class_of(text)
+        except UnknownClass as exc:
+            self.class_refused.emit(f"Grad-CAM: {exc}.")
+            return
+        self.class_picker.setEditText(self.class_picker.itemText(index))
+        self.class_chosen.emit(index)
 
     def set_colour_scale(self, image: QImage) -> None:
         self.scale.setPixmap(QPixmap.fromImage(image))

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -214,8 +214,15 @@ class WeightsManager(QDialog):
             return None
         dialog = self.main_window.open_weights_dialog(row.model)
         if dialog is not None:
-            dialog.weights_ready.connect(lambda model: self.refresh(model))
+            # A bound method, so Qt drops the connection when this window is deleted before the download ends
+            # (a lambda would still call into the deleted table); UniqueConnection: a raised dialog is not
+            # connected twice.
+            dialog.weights_ready.connect(self._on_dialog_ready, Qt.ConnectionType.UniqueConnection)
         return dialog
+
+    @Slot(str)
+    def _on_dialog_ready(self, model: str) -> None:
+        self.refresh(model)
 
     def verify(self) -> int | None:
         """Hash the selected model's files, as ``cnnviewer weights verify NAME`` does; the request id."""

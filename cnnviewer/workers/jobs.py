@@ -224,6 +224,7 @@ class ExplainOutcome:
     overlay_thumbnail: QImage  # the map over a small copy of the photo, for side-by-side views
     device: str = "cpu"
     crop: tuple[float, float, float, float] | None = None  # the centre crop the model saw: fractions of the image
+    stamp: int | None = None  # the file's modification time (ns) when the map was made
 
 
 # (image path, its modification time or None, model, device, way, class index or None for the top-1)
@@ -285,7 +286,7 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
     outcome = ExplainOutcome(os.fspath(path), model, way, explanation.way, explanation.class_index,
                              explanation.class_name, explanation.probability, heat,
                              pil_to_qimage(overlay(small, drawn_map(explanation, small.size))), device,
-                             explanation.crop_fractions())
+                             explanation.crop_fractions(), stamp)
     explanations.put(key, outcome)
     if class_index is None:  # the top-1 request and the explicit class are the same map
         explanations.put((path, stamp, model, device, way, explanation.class_index), outcome)
@@ -300,7 +301,8 @@ def explain_job(token: CancelToken, report: Reporter, cache: ModelCache, explana
 
 
 def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str,
-                         device: str, way: RunAs, class_index: int, out: str, opacity: float) -> tuple[str, str]:
+                         device: str, way: RunAs, class_index: int, out: str, opacity: float,
+                         stamp: int | None = None) -> tuple[str, str]:
     """Save the map the window shows: the overlay picture at the photo's own size and the map beside it
     (core.explain.save_explanation); the map is computed again, as the CLI does, rather than every
     kept map holding a full-size copy. Returns the two files written."""
@@ -308,6 +310,15 @@ def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache
     from cnnviewer.core.images import load_image
 
     report(0, 1, f"Saving the Grad-CAM of {model}…")
+    from cnnviewer.core.errors import OutputError
+
+    try:
+        now = os.stat(path).st_mtime_ns
+    except OSError:
+        now = None
+    if stamp is not None and now != stamp:  # the map is made again from the file: it must be the one shown
+        raise OutputError(f"{path}: changed on disk since its Grad-CAM was shown; press F5 to see it as it is "
+                          "now, then save")
     classifier, _ = cache.get(model, device, way)
     gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
     explanation = explain_file(classifier, path, class_index, gradients=gradients)

@@ -59,6 +59,14 @@ def test_every_chart_is_written_as_png_and_svg(tmp_path: Path, three: BenchmarkR
             assert root.tag.endswith("svg"), path.name
 
 
+def test_the_same_report_draws_the_same_svg_bytes(three: BenchmarkReport) -> None:
+    """Reports are compared and kept under version control by some: an unchanged report, unchanged files."""
+    from cnnviewer.core.charts import render
+
+    first, second = render(three), render(three)
+    assert [name for name in first if first[name] != second[name] and name.endswith(".svg")] == []
+
+
 def test_nothing_is_drawn_when_no_model_has_an_accuracy(tmp_path: Path) -> None:
     failed = ModelResult(name="resnet50", title="ResNet50", weights="w", error="weights missing")
     assert save_charts(report_of(failed), tmp_path) == [] and list(tmp_path.iterdir()) == []

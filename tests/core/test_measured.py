@@ -69,3 +69,20 @@ def test_an_unwritable_folder_costs_the_figure_not_the_report(isolated_home, cap
     with caplog.at_level(logging.WARNING, logger="cnnviewer.core.measured"):
         assert record(report(result("resnet50", 41.5))) == 0
     assert "were not kept" in caplog.text
+
+
+def test_the_file_is_read_again_only_when_it_changed(isolated_home, monkeypatch):
+    """The model picker asks at every keystroke, on the GUI thread: the file is parsed once per version."""
+    from cnnviewer.core import measured
+
+    record(report(result("resnet50", 41.5)))
+    parsed: list[object] = []
+    real = measured._parse
+    monkeypatch.setattr(measured, "_parse", lambda path: parsed.append(path) or real(path))
+    for _ in range(50):
+        assert speeds("cpu") == {"resnet50": 41.5}
+    assert len(parsed) <= 1
+    record(report(result("resnet50", 44.0)))  # a new run: read again
+    assert speeds("cpu") == {"resnet50": 44.0}
+    speeds_path().write_text(json.dumps({"resnet50|cpu|fp32": 39.0}))  # rewritten by hand, in place
+    assert speeds("cpu") == {"resnet50": 39.0}

@@ -149,6 +149,21 @@ def test_any_class_by_typing_its_name(make_window, qtbot):
     qtbot.waitUntil(lambda: window._shown_explanation is not None and window._shown_explanation.class_index == 296,
                     timeout=60_000)
     assert window.preview.explain_caption.text().startswith("Grad-CAM: ice bear (class 296, ")
+    # A name is read as `cnnviewer explain --class` reads it, and one Enter asks once (not once per signal).
+    chosen: list[int] = []
+    window.preview.class_chosen.connect(chosen.append)
+    picker.lineEdit().clear()
+    qtbot.keyClicks(picker.lineEdit(), "tiger")  # the lemma of class 292, though "tiger shark" contains it
+    qtbot.keyClick(picker.lineEdit(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window._shown_explanation is not None and window._shown_explanation.class_index == 292,
+                    timeout=60_000)
+    assert chosen == [292]
+    picker.lineEdit().clear()
+    qtbot.keyClicks(picker.lineEdit(), "bear")  # nine classes: said, and nothing is explained
+    picker.completer().popup().hide()
+    qtbot.keyClick(picker.lineEdit(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "'bear' names 9 classes" in window.statusBar().currentMessage(), timeout=5_000)
+    assert chosen == [292] and window._shown_explanation.class_index == 292
 
 
 def test_after_top_k_changes_the_caption_names_the_class_drawn(make_window, qtbot):
@@ -237,3 +252,44 @@ def test_a_picture_named_like_its_map_is_refused_and_nothing_is_written(tmp_path
     assert np.array_equal(np.load(heatmap), heat)  # the data: zero outside the crop
     with Image.open(picture) as saved:
         assert saved.format == "JPEG" and saved.size == (60, 40)
+
+
+def test_save_refuses_a_photo_changed_since_its_map_was_shown(make_window, qtbot, tmp_path):
+    """The saved files are made again from the file: had it been rewritten, they would not be the map on show."""
+    import shutil
+
+    photo = tmp_path / "bear.jpg"
+    shutil.copyfile(BEAR, photo)
+    window = explained(qtbot, make_window(), str(photo))
+    shutil.copyfile(PHOTOS_13 / "coral.jpg", photo)  # another picture under the same name
+    os.utime(photo, ns=(os.stat(photo).st_atime_ns, os.stat(photo).st_mtime_ns + 10**9))
+    target = tmp_path / "out.png"
+    window.save_explanation_to(str(target))
+    qtbot.waitUntil(lambda: "changed on disk" in window.statusBar().currentMessage(), timeout=60_000)
+    assert window.statusBar().currentMessage().startswith(f"{photo}: changed on disk since its Grad-CAM was shown")
+    assert not target.exists() and not target.with_suffix(".npy").exists()
+
+
+def test_a_map_of_the_same_name_is_not_replaced_without_asking(make_window, qtbot, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window()
+    (tmp_path / "bear.npy").write_bytes(b"the user's own array")
+    answers = []
+
+    def answer(button):
+        box = window.replace_question
+        if box is None:  # not asked yet: look again
+            QTimer.singleShot(20, lambda: answer(button))
+            return
+        answers.append(box.text())
+        box.button(button).click()
+
+    QTimer.singleShot(20, lambda: answer(QMessageBox.StandardButton.Cancel))
+    assert not window.may_replace_map(str(tmp_path / "bear.png"))
+    assert answers and "bear.npy already exists" in answers[0]
+    QTimer.singleShot(20, lambda: answer(QMessageBox.StandardButton.Yes))
+    assert window.may_replace_map(str(tmp_path / "bear.png"))
+    assert window.may_replace_map(str(tmp_path / "other.png")) and len(answers) == 2  # nothing there: no question
+    assert (tmp_path / "bear.npy").read_bytes() == b"the user's own array"

@@ -232,9 +232,43 @@ def test_space_and_backspace_move_through_the_folder_and_wrap(make_window, qtbot
     qtbot.keyClick(view, Qt.Key.Key_Backspace)
     assert window.current_path == photos[2]
     assert "round to the last" in window.statusBar().currentMessage()
-    focused(qtbot, window, window.browser.tree)  # in the file tree too
-    qtbot.keyClick(window.browser.tree, Qt.Key.Key_Backspace)
+    strip = window.browser.strip  # on the thumbnails too
+    focused(qtbot, window, strip)
+    qtbot.keyClick(strip, Qt.Key.Key_Backspace)
     assert window.current_path == photos[1]
+    # Not in the file tree (its type-ahead search takes Space) nor in a text field, where they type.
+    focused(qtbot, window, window.browser.tree)
+    qtbot.keyClick(window.browser.tree, Qt.Key.Key_Backspace)
+    qtbot.keyClick(window.browser.tree, Qt.Key.Key_Space)
+    assert window.current_path == photos[1]
+    bar = window.browser.path_bar
+    focused(qtbot, window, bar)
+    bar.setText("/tmp/a")
+    qtbot.keyClick(bar, Qt.Key.Key_Space)
+    qtbot.keyClick(bar, Qt.Key.Key_Backspace)
+    qtbot.keyClick(bar, Qt.Key.Key_Backspace)
+    assert bar.text() == "/tmp/" and window.current_path == photos[1]
+
+
+def test_stepping_through_a_folder_does_not_list_it_again(make_window, qtbot, photos, monkeypatch):
+    """The folder is listed once when it is shown; a held Space on a folder of thousands (or a network
+    share) must not scan it at every key press on the GUI thread."""
+    from cnnviewer.gui import browser
+
+    window = make_window(wait_catalog=False)
+    shown(qtbot, window)
+    window.browser.go_to(photos[0])
+    qtbot.waitUntil(lambda: window.preview.view.has_image(), timeout=20_000)
+    scans: list[str] = []
+    real = browser.list_images
+    monkeypatch.setattr(browser, "list_images", lambda folder: scans.append(folder) or real(folder))
+    import cnnviewer.gui.main_window as main_window
+
+    monkeypatch.setattr(main_window, "list_images", lambda folder: scans.append(folder) or real(folder))
+    focused(qtbot, window, window.preview.view)
+    for _ in range(6):
+        qtbot.keyClick(window.preview.view, Qt.Key.Key_Space)
+    assert window.current_path == photos[0] and scans == []
 
 
 def test_f11_toggles_full_screen(make_window, qtbot):
@@ -270,11 +304,11 @@ def test_tab_shows_the_image_alone_and_back(make_window, qtbot, photos):
     qtbot.keyClick(view, Qt.Key.Key_Escape)
     assert all(panel.isVisible() for panel in panels)
 
-    # In a text field Tab moves the focus, as ever.
-    bar = window.browser.path_bar
-    focused(qtbot, window, bar)
-    qtbot.keyClick(bar, Qt.Key.Key_Tab)
-    assert not bar.hasFocus() and all(panel.isVisible() for panel in panels)
+    # In a text field, and in the file tree, Tab moves the focus, as ever.
+    for widget in (window.browser.path_bar, window.browser.tree):
+        focused(qtbot, window, widget)
+        qtbot.keyClick(widget, Qt.Key.Key_Tab)
+        assert not widget.hasFocus() and all(panel.isVisible() for panel in panels), widget
 
 
 def test_copy_predictions_as_text(make_window, qtbot, photos):

@@ -121,6 +121,14 @@ def test_download_opens_the_weights_dialog(make_window, qtbot):
     manager.download_button.click()
     dialog = window.weights_dialog
     assert isinstance(dialog, WeightsDialog) and dialog.isVisible() and "resnet18" in dialog.windowTitle()
+    manager.download_button.click()  # again: the same dialog comes to the front (a second would cancel the first)
+    assert window.weights_dialog is dialog and len(window.findChildren(WeightsDialog)) == 1
+    manager.close()  # closed while the download would still run...
+    qtbot.waitUntil(lambda: window.findChild(WeightsManager) is None, timeout=10_000)
+    with qtbot.captureExceptions() as raised:
+        dialog.weights_ready.emit("resnet18")  # ...and then it ends: nothing calls into the deleted manager
+        qtbot.wait(50)
+    assert not raised, raised
     dialog.close()
 
 
