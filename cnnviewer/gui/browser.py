@@ -6,8 +6,19 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QDir, QModelIndex, QPoint, QSettings, QSize, QStandardPaths, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtCore import QDir, QEvent, QModelIndex, QPoint, QSettings, QSize, QStandardPaths, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileSystemModel,
@@ -93,6 +104,29 @@ def menu_text(text: str) -> str:
     return text.replace("&", "&&")
 
 
+class PathBar(QLineEdit):
+    """A line edit that leaves the window's shortcuts to the window.
+
+    QLineEdit claims keys of its own (Ctrl+E: end of line, Ctrl+B: back a letter...) before any shortcut
+    sees them, so Ctrl+E did nothing while the path bar had the focus. The keys in ``window_keys`` go to
+    the window; everything else (typing, Ctrl+C, Ctrl+V...) stays the line edit's.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window_keys: list[QKeySequence] = []
+
+    def is_window_key(self, event: QKeyEvent) -> bool:
+        pressed = QKeySequence(event.keyCombination())
+        return any(key.matches(pressed) == QKeySequence.SequenceMatch.ExactMatch for key in self.window_keys)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) and self.is_window_key(event):
+            event.ignore()  # not overridden: the shortcut goes to the window's action
+            return True
+        return super().event(event)
+
+
 class FileBrowser(QWidget):
     """Emits ``file_selected`` as the selection moves and ``file_activated`` on double-click or Enter."""
 
@@ -114,7 +148,7 @@ class FileBrowser(QWidget):
         self.model.setNameFilterDisables(False)  # hide, not grey out, what is not an image
         self.model.setRootPath(QDir.rootPath())
 
-        self.path_bar = QLineEdit(self)
+        self.path_bar = PathBar(self)
         self.path_bar.setPlaceholderText("Folder or image path, then Enter")
         self.path_bar.returnPressed.connect(self._on_path_entered)
         self.path_bar.textEdited.connect(lambda _: self._show_path_error(""))
@@ -286,6 +320,8 @@ class FileBrowser(QWidget):
     def _set_folder(self, folder: str) -> None:
         index = self.model.index(folder)
         self.tree.expand(index)
+        # The folder shown replaces the path typed, so what was wrong with that path no longer applies.
+        self._show_path_error("")
         self.path_bar.setText(folder)
         if folder != self.folder:
             self.folder = folder

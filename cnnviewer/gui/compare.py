@@ -66,6 +66,8 @@ class CompareDialog(QDialog):
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
         self.progress = QLabel("")
+        # Wrapped: one line as wide as "Press Compare to classify this image…" widened the model list.
+        self.progress.setWordWrap(True)
         make_plain(self.progress)
         self.maps_box = QCheckBox("Grad-CAM maps")
         self.maps_box.setToolTip("Where each model looked for its own top-1 class")
@@ -83,7 +85,9 @@ class CompareDialog(QDialog):
 
         self.results = QWidget(self)
         self.results_layout = QHBoxLayout(self.results)
-        self.results_layout.addStretch(1)  # columns stay at the left, each at most twice COLUMN_WIDTH wide
+        # Columns stay at the left and take the room first (each at most twice COLUMN_WIDTH wide): a stretch of
+        # 1 here took a share of it, and names were cut beside an empty quarter of the dialog.
+        self.results_layout.addStretch(0)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)

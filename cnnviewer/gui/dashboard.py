@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QStyledItemDelegate,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -277,6 +279,14 @@ class ImagesModel(QAbstractTableModel):
             return QBrush(GOOD if top[0] == row.truth else BAD)
         return None
 
+    def row_number(self, path: str) -> int | None:
+        """The first row of ``path``, None when the report has no such image."""
+        if self._row_of is None:
+            self._row_of = {}
+            for number, row in enumerate(self.rows):
+                self._row_of.setdefault(row.file, number)
+        return self._row_of.get(path)
+
     def thumbnail(self, path: str) -> QIcon | None:
         """The thumbnail loaded for ``path`` (a null icon while it is on its way), None if never asked for."""
         return self._icons.get(path)
@@ -298,11 +308,7 @@ class ImagesModel(QAbstractTableModel):
 
     def set_thumbnail(self, path: str, image: QImage | None) -> None:
         self._icons[path] = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
-        if self._row_of is None:
-            self._row_of = {}
-            for number, row in enumerate(self.rows):
-                self._row_of.setdefault(row.file, number)
-        found = self._row_of.get(path)
+        found = self.row_number(path)
         if found is not None:
             index = self.index(found, 0)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
@@ -374,6 +380,12 @@ class ImagesFilter(QAbstractTableModel):
             if row < len(self._rows) and self._rows[row] == source_row:
                 self.dataChanged.emit(self.index(row, top_left.column()), self.index(row, bottom_right.column()),
                                       roles)
+
+    def keeps(self, path: str) -> bool:
+        """Whether a row of ``path`` is among those shown."""
+        source = self._source.row_number(path) if self._source is not None else None
+        at = int(np.searchsorted(self._rows, source)) if source is not None else len(self._rows)
+        return at < len(self._rows) and self._rows[at] == source  # _rows is in ascending order
 
     def mapToSource(self, index) -> QModelIndex:  # noqa: N802
         if not index.isValid() or self._source is None:
@@ -475,7 +487,7 @@ class Charts(pg.GraphicsLayoutWidget):
 
         self._colours = model_colours([m.name for m in report.models])
         memory = memory_caption(list(report.models))
-        self.memory.setTitle(chart_specs.memory_title(memory))
+        self.memory.setLabel("left", chart_specs.memory_axis(memory))
         partial = [m.name for m in ran if m.partial]
         swatches = " &nbsp;".join(f"<span style='color:{self._colours[m.name]}'>■</span> {escape(name)}"
                                   for m, name in zip(ran, short_names([m.name for m in ran]), strict=True))
@@ -601,6 +613,46 @@ class Charts(pg.GraphicsLayoutWidget):
         self._ticks(self.memory, [m.name for m in ran])
 
 
+class WrappingHeader(QHeaderView):
+    """A header whose long titles ("Peak MB above start") take two lines, so a column is as wide as its
+    figures or its longest word: on one line the summary's titles alone were wider than 1280 px allows."""
+
+    def __init__(self, parent=None):
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap)
+
+    @staticmethod
+    def lines(text: str) -> list[str]:
+        """``text`` in two lines where it has two words or more, broken where the longer line is shortest."""
+        words = text.split()
+        if len(words) < 2:
+            return [text]
+        splits: list[tuple[str, str]] = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+        first, second = min(splits, key=lambda pair: max(len(pair[0]), len(pair[1])))
+        return [first, second]
+
+    def sectionSizeFromContents(self, logical: int) -> QSize:  # noqa: N802 - Qt override
+        size = super().sectionSizeFromContents(logical)
+        model = self.model()
+        text = model.headerData(logical, self.orientation()) if model is not None else None
+        if not text:
+            return size
+        metrics = self.fontMetrics()
+        lines = self.lines(str(text))
+        # What the one-line text takes beyond the widest line is what wrapping saves.
+        width = size.width() - metrics.horizontalAdvance(str(text)) + max(metrics.horizontalAdvance(line)
+                                                                          for line in lines)
+        return QSize(width, max(size.height(), 2 * metrics.lineSpacing() + 6))
+
+
+class MiddleElided(QStyledItemDelegate):
+    """Cells cut in the middle: file names that share their start ("granny_smith_0/1.jpg") stay apart."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 - Qt override
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
+
+
 class ImageDetail(QWidget):
     """The clicked image and every model's top-5, the true class marked in each."""
 
@@ -611,13 +663,14 @@ class ImageDetail(QWidget):
         self.picture = QLabel(self.PLACEHOLDER)
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setWordWrap(True)  # a narrow panel wraps the placeholder rather than cutting it
-        self.picture.setMinimumSize(200, 180)
+        self.picture.setMinimumSize(200, 150)
         self.caption = QLabel("")  # rich text: the file name in it is escaped
         self.caption.setWordWrap(True)
         self.tables = QWidget(self)
         self.tables_layout = QVBoxLayout(self.tables)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the tables fit its width
         scroll.setWidget(self.tables)
         layout = QVBoxLayout(self)
         layout.addWidget(self.picture)
@@ -626,9 +679,11 @@ class ImageDetail(QWidget):
         self.shown: dict[str, list] = {}
         self.maps: dict[str, QLabel] = {}
         self.truth_models: dict[str, TruthPredictionsModel] = {}
+        self.row = None  # the image row shown, None for the placeholder
 
     def clear(self) -> None:
         """Back to the placeholder: the row shown belongs to results no longer shown."""
+        self.row = None
         self.picture.clear()
         self.picture.setText(self.PLACEHOLDER)
         self.caption.setText("")
@@ -656,8 +711,9 @@ class ImageDetail(QWidget):
         if isinstance(outcome, Exception):
             picture.setText(str(outcome))
         else:
-            picture.setPixmap(QPixmap.fromImage(outcome.overlay_thumbnail))
-            picture.setToolTip(f"Grad-CAM of {outcome.class_name}, this model's top-1")
+            picture.setPixmap(QPixmap.fromImage(outcome.overlay_thumbnail).scaled(
+                picture.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+            picture.setToolTip(tooltip(f"Grad-CAM of {outcome.class_name}, {model}'s top-1: where it looked"))
 
     def show_row(self, row, image: QImage | None) -> None:
         from cnnviewer.core.inference import Prediction
@@ -665,29 +721,38 @@ class ImageDetail(QWidget):
         names = _categories()
         if image is not None:
             self.picture.setPixmap(QPixmap.fromImage(image).scaled(
-                QSize(320, 220), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+                QSize(320, 180), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
         else:
             self.picture.setText("(the image cannot be shown)")
         self.caption.setText(f"<b>{escape(os.path.basename(row.file))}</b> · true class {row.truth} "
                              f"{escape(names[row.truth])}")
         self._remove_tables()
+        self.row = row
         mistake = self.is_mistake(row)
         for model, indices in row.top5.items():
             predictions = [Prediction(i, names[i], p) for i, p in zip(indices, row.probabilities[model], strict=True)]
             box = QGroupBox(f"{model} {'✓ right' if indices[0] == row.truth else '✗ wrong'}", self.tables)
             table_model = TruthPredictionsModel(row.truth, box)
             table_model.set_predictions(predictions)
-            table = make_predictions_table(table_model, box)
-            table.setMinimumHeight(175)
+            table = self._compact_table(table_model, box)
             inner = QVBoxLayout(box)
+            inner.setContentsMargins(6, 4, 6, 4)
+            inner.setSpacing(4)
             if mistake:
+                # A fixed size: a wrapped label in the scrolled column was squeezed to no height at all, so
+                # the map arrived but never showed.
                 picture = QLabel("Grad-CAM…", box)
                 make_plain(picture)  # may show an error sentence naming the file
                 picture.setWordWrap(True)
                 picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                inner.addWidget(picture)
+                picture.setFixedSize(self.MAP, self.MAP)
+                line = QHBoxLayout()
+                line.addWidget(picture)
+                line.addWidget(table, 1)
+                inner.addLayout(line)
                 self.maps[model] = picture
-            inner.addWidget(table)
+            else:
+                inner.addWidget(table)
             if row.truth not in indices:
                 missing = QLabel(f"✗ The true class, {row.truth} {names[row.truth]}, is not in this top-5.", box)
                 missing.setWordWrap(True)
@@ -698,6 +763,30 @@ class ImageDetail(QWidget):
             box.show()  # added to a visible parent: show now, not on the next event loop pass
             self.shown[model] = predictions
             self.truth_models[model] = table_model
+        self.tables_layout.addStretch(1)  # the boxes at the top, their height their own
+
+
+    MAP = 116  # px: each model's Grad-CAM beside its top-5 (five compact rows are about as tall)
+
+    @staticmethod
+    def _compact_table(table_model, parent) -> QTableView:
+        """A top-5 table exactly as tall as its rows, one line each, with room for the class names: a table
+        left to stretch wrapped the names in a 40 px column and stood over a band of blank space."""
+        table = make_predictions_table(table_model, parent)
+        table.setWordWrap(False)
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        table.setColumnWidth(3, 80)  # "11.60 %" and a short bar
+        table.hideColumn(0)  # the rank is the row's place; its width goes to the class names
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rows = table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(table.fontMetrics().height() + 8)
+        height = (table.horizontalHeader().sizeHint().height() + rows.defaultSectionSize() * table_model.rowCount()
+                  + 2 * table.frameWidth())
+        table.setFixedHeight(height)
+        table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        return table
 
 
 class TruthPredictionsModel(PredictionsModel):
@@ -905,6 +994,7 @@ class Dashboard(QTabWidget):
         self.charts = Charts(self)
         self.summary_model = SummaryModel(self)
         self.summary = QTableView(self)
+        self.summary.setHorizontalHeader(WrappingHeader(self.summary))
         self.summary.setModel(self.summary_model)
         self.summary.verticalHeader().hide()
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -945,6 +1035,8 @@ class Dashboard(QTabWidget):
         self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.images.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.images.setTextElideMode(Qt.TextElideMode.ElideRight)  # each cell's whole text is in its tooltip
+        self._file_names = MiddleElided(self.images)
+        self.images.setItemDelegateForColumn(0, self._file_names)
         self.images.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.images.setWordWrap(False)
         # Fixed widths: ResizeToContents would ask every row for its size at each update (10,000 rows).
@@ -973,36 +1065,43 @@ class Dashboard(QTabWidget):
         left = QWidget(images_page)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        # Two pairs of boxes a row: seven columns made the list side too wide to leave the detail room at 1280 px.
         bar = QGridLayout()
         bar.addWidget(QLabel("Show"), 0, 0)
         bar.addWidget(self.filter_combo, 0, 1)
-        bar.addWidget(QLabel("Right:"), 0, 2)
-        bar.addWidget(self.right_combo, 0, 3)
-        bar.addWidget(QLabel("Wrong:"), 0, 4)
-        bar.addWidget(self.wrong_combo, 0, 5)
-        bar.addWidget(clear_filters, 0, 6)
-        bar.addWidget(QLabel("True class"), 1, 0)
-        bar.addWidget(self.truth_combo, 1, 1)
-        bar.addWidget(QLabel("Predicted"), 1, 2)
-        bar.addWidget(self.predicted_combo, 1, 3)
-        bar.addWidget(QLabel("by"), 1, 4)
-        bar.addWidget(self.predicted_by_combo, 1, 5)
-        bar.addWidget(self.count_label, 1, 6)
-        for column in (1, 3, 5):
+        bar.addWidget(QLabel("True class"), 0, 2)
+        bar.addWidget(self.truth_combo, 0, 3)
+        bar.addWidget(QLabel("Predicted"), 1, 0)
+        bar.addWidget(self.predicted_combo, 1, 1)
+        bar.addWidget(QLabel("by"), 1, 2)
+        bar.addWidget(self.predicted_by_combo, 1, 3)
+        bar.addWidget(QLabel("Right:"), 2, 0)
+        right_wrong = QHBoxLayout()
+        right_wrong.addWidget(self.right_combo, 1)
+        right_wrong.addWidget(QLabel("Wrong:"))
+        right_wrong.addWidget(self.wrong_combo, 1)
+        bar.addLayout(right_wrong, 2, 1)
+        counted = QHBoxLayout()
+        counted.addWidget(clear_filters)
+        counted.addWidget(self.count_label, 1)
+        bar.addLayout(counted, 2, 2, 1, 2)
+        for column in (1, 3):
             bar.setColumnStretch(column, 1)
         left_layout.addLayout(bar)
         left_layout.addWidget(self.images, 1)
         page_split = QSplitter(images_page)
         page_split.addWidget(left)
         page_split.addWidget(self.detail)
-        page_split.setStretchFactor(0, 3)
-        page_split.setStretchFactor(1, 2)
-        page_split.setSizes([600, 360])
+        page_split.setStretchFactor(0, 1)
+        page_split.setStretchFactor(1, 1)
+        # A wide detail side: each model's top-5 (and its map for a mistake) readable at 1280 px.
+        page_split.setSizes([580, 420])
         QVBoxLayout(images_page).addWidget(page_split)
         self.images_tab = self.addTab(images_page, "Images")
         self.images_filter.layoutChanged.connect(self._update_count)
         self.images_filter.rowsInserted.connect(self._update_count)
         self.images_filter.modelReset.connect(self._update_count)
+        self.images_filter.modelReset.connect(self._forget_hidden_row)
         self.filter_combo.currentTextChanged.connect(lambda _: self._update_count())
 
         self.classes_model = ClassesModel(self)
@@ -1033,7 +1132,7 @@ class Dashboard(QTabWidget):
         self._evaluated: object = None  # the report the Classes and Confusions tabs show
         self.currentChanged.connect(lambda _: self._refresh_evaluation())
 
-    MODEL_COLUMN = 150  # px: "✓ 97 % American black bear" needs ~190; the rest is elided, whole in the tooltip
+    MODEL_COLUMN = 140  # px: "✓ 97 % American black bear" needs ~190; the rest is elided, whole in the tooltip
 
     def _class_combo(self, tip: str) -> QComboBox:
         """An editable combo of classes ("any" first) that completes what is typed from anywhere in a name."""
@@ -1041,7 +1140,7 @@ class Dashboard(QTabWidget):
         combo.setEditable(True)
         combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(10)
+        combo.setMinimumContentsLength(11)
         combo.setToolTip(tip)
         combo.addItem(ANY, None)
         completer = QCompleter(combo.model(), combo)
@@ -1050,12 +1149,14 @@ class Dashboard(QTabWidget):
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         combo.setCompleter(completer)
         combo.currentIndexChanged.connect(lambda _: self._apply_filters())
+        # The start of the class shown, its number above all, not the end of a text wider than the box.
+        combo.currentIndexChanged.connect(lambda _: Dashboard._show_start(combo))
         return combo
 
     def _model_combo(self, first: str, tip: str) -> QComboBox:
         combo = QComboBox(self)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(8)
+        combo.setMinimumContentsLength(6)  # short names ("lite0"); the popup is as wide as its entries
         combo.setToolTip(tip)
         combo.addItem(first, None)
         combo.currentIndexChanged.connect(lambda _: self._apply_filters())
@@ -1094,8 +1195,8 @@ class Dashboard(QTabWidget):
     def _show_images(self, report, data: DashboardData | None = None) -> None:
         self.images_model.set_report(report, data)
         self._fill_filters(report)
-        self.images.setColumnWidth(0, 170)
-        self.images.setColumnWidth(1, 160)
+        self.images.setColumnWidth(0, 146)  # names cut in the middle: 64 px of thumbnail and ~75 of name
+        self.images.setColumnWidth(1, 134)
         for column in range(2, self.images_model.columnCount()):
             self.images.setColumnWidth(column, self.MODEL_COLUMN)
         self._update_count()
@@ -1125,7 +1226,10 @@ class Dashboard(QTabWidget):
         for combo, values in ((self.truth_combo, truths), (self.predicted_combo, predicted)):
             self._refill(combo, [(f"{value} {names[value]}", value) for value in values])
         for combo in (self.predicted_by_combo, self.right_combo, self.wrong_combo):
-            self._refill(combo, [(model, model) for model in models])
+            # The names as the Images columns head them ("lite0"): the whole name cut to "efficientnet_lit".
+            self._refill(combo, list(zip(short_names(models), models, strict=True)))
+            for number, model in enumerate(models, start=1):
+                combo.setItemData(number, model, Qt.ItemDataRole.ToolTipRole)
         self._apply_filters()
 
     @staticmethod
@@ -1141,6 +1245,23 @@ class Dashboard(QTabWidget):
         found = combo.findData(chosen) if chosen is not None else -1
         combo.setCurrentIndex(max(0, found))
         combo.blockSignals(False)
+        Dashboard._show_start(combo)
+        Dashboard._fit_popup(combo)
+
+    @staticmethod
+    def _show_start(combo: QComboBox) -> None:
+        """An editable box shows its text from the start ("652 military uniform" from its number on)."""
+        edit = combo.lineEdit()
+        if edit is not None:
+            edit.setCursorPosition(0)
+
+    @staticmethod
+    def _fit_popup(combo: QComboBox) -> None:
+        """The list as wide as its longest entry: a popup as narrow as the box cut "295 American black bear"."""
+        metrics = combo.view().fontMetrics()
+        widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+        combo.view().setMinimumWidth(widest + 2 * metrics.averageCharWidth() + combo.view().verticalScrollBar()
+                                     .sizeHint().width())
 
     def filter_images(self, truth: int | None = None, predicted: int | None = None, predicted_by: str | None = None,
                       right: str | None = None, wrong: str | None = None) -> None:
@@ -1151,6 +1272,7 @@ class Dashboard(QTabWidget):
             combo.blockSignals(True)
             combo.setCurrentIndex(max(0, combo.findData(value)) if value is not None else 0)
             combo.blockSignals(False)
+            self._show_start(combo)
         self.filter_combo.setCurrentIndex(0)
         self._apply_filters()
 
@@ -1163,6 +1285,12 @@ class Dashboard(QTabWidget):
     def set_thumbnail(self, path: str, image: QImage | None) -> None:
         self.images_model.set_thumbnail(path, image)
         self.confusions.set_thumbnail(path, image)
+
+    def _forget_hidden_row(self) -> None:
+        """The detail shows no image the filters hide: it would read as one of the rows listed."""
+        row = self.detail.row
+        if row is not None and not self.images_filter.keeps(row.file):
+            self.detail.clear()
 
     def _update_count(self) -> None:
         self.count_label.setText(f"{self.images_filter.rowCount()} of {self.images_model.rowCount()} images")

@@ -11,7 +11,20 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QMargins,
+    QObject,
+    QRect,
+    QSettings,
+    QSize,
+    QStandardPaths,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -247,6 +260,23 @@ def predictions_text(outcome: jobs.ClassifyOutcome) -> str:
     return "\n".join(lines)
 
 
+#: The window's size on a first start, where the screen has room for it (and its frame).
+FIRST_SIZE = QSize(1280, 800)
+#: The frame a window manager adds, until the window is shown and its real frame is known.
+FRAME_GUESS = QMargins(4, 30, 4, 4)
+
+
+def fitted(available: QRect, frame: QMargins, wanted: QSize) -> QRect:
+    """Where a window of ``wanted`` size goes (its geometry, without the frame) so that it and its
+    ``frame`` lie inside ``available``, the screen less its panels: as big as wanted where it fits,
+    smaller where not, centred."""
+    room_w = available.width() - frame.left() - frame.right()
+    room_h = available.height() - frame.top() - frame.bottom()
+    width, height = min(wanted.width(), room_w), min(wanted.height(), room_h)
+    return QRect(available.x() + frame.left() + (room_w - width) // 2,
+                 available.y() + frame.top() + (room_h - height) // 2, width, height)
+
+
 def default_folder() -> str:
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return pictures if pictures and os.path.isdir(pictures) else str(Path.home())
@@ -303,7 +333,10 @@ class MainWindow(QMainWindow):
         self.browser_dock = self._dock("Files", "browserDock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.predictions_dock = self._dock("Predictions", "predictionsDock", self.predictions,
                                            Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.browser_dock, self.predictions_dock], [300, 380], Qt.Orientation.Horizontal)
+        # The panels' widths on a first start; a window started smaller than that (a small screen) gives them
+        # these widths as soon as it is made big enough.
+        self._first_widths = {self.browser_dock: 300, self.predictions_dock: 380}
+        self.resizeDocks(list(self._first_widths), list(self._first_widths.values()), Qt.Orientation.Horizontal)
         # The widths the panels should have: Qt takes them from the docks when the window is made small and
         # gives everything to the image when it grows again, leaving "# | Class | strawbe..." behind.
         self.dock_widths: dict[QDockWidget, int] = {}
@@ -323,8 +356,15 @@ class MainWindow(QMainWindow):
         self.browser.folder_context_requested.connect(self._on_folder_context)
         self.browser.path_rejected.connect(lambda text: self.statusBar().showMessage(text, 15000))
 
+        self._fit_on_show = True  # on the first show, the window and its frame are put inside the screen
         self._restore_settings()
         context_menus.install(self)  # right-click menus, recent folders, the pointer to the samples
+        self.browser.path_bar.window_keys = self.window_keys()
+        # The file tree, not the path bar: there Space, Enter and the arrows browse at once.
+        self.browser.tree.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.predictions.model.modelReset.connect(self._update_copy_action)
+        self.current_changed.connect(lambda _path: self._update_copy_action())
+        self._update_copy_action()
         self._catalog_requested = False
         self._start_up_frozen = False
 
@@ -475,10 +515,16 @@ class MainWindow(QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             if geometry is not None:
                 note_bad_setting(s, "geometry", geometry, "a window geometry Qt can restore", "1280 x 800")
-            self.resize(1280, 800)
+            screen = self.screen() or QApplication.primaryScreen()
+            if screen is not None:
+                self.setGeometry(fitted(screen.availableGeometry(), FRAME_GUESS, FIRST_SIZE))
+            else:
+                self.resize(FIRST_SIZE)
         state = read_setting(s, "windowState", None, saved_bytes)
         if state is not None and not self.restoreState(state):
             note_bad_setting(s, "windowState", state, "a dock layout Qt can restore", "the default layout")
+        elif state is not None:
+            self._first_widths = {}  # the widths saved are the ones wanted
         self.top_k_spin.blockSignals(True)
         self.top_k_spin.setValue(read_setting(s, "topK", 5, whole_number(self.top_k_spin.minimum(),
                                                                          self.top_k_spin.maximum())))
@@ -559,7 +605,7 @@ class MainWindow(QMainWindow):
         old, new = event.oldSize().width(), event.size().width()
         self._window_width = new
         if old < 0 or not self.dock_widths:
-            self.dock_widths = {dock: dock.width() for dock in self._docked()}
+            self.dock_widths = {dock: max(dock.width(), self._first_widths.get(dock, 0)) for dock in self._docked()}
         elif new > old:
             self._give_docks_their_width()
 
@@ -583,8 +629,55 @@ class MainWindow(QMainWindow):
 
     # -- catalog ------------------------------------------------------------------------------
 
+    def fit_on_screen(self) -> bool:
+        """Put the window, frame and all, inside its screen's free area when it is not (a first start
+        sized before the frame was known, a layout saved on a bigger screen); True if it was moved."""
+        screen = self.screen()
+        if screen is None or self.windowState() & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+            return False
+        available, frame, inner = screen.availableGeometry(), self.frameGeometry(), self.geometry()
+        if available.contains(frame):
+            return False
+        margins = QMargins(inner.left() - frame.left(), inner.top() - frame.top(),
+                           frame.right() - inner.right(), frame.bottom() - inner.bottom())
+        self.setGeometry(fitted(available, margins, self.size()))
+        return True
+
+    def _update_copy_action(self) -> None:
+        """Copy predictions only while a classification of the image on show is shown."""
+        outcome = self.last_outcome
+        self.copy_action.setEnabled(outcome is not None and outcome.classification.ok
+                                    and outcome.path == self.current_path)
+
+    def window_keys(self) -> list[QKeySequence]:
+        """The window's shortcuts that the path bar must not take for itself (Ctrl+E, Ctrl+M...): those
+        of every window-wide action, less the editing keys a line edit needs (copy, paste, undo...)."""
+        editing = [key for standard in (QKeySequence.StandardKey.Copy, QKeySequence.StandardKey.Cut,
+                                        QKeySequence.StandardKey.Paste, QKeySequence.StandardKey.Undo,
+                                        QKeySequence.StandardKey.Redo, QKeySequence.StandardKey.SelectAll)
+                   for key in QKeySequence.keyBindings(standard)]
+        keys: list[QKeySequence] = []
+        for action in self.findChildren(QAction):
+            if action.shortcutContext() == Qt.ShortcutContext.WidgetShortcut:
+                continue
+            for key in action.shortcuts():
+                first = key[0] if key.count() else None  # type: ignore[index]  # missing from the stubs
+                held = first.keyboardModifiers() if first is not None else Qt.KeyboardModifier.NoModifier
+                if not held & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                               | Qt.KeyboardModifier.MetaModifier):
+                    continue  # plain keys (Space, Backspace, Tab...) are typing or the line edit's own
+                if key not in editing and key not in keys:
+                    keys.append(key)
+        return keys
+
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
+        if self._fit_on_show:
+            self._fit_on_show = False
+            self.fit_on_screen()
+            # Again once the window manager has added its frame, unless the window was moved or resized since.
+            shown = self.geometry()
+            QTimer.singleShot(0, self, lambda: self.geometry() == shown and self.fit_on_screen())
         if not self._catalog_requested:
             # Only now import torch: the window is already on screen.
             self.torch_was_imported_before_show = "torch" in sys.modules

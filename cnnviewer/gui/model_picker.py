@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,16 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QColor, QFocusEvent, QFont, QKeyEvent, QPalette, QStandardItem, QStandardItemModel
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QFont,
+    QKeyEvent,
+    QMouseEvent,
+    QPalette,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -46,6 +56,12 @@ LABEL_COLUMN = len(COLUMNS)
 READY_GROUP, MISSING_GROUP = "Ready", "Needs weights"
 
 
+def natural_key(name: str) -> list[str | int]:
+    """Numbers inside a name compare as numbers: resnet18 < resnet34 < resnet101 (text order puts 101 first)."""
+    # re.split with a group alternates text and digits from text, so like always meets like.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower())]
+
+
 def row_label(row: CatalogRow) -> str:
     """The picker's text for a model: its name and where its weights stand."""
     state = (row.weights_label or row.availability) if row.ready else f"needs weights, {row.file_size_mb:.0f} MB"
@@ -53,7 +69,8 @@ def row_label(row: CatalogRow) -> str:
 
 
 class _Filter(QSortFilterProxyModel):
-    """Case-insensitive substring over name and title; a group header stays while one of its models does."""
+    """Case-insensitive substring over name and title; a group header stays while one of its models does,
+    and counts the models it shows."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -68,18 +85,30 @@ class _Filter(QSortFilterProxyModel):
         data = self.sourceModel().index(row, LABEL_COLUMN).data(SEARCH_ROLE)
         return isinstance(data, str) and self.text in data
 
+    def matches_under(self, header: int) -> int:
+        """How many models of the group whose header is source row ``header`` the filter keeps."""
+        source = self.sourceModel()
+        found, following = 0, header + 1
+        while following < source.rowCount() and not source.index(following, LABEL_COLUMN).data(GROUP_ROLE):
+            found += self._matches(following)
+            following += 1
+        return found
+
     def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802 - Qt
         if not self.text:
             return True
-        source = self.sourceModel()
-        if not source.index(row, LABEL_COLUMN).data(GROUP_ROLE):
+        if not self.sourceModel().index(row, LABEL_COLUMN).data(GROUP_ROLE):
             return self._matches(row)
-        following = row + 1
-        while following < source.rowCount() and not source.index(following, LABEL_COLUMN).data(GROUP_ROLE):
-            if self._matches(following):
-                return True
-            following += 1
-        return False
+        return self.matches_under(row) > 0
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        # A header counts what is listed under it now: "Needs weights (7)" while "resnet" is typed, not 80.
+        if self.text and role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
+            source = self.mapToSource(index)
+            label = self.sourceModel().index(source.row(), LABEL_COLUMN)
+            if label.data(GROUP_ROLE):
+                return f"{label.data()} ({self.matches_under(source.row())})"
+        return super().data(index, role)
 
 
 class _GroupDelegate(QStyledItemDelegate):
@@ -142,7 +171,7 @@ class ModelPicker(QComboBox):
         model.clear()
         model.setColumnCount(LABEL_COLUMN + 1)
         model.setHorizontalHeaderLabels([*COLUMNS, ""])
-        ordered = sorted(rows, key=lambda r: (not r.ready, r.name))
+        ordered = sorted(rows, key=lambda r: (not r.ready, natural_key(r.name)))
         for group, members in ((READY_GROUP, [r for r in ordered if r.ready]),
                                (MISSING_GROUP, [r for r in ordered if not r.ready])):
             if members:
@@ -320,6 +349,13 @@ class ModelPicker(QComboBox):
                 self.table.hide()
                 self.restore_text()
                 return True
+        elif (watched is self.edit and event.type() == QEvent.Type.MouseButtonPress and isinstance(event, QMouseEvent)
+              and event.button() == Qt.MouseButton.LeftButton and not self.table.isVisible()):
+            # A click on the name opens the list of every model, as the arrow does: a person looks
+            # before typing. The name stays selected, so typing searches.
+            self.open_table("")
+            QTimer.singleShot(0, self.edit.selectAll)
+            return True
         elif (watched is self.edit and event.type() == QEvent.Type.FocusOut
               and not self.table.isVisible() and self.filter.text):
             self.restore_text()

@@ -96,7 +96,27 @@ class ProbabilityDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+#: The shortest part of a class name a table must show ("military uni…"): narrower, the column says nothing.
+READABLE_NAME = "military uni"
+
+
+def probability_width(table: QTableView) -> int:
+    """The Probability column's width: its header or "100.00 %" with the bar's margins, whichever is wider."""
+    metrics = table.fontMetrics()
+    return max(metrics.horizontalAdvance("Probability") + 16, metrics.horizontalAdvance("100.00 %") + 22)
+
+
+def readable_width(table: QTableView) -> int:
+    """The narrowest the table may be with every column readable: "#", the class index, READABLE_NAME and
+    the probability, and its frame (a long top-k's scroll bar takes a few letters of the name)."""
+    metrics = table.fontMetrics()
+    columns = sum(metrics.horizontalAdvance(text) + 16 for text in ("20", "Class", READABLE_NAME))
+    return columns + probability_width(table) + 2 * table.frameWidth()
+
+
 def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
+    """Name takes the room left; the other columns are as wide as their contents. One line per row: a
+    long name ends in "…" (the tooltip has it all), where wrapped it took two lines beside a wide bar."""
     table = QTableView(parent)
     table.setModel(model)
     table.setItemDelegateForColumn(3, ProbabilityDelegate(table))
@@ -104,12 +124,14 @@ def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setAlternatingRowColors(True)
+    table.setWordWrap(False)
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
     header = table.horizontalHeader()
     header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
     header.setSectionResizeMode(3, QHeaderView.ResizeMode.Fixed)
-    table.setColumnWidth(3, 120)
+    table.setColumnWidth(3, probability_width(table))
     return table
 
 
@@ -135,6 +157,8 @@ class PredictionsPanel(QWidget):
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.table = make_predictions_table(self.model, self)
+        # However narrow the window, the panel keeps the names and probabilities readable.
+        self.table.setMinimumWidth(readable_width(self.table))
         self.timings = QLabel("")
         self.timings.setWordWrap(True)
         self.message = QLabel("")
@@ -144,6 +168,7 @@ class PredictionsPanel(QWidget):
         self.message.hide()
         self.action_buttons: dict[str, QPushButton] = {}
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)  # as the file browser's: Qt's 9 px each side was room taken from the names
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.timings)

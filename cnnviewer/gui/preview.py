@@ -25,6 +25,9 @@ from PySide6.QtWidgets import (
 from cnnviewer.core.units import human_bytes
 from cnnviewer.gui.text import make_plain, tooltip
 
+#: The class box's narrowest, in letters: "mortarboard" and "ice bear" whole, longer names cut at the end.
+CLASS_BOX_LETTERS = 10
+
 
 class ElidedLabel(QLabel):
     """One line that ends in "…" where it does not fit, never wider than its room; the whole text is
@@ -210,6 +213,12 @@ class PreviewPanel(QWidget):
         make_plain(self.placeholder, self.facts)  # file names and error sentences
         facts = QHBoxLayout()
         facts.addWidget(self.facts, 1)
+        # The colour scale sits under the picture it explains, not in the Grad-CAM row: there it took the
+        # room the class box needs, and a narrow window left "rtarboard" of "mortarboard".
+        facts.addWidget(QLabel("low"))
+        facts.addWidget(self.scale)
+        facts.addWidget(QLabel("high"))
+        facts.addSpacing(6)
         facts.addWidget(self.zoom_label)  # here, not in the Grad-CAM row, whose caption it once cut
         controls = QHBoxLayout()
         controls.addWidget(self.explain_box)
@@ -217,10 +226,6 @@ class PreviewPanel(QWidget):
         controls.addSpacing(6)
         controls.addWidget(QLabel("opacity"))
         controls.addWidget(self.opacity)
-        controls.addSpacing(6)
-        controls.addWidget(QLabel("low"))
-        controls.addWidget(self.scale)
-        controls.addWidget(QLabel("high"))
         controls.addStretch(0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -239,7 +244,7 @@ class PreviewPanel(QWidget):
         line.setPlaceholderText("explain class…")
         picker.setLineEdit(line)
         picker.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        picker.setMinimumContentsLength(4)  # it grows with the room; the window must still fit 760 px
+        picker.setMinimumContentsLength(CLASS_BOX_LETTERS)  # it grows with the room
         picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         picker.setMaximumWidth(picker.fontMetrics().horizontalAdvance("x" * 34))  # the longest names, no more
         picker.setMaxVisibleItems(16)

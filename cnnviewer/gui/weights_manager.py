@@ -101,10 +101,12 @@ class WeightsManager(QDialog):
         self.remove_button = QPushButton("Remove…")
         self.import_button = QPushButton("Import…")
         self.close_button = QPushButton("Close")
-        self.download_button.setToolTip("Download the selected model's weights (or import a file)")
-        self.verify_button.setToolTip("Hash the selected model's files against the hashes in their names")
-        self.remove_button.setToolTip("Delete the selected model's downloaded, partial and imported files")
-        self.import_button.setToolTip("Check a weights file for the selected model and store it")
+        self.tips = {  # an enabled button's tooltip; a greyed one's says why it cannot act
+            self.download_button: "Download the selected model's weights (or import a file)",
+            self.verify_button: "Hash the selected model's files against the hashes in their names",
+            self.remove_button: "Delete the selected model's downloaded, partial and imported files",
+            self.import_button: "Check a weights file for the selected model and store it",
+        }
         self.download_button.clicked.connect(self.download)
         self.verify_button.clicked.connect(self.verify)
         self.remove_button.clicked.connect(lambda: self.remove())
@@ -181,17 +183,47 @@ class WeightsManager(QDialog):
         return False
 
     def _update_buttons(self) -> None:
+        """Each button enabled when it can act on the selected model; a greyed one's tooltip says why not."""
         row = self.selected_row()
-        free = not self.busy
-        embedded = row is not None and row.state == "embedded"
-        self.download_button.setEnabled(free and row is not None and row.state == "missing")
-        self.verify_button.setEnabled(free and row is not None and row.state in ("downloaded", "imported"))
-        self.remove_button.setEnabled(free and row is not None and row.removable)
-        self.import_button.setEnabled(free and row is not None and not embedded)
-        if embedded:
-            self.remove_button.setToolTip("Embedded weights come with cnnviewer; they cannot be removed here")
-        else:
-            self.remove_button.setToolTip("Delete the selected model's downloaded, partial and imported files")
+        for button, reason in ((self.download_button, self._why_not_download(row)),
+                               (self.verify_button, self._why_not_verify(row)),
+                               (self.remove_button, self._why_not_remove(row)),
+                               (self.import_button, self._why_not_import(row))):
+            button.setEnabled(not reason)
+            button.setToolTip(reason or self.tips[button])
+
+    def _why_not(self, row: jobs.WeightsRow | None) -> str:
+        if self.busy:
+            return "Wait: the manager is still busy with the weights of a model"
+        return "" if row is not None else "Select a model in the list first"
+
+    def _why_not_download(self, row: jobs.WeightsRow | None) -> str:
+        if reason := self._why_not(row):
+            return reason
+        assert row is not None
+        if row.state == "embedded":
+            return f"{row.model}'s weights come with cnnviewer: there is nothing to download"
+        return "" if row.state == "missing" else f"{row.model}'s weights are already on this machine"
+
+    def _why_not_verify(self, row: jobs.WeightsRow | None) -> str:
+        if reason := self._why_not(row):
+            return reason
+        assert row is not None
+        return "" if row.state != "missing" else f"{row.model} has no weights file to verify: download or import it"
+
+    def _why_not_remove(self, row: jobs.WeightsRow | None) -> str:
+        if reason := self._why_not(row):
+            return reason
+        assert row is not None
+        if row.state == "embedded":
+            return "Embedded weights come with cnnviewer; they cannot be removed here"
+        return "" if row.removable else f"{row.model} has no downloaded, partial or imported file to remove"
+
+    def _why_not_import(self, row: jobs.WeightsRow | None) -> str:
+        if reason := self._why_not(row):
+            return reason
+        assert row is not None
+        return f"{row.model}'s weights come with cnnviewer; they cannot be replaced" if row.state == "embedded" else ""
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self.busy = busy
@@ -227,7 +259,7 @@ class WeightsManager(QDialog):
     def verify(self) -> int | None:
         """Hash the selected model's files, as ``cnnviewer weights verify NAME`` does; the request id."""
         row = self.selected_row()
-        if row is None:
+        if row is None or row.state == "missing":
             return None
         self._set_busy(True, f"Verifying the weights of {row.model}…")
         return self.runner.submit(OWNER, "verify", jobs.verify_job, row.model, lane="io",
@@ -237,11 +269,13 @@ class WeightsManager(QDialog):
     def _on_verified(self, model: str, found: list[tuple[str, str, bool]]) -> None:
         self._set_busy(False)
         bad = [path for path, _shown, good in found if not good]
+        row = next((r for r in self.rows if r.model == model), None)
+        again = (f"reinstall the Python package {row.package}" if row is not None and row.package
+                 else "remove it and download or import it again")
         if bad:
             self.status.setStyleSheet("color: #b00020;")
             self.status.setText(" ".join(
-                f"{path}: the SHA-256 does not match the hash in its name; remove it and download or import "
-                "it again." for path in bad))
+                f"{path}: the SHA-256 does not match the hash in its name; {again}." for path in bad))
         else:
             self.status.setText("; ".join(f"{os.path.basename(path)}: {shown}" for path, shown, _good in found)
                                 + " (OK: the SHA-256 matches the hash in the name).")

@@ -359,12 +359,13 @@ class WeightsRow:
     size: int | None  # bytes; None when missing
     check: str  # "verified", "hash mismatch", "not checked", "partial download, N MB", "installed with cnnviewer" or ""
     removable: bool  # a file of this model is there to delete (embedded weights never are)
+    package: str = ""  # embedded weights: the Python package that carries the file
 
 
 def weights_rows_job(token: CancelToken, report: Reporter) -> list[WeightsRow]:
     """Every model of the catalog with its weights state, from the same core calls as ``cnnviewer weights list``."""
     from cnnviewer.core.catalog import EMBEDDED_SOURCE, IMPORTED_NAME, Availability, catalog
-    from cnnviewer.core.weights import list_cache, weights_identity
+    from cnnviewer.core.weights import list_cache, recorded_check, weights_identity
 
     files = list_cache()
     by_path = {row.path: row for row in files}
@@ -378,7 +379,9 @@ def weights_rows_job(token: CancelToken, report: Reporter) -> list[WeightsRow]:
         availability = identity.availability
         check = ""
         if availability is Availability.EMBEDDED:
-            check = "installed with cnnviewer"
+            # Verified once, the installed file says so while it is unchanged (a report's hash is no check).
+            found = recorded_check(identity.path)
+            check = found if found in ("verified", "hash mismatch") else "installed with cnnviewer"
         elif availability is Availability.CACHED:
             cached = by_path.get(identity.path)
             check = cached.state if cached is not None else "not checked"
@@ -396,7 +399,7 @@ def weights_rows_job(token: CancelToken, report: Reporter) -> list[WeightsRow]:
         rows.append(WeightsRow(
             entry.name, entry.title, states[availability], str(identity.path) if ready else "",
             identity.path.stat().st_size if ready else None, check,
-            entry.source != EMBEDDED_SOURCE and entry.name in has_files))
+            entry.source != EMBEDDED_SOURCE and entry.name in has_files, entry.weights_package or ""))
     return rows
 
 

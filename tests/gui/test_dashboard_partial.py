@@ -54,7 +54,7 @@ def test_the_dashboard_draws_a_partial_result_apart(qtbot, cancelled_report):
     assert model.index(row, 0).data(Qt.ItemDataRole.ForegroundRole) is not None  # greyed
     assert "no speed figures" in model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
     assert model.headerData(11, Qt.Orientation.Horizontal) == "Peak MB above start"
-    assert "above start" in charts.memory.titleLabel.text
+    assert "above start" in charts.memory.getAxis("left").labelText  # the title is short; the axis says it
     [throughput] = charts.throughput.listDataItems()
     assert list(throughput.opts["height"]) == [cancelled_report.result(LITE0).throughput_ips]
     dots = sum(len(item.data) for item in charts.latency.listDataItems() if isinstance(item, pg.ScatterPlotItem))

@@ -108,11 +108,11 @@ def test_a_title_matches_too_and_enter_in_the_table_picks(make_window, qtbot):
     focus(qtbot, window, picker)
     qtbot.keyClicks(picker.lineEdit(), "wide ")  # "Wide ResNet50 2": the title, not the name wide_resnet50_2
     qtbot.waitUntil(picker.table.isVisible, timeout=5_000)
-    assert visible_models(picker) == ["wide_resnet101_2", "wide_resnet50_2"]
+    assert visible_models(picker) == ["wide_resnet50_2", "wide_resnet101_2"]  # natural order: 50 < 101
     qtbot.wait(50)
     qtbot.keyClick(picker.table, Qt.Key.Key_Down)  # the second match
     qtbot.keyClick(picker.table, Qt.Key.Key_Return)
-    assert window.selected_model() == "wide_resnet50_2"
+    assert window.selected_model() == "wide_resnet101_2"
 
 
 def test_escape_restores_the_current_model(make_window, qtbot):

@@ -130,8 +130,9 @@ def test_splitter_handles_are_wide_enough_to_grab(make_window, qtbot):
 def test_the_panels_get_their_width_back_after_the_window_was_small(make_window, qtbot):
     window = make_window()  # the catalog loaded: the model picker's width is in the window's minimum
     shown(qtbot, window, 1600, 1000)
+    # It started fitted to the small offscreen screen: the panels get their first widths once there is room.
+    qtbot.waitUntil(lambda: min(window.browser_dock.width(), window.predictions_dock.width()) >= 250, timeout=10_000)
     wanted = (window.browser_dock.width(), window.predictions_dock.width())
-    assert min(wanted) >= 250
     window.resize(600, 400)  # as small as the window goes: Qt takes the room from the panels
     qtbot.waitUntil(lambda: window.predictions_dock.width() < wanted[1] - 50, timeout=10_000)
     window.resize(1600, 1000)
