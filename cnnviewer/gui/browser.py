@@ -139,6 +139,7 @@ class FileBrowser(QWidget):
     explain_requested = Signal(str)
     compare_requested = Signal(str)
     path_rejected = Signal(str)  # the sentence: a path typed in the path bar is not there
+    path_error_cleared = Signal(str)  # that sentence, now no longer true (another folder is shown)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -260,6 +261,8 @@ class FileBrowser(QWidget):
     def _show_path_error(self, text: str) -> None:
         if text == self.path_error:
             return
+        if self.path_error and not text:
+            self.path_error_cleared.emit(self.path_error)
         self.path_error = text
         self.path_bar.setStyleSheet(PATH_ERROR_STYLE if text else "")
         self.path_bar.setToolTip(tooltip(text))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -48,6 +48,23 @@ PARTIAL = QColor(120, 120, 120)  # a result cut short by Cancel: its row in grey
 
 # What one turn of the event loop may draw, whatever the report holds (core.report_check bounds the rest).
 MAX_SENTENCES = 20  # conclusions under the table (laying out more took 50 ms); report.md has them all
+
+
+def fit_table(table: QTableView, fixed: tuple[tuple[int, int], ...], shared: int, least: int, most: int) -> None:
+    """Share the viewport's width out: the first columns get at least their smallest width (``fixed`` holds
+    (smallest, wanted) pairs), ``shared`` model columns at least ``least``; room left over goes first to
+    the first columns up to their wanted width, then equally to the shared ones up to ``most``. Past the
+    smallest widths the table scrolls; the last column never takes all the spare room."""
+    room = table.viewport().width() - sum(low for low, _ in fixed) - least * max(shared, 0)
+    for column, (low, wanted) in enumerate(fixed):
+        extra = max(0, min(wanted - low, room))
+        room -= extra
+        table.setColumnWidth(column, low + extra)
+    if shared <= 0:
+        return
+    each = least + max(0, min(most - least, room // shared))
+    for column in range(len(fixed), len(fixed) + shared):
+        table.setColumnWidth(column, each)
 
 
 def _categories():
@@ -1043,7 +1060,8 @@ class Dashboard(QTabWidget):
         self.images.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.images.horizontalHeader().setDefaultSectionSize(self.MODEL_COLUMN)
         self.images.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.images.horizontalHeader().setStretchLastSection(True)  # a wide window: no empty band on the right
+        # The room is shared out by fit_columns (a wide window widens every model's column, not the last one).
+        self.images.viewport().installEventFilter(self)
         # The current row, not a click: Up/Down, Page Up/Down and Home/End move the detail along too.
         self.images.selectionModel().currentRowChanged.connect(self._on_image_clicked)
         self.images.activated.connect(self._open_image)  # double-click or Enter, as in the main window's browser
@@ -1118,6 +1136,7 @@ class Dashboard(QTabWidget):
         self.classes.setAlternatingRowColors(True)
         self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.classes.horizontalHeader().setDefaultSectionSize(130)
+        self.classes.viewport().installEventFilter(self)
         self.classes.activated.connect(self._on_class_activated)
         classes_page = QWidget(self)
         classes_layout = QVBoxLayout(classes_page)
@@ -1195,10 +1214,7 @@ class Dashboard(QTabWidget):
     def _show_images(self, report, data: DashboardData | None = None) -> None:
         self.images_model.set_report(report, data)
         self._fill_filters(report)
-        self.images.setColumnWidth(0, 146)  # names cut in the middle: 64 px of thumbnail and ~75 of name
-        self.images.setColumnWidth(1, 134)
-        for column in range(2, self.images_model.columnCount()):
-            self.images.setColumnWidth(column, self.MODEL_COLUMN)
+        self.fit_columns()
         self._update_count()
         self._refresh_evaluation()
 
@@ -1211,10 +1227,19 @@ class Dashboard(QTabWidget):
             return
         self._evaluated = report
         self.classes_model.set_rows(class_table(report), ran_models(report))
-        self.classes.setColumnWidth(0, 60)
-        self.classes.setColumnWidth(1, 200)
-        self.classes.setColumnWidth(2, 70)
+        self.fit_columns()
         self.confusions.set_report(report)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Resize and watched in (self.images.viewport(), self.classes.viewport()):
+            self.fit_columns()
+        return super().eventFilter(watched, event)
+
+    def fit_columns(self) -> None:
+        """Share the tables' width out: the fixed columns get what their text needs, every model column an
+        equal part of the rest (never under what "✓ 97 % banana" needs: past that the table scrolls)."""
+        fit_table(self.images, ((146, 200), (134, 160)), self.images_model.columnCount() - 2, self.MODEL_COLUMN, 300)
+        fit_table(self.classes, ((56, 56), (150, 190), (64, 64)), self.classes_model.columnCount() - 3, 96, 160)
 
     def _fill_filters(self, report) -> None:
         """The filters' choices for this report: its true classes, the classes some model predicted, the

@@ -355,6 +355,8 @@ class MainWindow(QMainWindow):
         self.browser.folder_changed.connect(self._on_folder_changed)
         self.browser.folder_context_requested.connect(self._on_folder_context)
         self.browser.path_rejected.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.browser.path_error_cleared.connect(
+            lambda text: self.statusBar().clearMessage() if self.statusBar().currentMessage() == text else None)
 
         self._fit_on_show = True  # on the first show, the window and its frame are put inside the screen
         self._restore_settings()
@@ -1067,13 +1069,17 @@ class MainWindow(QMainWindow):
         shown = self._shown_explanation
         if shown is None:
             return
-        stem = os.path.splitext(os.path.basename(shown.path))[0]
-        folder = self._save_folder or os.path.dirname(shown.path)
-        suggested = os.path.join(folder, f"{stem}-gradcam-{shown.model}-{shown.class_index}.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Save Grad-CAM", suggested,
+        path, _ = QFileDialog.getSaveFileName(self, "Save Grad-CAM", self.save_suggestion(shown),
                                               "PNG picture (*.png);;JPEG picture (*.jpg *.jpeg)")
         if path and self.may_replace_map(path):
             self.save_explanation_to(path)
+
+    def save_suggestion(self, shown) -> str:
+        """The name Save Grad-CAM… offers: in the folder of the last save, else Pictures (or home), never the
+        photo's folder by default: it is often a dataset, which a map saved by pressing Enter would pollute."""
+        stem = os.path.splitext(os.path.basename(shown.path))[0]
+        folder = self._save_folder or default_folder()
+        return os.path.join(folder, f"{stem}-gradcam-{shown.model}-{shown.class_index}.png")
 
     def may_replace_map(self, picture: str) -> bool:
         """The file dialog asked about the picture only: ask before the .npy beside it is replaced too."""
@@ -1256,8 +1262,8 @@ class MainWindow(QMainWindow):
     def _make_viewer_actions(self) -> None:
         """F11, Tab, Esc, Space, Backspace, Ctrl+Shift+C, Ctrl+C in the predictions, Ctrl+Alt+O.
 
-        Tab acts where the focus is on the image (or the window itself), Space and Backspace there and on the
-        thumbnails: in a text field or the file tree Tab still moves the focus and Space types."""
+        Tab acts where the focus is on the image (or the window itself), Space and Backspace there, on the
+        thumbnails and in the file tree: in a text field Tab still moves the focus and Space types."""
         view_menu, image_menu = self._menu("&View"), self._menu("&Image")
         view_menu.addSeparator()
         self.full_screen_action = QAction("F&ull screen", self)
@@ -1285,11 +1291,12 @@ class MainWindow(QMainWindow):
         for action in (self.next_action, self.previous_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
             view_menu.addAction(action)
-        # Not in the file tree: there Tab moves the focus on (a keyboard user must get out of it) and Space
-        # belongs to its type-ahead search of names; the thumbnails are the folder's images, so they step.
+        # Tab not in the file tree: there it moves the focus on (a keyboard user must get out of it). Space and
+        # Backspace step there too: the window starts with the focus in the tree, and a viewer's Space that
+        # does nothing until the picture is clicked is broken (the tree's type-ahead still has letters).
         for widget in (self, self.preview.view):
             widget.addAction(self.panels_action)
-        for widget in (self, self.preview.view, self.browser.strip):
+        for widget in (self, self.preview.view, self.browser.strip, self.browser.tree):
             widget.addActions([self.next_action, self.previous_action])
         image_menu.addSeparator()
         self.copy_action = QAction("Copy &predictions", self)

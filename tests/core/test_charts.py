@@ -187,3 +187,12 @@ def test_the_window_does_not_import_matplotlib() -> None:
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
     assert "cnnviewer.gui.dashboard" in imported  # the check sees the window's modules
     assert not [name for name in imported if name.split(".")[0] == "matplotlib"]
+
+
+def test_a_bar_at_100_percent_does_not_touch_the_frame(three: BenchmarkReport) -> None:
+    from cnnviewer.core.charts import ACCURACY, figure
+
+    axes = figure(ACCURACY, three).axes[0]
+    low, high = axes.get_ylim()
+    assert low == 0 and high > 100
+    assert max(tick for tick in axes.get_yticks() if low <= tick <= high) == 100  # no tick above 100 %

@@ -268,3 +268,22 @@ def test_progress_is_read_from_the_progress_value(bench):
     assert bench._turn == (2, 3)
     assert bench.progress.value() == 500
     assert bench.progress_text.text().startswith("odd (9/9): name (2/3): 5/10")
+
+
+def test_a_wide_window_widens_every_column_not_the_last_one(bench, qtbot):
+    """At 1900 px the last model's column took all the spare room while file names and the other models'
+    answers stayed cut ("gran….jpg" for both granny_smith photos)."""
+    dashboard = bench.dashboard
+    dashboard.setCurrentIndex(dashboard.images_tab)
+    _laid_out(qtbot, bench, (1920, 1080))
+    view = dashboard.images
+    models = range(2, dashboard.images_model.columnCount())
+    assert view.columnWidth(0) == 200 and view.columnWidth(1) == 160
+    assert len({view.columnWidth(column) for column in models}) == 1  # every model the same
+    assert view.columnWidth(2) > dashboard.MODEL_COLUMN
+    last = dashboard.images_model.columnCount() - 1
+    assert view.columnViewportPosition(last) + view.columnWidth(last) <= view.viewport().width()
+    names = [dashboard.images_filter.index(row, 0).data() for row in range(dashboard.images_filter.rowCount())]
+    granny = [name for name in names if name.startswith("granny")]
+    room = view.columnWidth(0) - 12 - 68
+    assert all(view.fontMetrics().horizontalAdvance(name) <= room for name in granny), granny

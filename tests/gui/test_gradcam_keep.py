@@ -200,6 +200,10 @@ def test_save_keeps_the_overlay_and_the_map(make_window, qtbot, tmp_path):
     wait_for_outcome(qtbot, window, BEAR)
     assert not window.save_explain_action.isEnabled()  # nothing on show
     explained(qtbot, window)
+    # Not into the photos' own folder (a dataset) by default: Pictures, else home.
+    first = window.save_suggestion(window._shown_explanation)
+    assert os.path.dirname(first) != os.path.dirname(BEAR) and first.endswith("black_bear-gradcam-"
+                                                                              f"{window._shown_explanation.model}-295.png")
     assert window.save_explain_action.isEnabled()
     for name in ("bear.png", "bear.jpg"):
         target = tmp_path / name
@@ -210,6 +214,7 @@ def test_save_keeps_the_overlay_and_the_map(make_window, qtbot, tmp_path):
             assert picture.format == ("PNG" if name.endswith(".png") else "JPEG")
             assert picture.size == (800, 656)
             picture.load()
+    assert os.path.dirname(window.save_suggestion(window._shown_explanation)) == str(tmp_path)  # the last folder
     heat = np.load(tmp_path / "bear.npy")
     assert heat.shape == (656, 800) and heat.dtype == np.float32
     assert 0 <= heat.min() and heat.max() == pytest.approx(1.0, abs=0.02)

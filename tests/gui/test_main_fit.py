@@ -101,6 +101,7 @@ def test_the_path_bar_forgets_a_bad_path_when_the_folder_changes(make_window, qt
         browser.path_bar.setText(str(tmp_path / "nowhere"))
         browser.path_bar.returnPressed.emit()
         assert browser.path_error.startswith("No such folder") and browser.path_bar.styleSheet()
+        assert window.statusBar().currentMessage() == browser.path_error
         if change == "tree":  # a photo clicked in the tree, in the folder shown
             browser.tree.setCurrentIndex(browser.model.index(BLACK_BEAR))
             qtbot.waitUntil(lambda: window.current_path == BLACK_BEAR, timeout=10_000)
@@ -110,6 +111,7 @@ def test_the_path_bar_forgets_a_bad_path_when_the_folder_changes(make_window, qt
             window.open_path(str(tmp_path))
         assert browser.path_error == "" and browser.path_bar.styleSheet() == "", change
         assert not browser._path_error_icon.isVisible(), change
+        assert "No such folder" not in window.statusBar().currentMessage(), change  # the status bar forgets it too
         browser.go_to(str(PHOTOS_13))
     for width, height in SIZES:
         shown(qtbot, window, width, height)
