@@ -1,11 +1,14 @@
-"""Fixtures for the window: fresh MainWindows closed after each test, and no widget left behind."""
+"""Window fixtures: fresh MainWindows closed after each test, no widget left behind, a benchmark window."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.helpers import PHOTOS_13
 
 if TYPE_CHECKING:
     from cnnviewer.gui.main_window import MainWindow
@@ -63,3 +66,13 @@ def make_window(qtbot: Any) -> Iterator[Callable[..., MainWindow]]:
         # close() waits 5 s for the threads; a catalog load still inside `import torch` (which nothing can
         # interrupt) on a loaded machine may need longer. It must still end, and soon.
         qtbot.waitUntil(lambda window=window: window.running_workers() == 0, timeout=60_000)
+
+
+@pytest.fixture
+def bench(make_window, qtbot, photos_13_run) -> Any:
+    """The benchmark window of a main window, opened on photos-13 and showing that folder's real run."""
+    window = make_window()
+    bench = window.open_benchmark(str(PHOTOS_13))
+    bench.show_report(copy.deepcopy(photos_13_run[0]))
+    qtbot.waitUntil(lambda: bench.dashboard.images_model.rowCount() == 13, timeout=10_000)
+    return bench

@@ -3,7 +3,6 @@ each model's Grad-CAM for a mistake, names cut in the middle, honest progress, a
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any
 
@@ -16,20 +15,10 @@ from PySide6.QtWidgets import QStyleOptionViewItem
 from cnnviewer.core.benchmark import Progress
 from cnnviewer.core.charts import accuracy_range
 from cnnviewer.core.report import write_all
-from tests.helpers import PHOTOS_13, save_screenshot
+from tests.helpers import save_screenshot
 
 LITE0, LITE1 = "efficientnet_lite0", "efficientnet_lite1"
 SIZES = ((1280, 800), (1920, 1080))
-
-
-@pytest.fixture
-def bench(make_window, qtbot, photos_13_run) -> Any:
-    """The benchmark window of a main window, opened on photos-13 and showing that folder's real run."""
-    window = make_window()
-    bench = window.open_benchmark(str(PHOTOS_13))
-    bench.show_report(copy.deepcopy(photos_13_run[0]))
-    qtbot.waitUntil(lambda: bench.dashboard.images_model.rowCount() == 13, timeout=10_000)
-    return bench
 
 
 def _screen(qtbot: Any, bench: Any, size: tuple[int, int]) -> None:

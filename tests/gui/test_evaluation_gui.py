@@ -3,11 +3,9 @@ readable cells, a row opened in the main window and back, and the report folder.
 
 from __future__ import annotations
 
-import copy
 import shutil
 from typing import Any
 
-import pytest
 from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtGui import QFont, QIcon, QTextDocumentFragment
 
@@ -22,16 +20,6 @@ SIZES = ((1280, 800), (1920, 1080))
 
 def _plain(tip: str) -> str:
     return QTextDocumentFragment.fromHtml(tip).toPlainText()
-
-
-@pytest.fixture
-def bench(make_window, qtbot, photos_13_run) -> Any:
-    """The benchmark window of a main window, opened on photos-13 and showing that folder's real run."""
-    window = make_window()
-    bench = window.open_benchmark(str(PHOTOS_13))
-    bench.show_report(copy.deepcopy(photos_13_run[0]))
-    qtbot.waitUntil(lambda: bench.dashboard.images_model.rowCount() == 13, timeout=10_000)
-    return bench
 
 
 def _laid_out(qtbot: Any, bench: Any, size: tuple[int, int]) -> None:
