@@ -343,7 +343,9 @@ def render(report: BenchmarkReport) -> dict[str, bytes]:
     """Every chart as PNG (1200 px wide) and SVG: file name -> bytes. Nothing when no result has an accuracy."""
     if not charted(report):
         return {}
+    # savefig(format="svg") imports the SVG backend by name at run time: named here, a bundler sees it too.
     import matplotlib
+    import matplotlib.backends.backend_svg
 
     files = {}
     # No date, and ids not salted with a random uuid: the same report draws the same SVG bytes.
