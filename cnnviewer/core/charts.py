@@ -226,6 +226,15 @@ def _no_speed(ax: Axes) -> None:
     ax.text(0.5, 0.5, NO_SPEED, ha="center", va="center", fontsize=12, transform=ax.transAxes)
 
 
+def _speed_figure(report: BenchmarkReport) -> tuple[Figure, Axes, list[ModelResult]]:
+    """A new chart of the results with speed figures; with none, the chart says so (the list is empty)."""
+    figure, ax = _new_figure()
+    timed = [m for m in charted(report) if m.timed]
+    if not timed:
+        _no_speed(ax)
+    return figure, ax, timed
+
+
 def _accuracy(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
     figure, ax = _new_figure()
     results = charted(report)
@@ -250,10 +259,8 @@ def _memory(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
 
 
 def _throughput(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax = _new_figure()
-    timed = [m for m in charted(report) if m.timed]
+    figure, ax, timed = _speed_figure(report)
     if not timed:
-        _no_speed(ax)
         return figure
     _style(ax, THROUGHPUT.title, THROUGHPUT.axis, timed)
     values = [m.throughput_ips or 0.0 for m in timed]
@@ -266,10 +273,8 @@ def _throughput(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
 
 
 def _latency(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax = _new_figure()
-    timed = [m for m in charted(report) if m.timed]
+    figure, ax, timed = _speed_figure(report)
     if not timed:
-        _no_speed(ax)
         return figure
     _style(ax, LATENCY.title, LATENCY.axis, timed)
     for i, m in enumerate(timed):
@@ -287,10 +292,8 @@ def _latency(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
 
 
 def _scatter(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax = _new_figure()
-    timed = [m for m in charted(report) if m.timed]
+    figure, ax, timed = _speed_figure(report)
     if not timed:
-        _no_speed(ax)
         return figure
     _style(ax, SCATTER.title, SCATTER.axis, None)
     ax.set_xlabel(SCATTER_X_AXIS)

@@ -115,3 +115,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def read_small(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a small regular file; OSError, or ValueError with the reason (not a regular file,
+    larger than ``limit``)."""
+    # O_NONBLOCK: a FIFO in the file's place must not hang the caller waiting for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 1024} KB")
+    return data

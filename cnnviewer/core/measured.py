@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnviewer.core.errors import OutputError
-from cnnviewer.core.files import atomic_write
+from cnnviewer.core.files import atomic_write, read_small
 from cnnviewer.core.paths import data_dir
 
 if TYPE_CHECKING:
@@ -58,16 +58,16 @@ def _read() -> dict[str, float]:
 
 def _parse(path: Path) -> dict[str, float]:
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        raw = read_small(path, MAX_BYTES)  # a FIFO in its place must not hang the model picker
     except FileNotFoundError:
         return {}
     except OSError as exc:
         log.warning("%s cannot be read (%s); the measured speeds start afresh", path, exc.strerror or exc)
         return {}
+    except ValueError as exc:
+        log.warning("%s is not a file of measured speeds (%s); they start afresh", path, exc)
+        return {}
     try:
-        if len(raw) > MAX_BYTES:
-            raise ValueError(f"larger than {MAX_BYTES >> 10} KB")
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")

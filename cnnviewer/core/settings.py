@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cnnviewer.core.errors import OutputError
-from cnnviewer.core.files import atomic_write
+from cnnviewer.core.files import atomic_write, read_small
 from cnnviewer.core.paths import config_dir
 
 SCHEMA_VERSION = 1
@@ -49,7 +47,7 @@ class Settings:
         with a line in the log: settings are a convenience and must never stop a command."""
         path = cls.path()
         try:
-            raw = json.loads(_read_small(path))
+            raw = json.loads(read_small(path, MAX_SETTINGS_BYTES).decode("utf-8"))
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." thousands deep
@@ -70,22 +68,6 @@ class Settings:
         says why it could not be written."""
         data = json.dumps(asdict(self), indent=2).encode("utf-8")
         atomic_write(self.path(), lambda handle: handle.write(data))
-
-
-def _read_small(path: Path) -> str:
-    """The text of a small regular file; OSError or ValueError (with a reason) otherwise."""
-    # O_NONBLOCK: a FIFO in the file's place must not hang every command waiting for a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        data = os.read(fd, MAX_SETTINGS_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_SETTINGS_BYTES:
-        raise ValueError(f"larger than {MAX_SETTINGS_BYTES // 1024} KB")
-    return data.decode("utf-8")
 
 
 def _reason(exc: BaseException) -> str:

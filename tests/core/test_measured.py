@@ -86,3 +86,14 @@ def test_the_file_is_read_again_only_when_it_changed(isolated_home, monkeypatch)
     assert speeds("cpu") == {"resnet50": 44.0}
     speeds_path().write_text(json.dumps({"resnet50|cpu|fp32": 39.0}))  # rewritten by hand, in place
     assert speeds("cpu") == {"resnet50": 39.0}
+
+
+def test_a_fifo_in_place_of_the_file_does_not_hang(isolated_home, caplog):
+    """The model picker reads the file on the GUI thread: a FIFO there (no writer) must not block it."""
+    import os
+
+    speeds_path().parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(speeds_path())
+    with caplog.at_level(logging.WARNING):
+        assert speeds("cpu") == {}
+    assert "not a regular file" in caplog.text
