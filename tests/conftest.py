@@ -42,6 +42,7 @@ HOME_VARIABLES = {
     "TORCH_HOME": "torch",
     "CNNVIEWER_CONFIG_DIR": "config",
     "CNNVIEWER_DATA_DIR": "data",
+    "CNNVIEWER_CACHE_DIR": "cache",
     "CNNVIEWER_LOG_FILE": "cnnviewer.log",
 }
 UNSET_VARIABLES = ("CNNVIEWER_WEIGHTS_MIRROR",)

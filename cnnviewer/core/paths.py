@@ -25,6 +25,15 @@ def data_dir() -> Path:
     return Path(base) / "cnnviewer"
 
 
+def cache_dir() -> Path:
+    """Files cnnviewer can make again (model exports, measurements): ``CNNVIEWER_CACHE_DIR`` overrides it."""
+    override = os.environ.get("CNNVIEWER_CACHE_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnviewer"
+
+
 def imported_weights_dir() -> Path:
     """Imported weights that are not torchvision's published files: kept out of torch's cache, so
     torchvision never loads them under its own names."""
