@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from cnnviewer.core.errors import UnknownModelError
-from cnnviewer.core.paths import imported_weights_dir
+from cnnviewer.core.errors import OutputError, UnknownModelError
+from cnnviewer.core.files import atomic_write, private_folder, read_small, untrusted_reason
+from cnnviewer.core.paths import cache_dir, imported_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +182,13 @@ def availability_of(entry: ModelEntry, path: str | os.PathLike[str]) -> Availabi
 
 def checkpoints_dir() -> Path:
     """torch's hub cache folder for weights, shared with torchvision (``TORCH_HOME`` respected)."""
-    import torch.hub
+    if "torch" in sys.modules:  # torch is loaded: ask it, so a torch.hub.set_dir() is honoured too
+        import torch.hub
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    # torch.hub.get_dir()'s own rule, without importing torch (seconds at start-up).
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
 
 
 def _embedded_weights_path(package: str | None, filename: str) -> Path:
@@ -226,6 +234,11 @@ def _lite_entries() -> list[ModelEntry]:
 
 
 def _torchvision_entries() -> list[ModelEntry]:
+    return list(_torchvision_snapshot().entries)
+
+
+def _live_torchvision_entries() -> list[ModelEntry]:
+    """torchvision's classifiers, read from torchvision itself (its import takes seconds)."""
     import torchvision
     from torchvision.models import get_model_weights, list_models
 
@@ -262,6 +275,141 @@ def _torchvision_entries() -> list[ModelEntry]:
     return entries
 
 
+# -- the snapshot: torchvision's part of the catalog and the class names, kept across runs -------
+
+#: Bumped when what a snapshot holds changes, so older files are made again.
+SNAPSHOT_FORMAT = 1
+MAX_SNAPSHOT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    entries: tuple[ModelEntry, ...]
+    categories: tuple[str, ...]
+
+
+def _torchvision_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torchvision")
+    except PackageNotFoundError:
+        return None
+
+
+def snapshot_file(torchvision_version: str) -> Path:
+    """Where torchvision's catalog entries and class names are kept for this torchvision version."""
+    return cache_dir() / f"catalog-{torchvision_version}.json"
+
+
+def _snapshot_versions(torchvision_version: str) -> dict[str, str]:
+    from cnnviewer import __version__
+
+    return {"cnnviewer": __version__, "torchvision": torchvision_version}
+
+
+def _entry_from_json(item: Any) -> ModelEntry:
+    """One snapshot entry, every field checked for its type (a damaged file raises ValueError)."""
+    if not isinstance(item, dict) or not isinstance(item.get("preprocessing"), dict):
+        raise ValueError("an entry is not a JSON object with a preprocessing object")
+    raw = dict(item["preprocessing"])
+    for key in ("mean", "std"):
+        values = raw.get(key)
+        if not isinstance(values, list) or len(values) != 3 or not all(isinstance(v, float) for v in values):
+            raise ValueError(f"an entry's {key} is not three numbers")
+        raw[key] = tuple(values)
+    _check_types(Preprocessing, raw, {"resize_size": int, "crop_size": int, "mean": tuple, "std": tuple,
+                                      "interpolation": str})
+    values = dict(item, preprocessing=Preprocessing(**raw))
+    _check_types(ModelEntry, values, {
+        "name": str, "title": str, "source": str, "weights_id": str, "preprocessing": Preprocessing,
+        "num_params": int, "gmacs": float, "acc1": (float, type(None)), "acc5": (float, type(None)),
+        "file_size_mb": float, "weights_filename": str, "weights_url": (str, type(None)),
+        "weights_package": type(None), "licence": str})
+    entry = ModelEntry(**values)
+    # The file name is joined to torch's cache folder: a damaged one must not point anywhere else.
+    if entry.source != TORCHVISION_SOURCE or os.path.basename(entry.weights_filename) != entry.weights_filename \
+            or entry.weights_filename in ("", ".", ".."):
+        raise ValueError(f"the entry of {entry.name!r} is not a torchvision entry with a plain file name")
+    return entry
+
+
+def _check_types(cls: type, values: dict[str, Any], types: dict[str, type | tuple[type, ...]]) -> None:
+    """Each field of ``cls`` in ``values`` has its type in ``types`` (a field missing there raises KeyError:
+    a new field must be given a type here, or no snapshot is ever used); extra fields fail in ``cls()``."""
+    for field in fields(cls):
+        value, expected = values[field.name], types[field.name]
+        # bool is an int to isinstance; a damaged file's true is not a parameter count
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ValueError(f"a {cls.__name__}'s {field.name} is {type(value).__name__}")
+
+
+def _read_snapshot(torchvision_version: str) -> _Snapshot | None:
+    """The snapshot for this torchvision (and cnnviewer) version; None when there is none, or with a log
+    line when it is damaged or another version's (it is made again)."""
+    path = snapshot_file(torchvision_version)
+    try:
+        reason = untrusted_reason(path)
+        if reason:  # it names download addresses and the class names: only a file this user wrote
+            raise ValueError(f"{reason}, so it could have been put there by someone else")
+        data = json.loads(read_small(path, MAX_SNAPSHOT_BYTES))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        log.warning("the catalog snapshot %s is not used and will be made again: %s", path, exc)
+        return None
+    try:
+        if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"it is not a catalog snapshot of format {SNAPSHOT_FORMAT}")
+        if data.get("versions") != _snapshot_versions(torchvision_version):
+            log.info("the catalog snapshot %s is for other versions (%s); it will be made again",
+                     path, data.get("versions"))
+            return None
+        entries = data["entries"]
+        categories = data["categories"]
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("it holds no entries")
+        if not isinstance(categories, list) or len(categories) != 1000 or \
+                not all(isinstance(name, str) and name for name in categories):
+            raise ValueError("it does not hold 1000 class names")
+        return _Snapshot(tuple(_entry_from_json(item) for item in entries), tuple(categories))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("the catalog snapshot %s is not used and will be made again: %s", path, exc)
+        return None
+
+
+def _torchvision_snapshot() -> _Snapshot:
+    """torchvision's entries and class names: from this version's snapshot when there is a sound one
+    (no torchvision import: seconds saved at each start), else from torchvision, then kept."""
+    torchvision_version = _torchvision_version()
+    if torchvision_version is not None:
+        kept = _read_snapshot(torchvision_version)
+        if kept is not None:
+            return kept
+    from torchvision.models import ResNet18_Weights
+
+    snapshot = _Snapshot(tuple(_live_torchvision_entries()), tuple(ResNet18_Weights.DEFAULT.meta["categories"]))
+    if torchvision_version is not None:
+        document = {"format": SNAPSHOT_FORMAT, "versions": _snapshot_versions(torchvision_version),
+                    "entries": [asdict(entry) for entry in snapshot.entries],
+                    "categories": list(snapshot.categories)}
+        text = json.dumps(document, indent=1).encode()
+        try:
+            try:
+                private_folder(snapshot_file(torchvision_version).parent)
+            except OSError as exc:
+                raise OutputError(f"{snapshot_file(torchvision_version).parent}: cannot be made ({exc})") from exc
+            atomic_write(snapshot_file(torchvision_version), lambda handle: handle.write(text))
+        except OutputError as exc:  # only the next start is slower
+            log.warning("the catalog snapshot is not kept: %s", exc)
+    return snapshot
+
+
+def torchvision_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names as torchvision's weights carry them (from the snapshot when kept)."""
+    return _torchvision_snapshot().categories
+
+
 _FAMILIES = {
     "alexnet": "AlexNet", "convnext": "ConvNeXt", "densenet": "DenseNet", "efficientnet": "EfficientNet",
     "googlenet": "GoogLeNet", "inception": "Inception", "maxvit": "MaxViT", "mnasnet": "MNASNet",
@@ -286,14 +434,23 @@ def _title(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def _embedded_entries() -> tuple[ModelEntry, ...]:
+    return tuple(_lite_entries())
+
+
+@lru_cache(maxsize=1)
 def catalog() -> tuple[ModelEntry, ...]:
     """Every model cnnviewer knows, embedded ones first, then torchvision's in name order."""
-    return tuple(_lite_entries() + _torchvision_entries())
+    return _embedded_entries() + tuple(_torchvision_entries())
 
 
 def get_entry(name: str) -> ModelEntry:
     """Look a model up by name (case-insensitive, ``-`` read as ``_``)."""
     key = name.strip().lower().replace("-", "_")
+    # An embedded model is found without torchvision's part of the catalog (no snapshot needed to start fast).
+    for entry in _embedded_entries():
+        if entry.name == key:
+            return entry
     for entry in catalog():
         if entry.name == key:
             return entry

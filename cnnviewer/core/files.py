@@ -131,3 +131,24 @@ def read_small(path: str | os.PathLike[str], limit: int) -> bytes:
     if len(data) > limit:
         raise ValueError(f"larger than {limit // 1024} KB")
     return data
+
+
+def private_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder only this user may write (made with mode 0700 where it is missing): cnnviewer's
+    cache keeps files it later runs (model exports), and a file another user could plant must not be one."""
+    folder = Path(os.fspath(path))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def untrusted_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why a cached file must not be used, or None: it, or its folder, belongs to another user or can be
+    written by others (then someone else could have put it there). OSError when it cannot be looked at."""
+    file = Path(os.fspath(path))
+    for item in (file, file.parent):
+        status = os.stat(item)
+        if status.st_uid != os.geteuid():
+            return f"{item} belongs to another user"
+        if status.st_mode & 0o022:
+            return f"{item} can be written by other users"
+    return None

@@ -22,10 +22,11 @@ class Synset:
 
 @lru_cache(maxsize=1)
 def imagenet_categories() -> tuple[str, ...]:
-    """The 1000 class names exactly as torchvision's weights carry them."""
-    from torchvision.models import ResNet18_Weights
+    """The 1000 class names exactly as torchvision's weights carry them (kept with the catalog's snapshot:
+    the shipped synsets' first lemmas differ from them in two classes)."""
+    from cnnviewer.core.catalog import torchvision_categories
 
-    categories = tuple(ResNet18_Weights.DEFAULT.meta["categories"])
+    categories = torchvision_categories()
     assert len(categories) == NUM_CLASSES
     return categories
 
