@@ -11,6 +11,7 @@ import stat
 import tarfile
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -21,10 +22,12 @@ from torch import nn
 from cnnviewer.core.catalog import EMBEDDED_SOURCE, Availability, ModelEntry, checkpoints_dir
 from cnnviewer.core.errors import CnnviewerError, WeightsMissingError
 from cnnviewer.core.errors import WeightsFileError as WeightsFileError  # re-exported: models.WeightsFileError
-from cnnviewer.core.ways import FP32, ONNXRUNTIME, RunAs
+from cnnviewer.core.ways import FP32, INT8, ONNXRUNTIME, RunAs
 
 if TYPE_CHECKING:
+    from cnnviewer.core.calibration import CalibrationSet
     from cnnviewer.core.engines import OnnxRunner
+    from cnnviewer.core.quantize import Int8Model, Int8Runner
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,22 @@ class LoadedModel:
     load_seconds: float
     way: RunAs = FP32  # BF16: weights and activations in bfloat16; ONNXRUNTIME: run by ``runner``
     channels_last: bool = False
-    runner: OnnxRunner | None = None  # the engine's callable when it is not eager torch
+    runner: OnnxRunner | Int8Runner | None = None  # the engine's callable when it is not eager torch
     folded_batchnorms: int = 0  # BatchNorm layers folded into the convolution before them
     weights_path: Path | None = None  # the file the weights came from (core.weights.weights_identity names it)
+    auto: bool = False  # whether ``way`` was chosen by auto (core.auto) rather than asked for
+    calibration: CalibrationSet | None = None  # INT8: the images that calibrated it (never scored)
+    int8: Int8Model | None = None  # INT8: the quantized file, how many images calibrated it, whether it was cached
+
+    @property
+    def calibration_note(self) -> str:
+        """INT8: "int8 calibrated on 20 images from FOLDER (not scored)" and any skipped images; else ""."""
+        if self.calibration is None:
+            return ""
+        note = self.calibration.description
+        if self.int8 is not None and self.int8.skipped:
+            note += f"; {self.int8.skipped_sentence}"
+        return note
 
     @property
     def precision(self) -> str:
@@ -389,13 +405,20 @@ def _check_finite(state: dict[str, torch.Tensor], source: str) -> None:
 
 
 def load_model(entry: ModelEntry, device: str | torch.device = "cpu", way: RunAs = FP32,
-               channels_last: bool = False, fold: bool = True) -> LoadedModel:
+               channels_last: bool = False, fold: bool = True,
+               calibration: CalibrationSet | Sequence[str | os.PathLike[str]] | None = None,
+               progress: Callable[[str], None] | None = None,
+               should_cancel: Callable[[], bool] | None = None) -> LoadedModel:
     """The pretrained model, ready to run on ``device``; raises WeightsMissingError if not present.
 
-    How it runs (``way``, ``channels_last``, ``fold``): see prepare_module.
+    How it runs (``way``, ``channels_last``, ``fold``): see prepare_module. INT8 needs ``calibration``
+    (image files, or a calibration.CalibrationSet that says where they came from); ``progress`` hears
+    "Calibrating MODEL for int8 on N images" when it is quantized (once: then cached), ``should_cancel``
+    stops that.
     """
     started = time.perf_counter()
     device = _check_way(device, way)  # before reading a weights file it cannot use
+    calibration = _calibration_set(entry, way, calibration)
     if entry.availability() is Availability.MISSING:
         raise missing_weights_error(entry)
     path = entry.weights_path()
@@ -404,9 +427,37 @@ def load_model(entry: ModelEntry, device: str | torch.device = "cpu", way: RunAs
     fit_state_dict(entry, module, state, str(path))
     del state  # the file's mapping, before preparing the module takes more memory
     _drop_auxiliary_heads(entry, module)
-    loaded = prepare_module(entry, module, device, way, channels_last, fold, started)
+    sha = None
+    if way.engine == ONNXRUNTIME.engine:  # the export is cached under the weights' digest (remembered once hashed)
+        from cnnviewer.core.weights import file_sha256
+
+        sha = file_sha256(path)
+    loaded = prepare_module(entry, module, device, way, channels_last, fold, started, weights_sha256=sha,
+                            calibration=calibration, progress=progress, should_cancel=should_cancel)
     loaded.weights_path = path
     return loaded
+
+
+def _calibration_set(entry: ModelEntry, way: RunAs,
+                     calibration: CalibrationSet | Sequence[str | os.PathLike[str]] | None) -> CalibrationSet | None:
+    """``calibration`` as a CalibrationSet when ``way`` is INT8 (plain paths: from their common folder);
+    a sentence when INT8 has none. Other ways ignore it."""
+    if way != INT8:
+        return None
+    from cnnviewer.core.calibration import CalibrationSet
+    from cnnviewer.core.quantize import MIN_CALIBRATION_IMAGES, CalibrationError
+
+    if isinstance(calibration, CalibrationSet):
+        chosen = calibration
+    else:
+        paths = tuple(os.fspath(p) for p in calibration or ())
+        source = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else ""
+        chosen = CalibrationSet(paths, source, sampled=False)
+    if not chosen.paths:
+        raise CalibrationError(f"{entry.name} runs as int8 only once it is calibrated: choose a folder of "
+                               f"{MIN_CALIBRATION_IMAGES} or more photos (not the ones to classify) to measure "
+                               "its activation ranges on.")
+    return chosen
 
 
 def _check_way(device: str | torch.device, way: RunAs) -> torch.device:
@@ -426,13 +477,18 @@ def _check_way(device: str | torch.device, way: RunAs) -> torch.device:
 
 def prepare_module(entry: ModelEntry, module: nn.Module, device: str | torch.device = "cpu",
                    way: RunAs = FP32, channels_last: bool = False, fold: bool = True,
-                   started: float | None = None) -> LoadedModel:
+                   started: float | None = None, weights_sha256: str | None = None,
+                   calibration: CalibrationSet | None = None, progress: Callable[[str], None] | None = None,
+                   should_cancel: Callable[[], bool] | None = None) -> LoadedModel:
     """Put a module that holds its weights into eval mode and the chosen way of running.
 
     ``fold`` folds BatchNorm layers into the convolutions before them (fold_batchnorm: the same
     classes, faster); ``way`` BF16 stores weights and runs in bfloat16 (refused where the hardware
     has no bf16), ONNXRUNTIME exports the FP32 model once and runs it with ONNX Runtime;
     ``channels_last`` stores convolution weights NHWC, which oneDNN runs faster on CPUs.
+    ``weights_sha256`` (the weights file's digest) lets ONNXRUNTIME take its export from the cache
+    (core.onnx_cache) rather than export again. INT8 quantizes that export, calibrated on ``calibration``
+    (core.quantize: once per export and calibration set, then cached) and runs it with ONNX Runtime.
     """
     from cnnviewer.core.engines import OnnxRunner
 
@@ -441,13 +497,48 @@ def prepare_module(entry: ModelEntry, module: nn.Module, device: str | torch.dev
     module = module.eval()
     folded = fold_batchnorm(module) if fold else 0  # in FP32, before any cast
     module = module.to(device)
-    runner = OnnxRunner(entry.name, module, entry.input_size) if way.engine == ONNXRUNTIME.engine else None
+    runner: OnnxRunner | Int8Runner | None = None
+    int8 = None
+    if way == INT8:
+        if calibration is None:
+            calibration = _calibration_set(entry, way, None)  # raises: int8 is never run uncalibrated
+        assert calibration is not None
+        int8, runner = _int8_runner(entry, module, weights_sha256, fold, calibration, progress, should_cancel)
+    elif way.engine == ONNXRUNTIME.engine:
+        runner = OnnxRunner(entry.name, module, entry.input_size, entry=entry, weights_sha256=weights_sha256,
+                            folded=fold)
     if way.precision == "bf16":
         module = module.to(torch.bfloat16)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     return LoadedModel(entry=entry, module=module, device=device, load_seconds=time.perf_counter() - started,
-                       way=way, channels_last=channels_last, runner=runner, folded_batchnorms=folded)
+                       way=way, channels_last=channels_last, runner=runner, folded_batchnorms=folded,
+                       calibration=calibration if way == INT8 else None, int8=int8)
+
+
+def _int8_runner(entry: ModelEntry, module: nn.Module, weights_sha256: str | None, fold: bool,
+                 calibration: CalibrationSet, progress: Callable[[str], None] | None,
+                 should_cancel: Callable[[], bool] | None) -> tuple[Int8Model, Int8Runner]:
+    """The int8 model of ``module`` (quantized from its cached FP32 export, or taken whole from the cache)
+    and its runner."""
+    import hashlib
+
+    from cnnviewer.core import onnx_cache
+    from cnnviewer.core.engines import export_onnx, onnxruntime_available
+    from cnnviewer.core.quantize import Int8Runner, int8_model
+
+    if not onnxruntime_available():
+        raise CnnviewerError("ONNX Runtime is not installed: install the packages onnxruntime and onnx "
+                             "(pip install onnxruntime onnx), or choose another way of running.",
+                             cli_hint="Or use --run-as fp32.", gui_hint="Or pick fp32 under Run as.")
+    export = onnx_cache.load_export(entry.name, weights_sha256, fold) if weights_sha256 else None
+    if export is not None:
+        fp32 = export.path
+    else:  # exported now and kept: the int8 cache is keyed by this file's content
+        data = export_onnx(entry.name, module, entry.input_size)
+        fp32 = onnx_cache.save_export(entry, weights_sha256 or hashlib.sha256(data).hexdigest(), data, fold)
+    model = int8_model(fp32, entry, calibration.paths, should_cancel=should_cancel, progress=progress)
+    return model, Int8Runner(model, threads=torch.get_num_threads())
 
 
 def fold_batchnorm(module: nn.Module) -> int:
