@@ -12,6 +12,7 @@ import datetime as _dt
 import functools
 import gc
 import logging
+import os
 import platform
 import sys
 import threading
@@ -34,8 +35,8 @@ from cnnviewer.core.errors import (
 )
 from cnnviewer.core.inference import Classification, Classifier, default_decode_threads
 from cnnviewer.core.models import load_model
-from cnnviewer.core.stats import mcnemar_exact, wilson_interval
-from cnnviewer.core.ways import FP32, RunAs, way_of
+from cnnviewer.core.stats import excludes_one, log_t_interval, mcnemar_exact, ratio_interval, wilson_interval
+from cnnviewer.core.ways import FP32, AutoWay, RunAs, way_of
 from cnnviewer.core.weights import weights_identity
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 LAB_REPORT_MODELS = ("resnet50", "googlenet", "inception_v3")
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SIGNIFICANCE = 0.05
+MIN_CLAIM_ROUNDS = 3  # a speed claim needs at least this many timing rounds behind its interval
+OTHER_LOAD_LIMIT_PCT = 10.0  # other programs' CPU share while timing above which the speed figures are flagged
 
 #: Why a model did not run (``ModelResult.error_kind``), as the dashboard and report.md say it.
 ERROR_KINDS = {
@@ -97,19 +100,36 @@ class BenchmarkConfig:
     device: str = "cpu"
     latency_samples: int = 20  # batch-1 forwards per model for the latency distribution
     # Every model runs once per way, on the same images; with several, results are named "model (label)".
-    ways: tuple[RunAs, ...] = (FP32,)
+    # AUTO runs each model the way core.auto chooses for it here (its result records which, and that auto chose).
+    ways: tuple[RunAs | AutoWay, ...] = (FP32,)
     channels_last: bool = True  # NHWC convolutions: faster on CPUs, the same classes
     fast_decode: bool = True  # large JPEGs decode at reduced size (never below the model's resize)
     decode_threads: int | None = None  # decoding overlaps inference in this many threads; None: for the machine
+    # After the accuracy pass, every model is timed again in this many interleaved rounds (round r visits
+    # every model before round r + 1 starts, so a burst of other load hits all alike), each round forward
+    # only over the same first ``timing_batches`` batches of the set; the rounds give the speed intervals.
+    timing_rounds: int = 3
+    timing_batches: int = 2
+    # The models stay loaded from round 1 to the last when their turns' peak memory adds up to at most this
+    # (MB): reloading each for every round costs as much as its first load. Above it, each is loaded for its
+    # step of a round and released after, so memory stays that of one model.
+    timing_hold_mb: float = 1024.0
+    # int8's calibration images: a folder of the user's (every image of the set is scored), or None: a sample
+    # of the set itself, then left out of scoring for every way (core.calibration.benchmark_calibration).
+    calibrate_folder: str | None = None
 
     def __post_init__(self) -> None:
+        if self.timing_rounds < 0 or self.timing_batches < 1:
+            raise CnnviewerError(f"Timing needs 0 or more rounds of at least 1 batch, not {self.timing_rounds} "
+                                 f"round(s) of {self.timing_batches} batch(es).")
         if not self.ways:
             raise CnnviewerError("No way of running was chosen; choose at least one (fp32, bf16, onnxruntime).")
         for way in self.ways:
-            if not isinstance(way, RunAs):
-                raise CnnviewerError(f"'{way}' is not a way of running; choose from fp32, bf16, onnxruntime.")
+            if not isinstance(way, RunAs | AutoWay):
+                raise CnnviewerError(f"'{way}' is not a way of running; choose from auto, fp32, bf16, onnxruntime, "
+                                     "int8.")
 
-    def runs(self) -> list[tuple[str, str, RunAs]]:
+    def runs(self) -> list[tuple[str, str, RunAs | AutoWay]]:
         """(result key, model, way) in the order they run: each model in every way."""
         ways = tuple(dict.fromkeys(self.ways))
         return [(f"{model} ({way.label})" if len(ways) > 1 else model, model, way)
@@ -144,6 +164,7 @@ class ModelResult:
     weights: str  # what the weights are: the published ones, or "imported: FILE (sha256 …)"
     model: str = ""  # the catalog name (from_json fills it in for reports written before this field)
     run_as: str = "fp32"  # the RunAs label: how this result was computed
+    auto: bool = False  # run_as was chosen by auto (the fastest way with fp32's top-5 here)
     images: int = 0  # images that loaded and were classified (a partial result: those it saw)
     failed: int = 0
     top1: float = 0.0
@@ -151,7 +172,11 @@ class ModelResult:
     top1_ci: tuple[float, float] = (0.0, 1.0)
     top5_ci: tuple[float, float] = (0.0, 1.0)
     # Speed figures: None where they were not measured (a model that did not run, or a partial one).
-    throughput_ips: float | None = None  # model forward only, at the chosen batch size
+    throughput_ips: float | None = None  # model forward only, at the chosen batch size (the rounds' mean, if any)
+    # Forward-only images/s in each timing round (in round order), and the 95 % t-interval of their
+    # geometric mean worked out on log throughput; None with fewer than two rounds (or reports before rounds).
+    throughput_rounds: list[float] = field(default_factory=list)
+    throughput_ci: tuple[float, float] | None = None
     end_to_end_ips: float | None = None  # file on disk to top-5, decode included, pauses left out
     latency_ms: dict[str, float] | None = None  # p50, p90, p99 at batch 1
     latencies_ms: list[float] = field(default_factory=list)
@@ -200,6 +225,10 @@ class BenchmarkReport:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     per_class: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # model -> {truth index: [correct, total]}
     confusions: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> [[truth, predicted, count], ...]
+    # The timing rounds: {"rounds": planned, "done": finished, "images": per model and round,
+    # "order": [[round, result key], ...] as they were timed, "load_s": what reloading the models cost,
+    # "cut_short": Cancel stopped them}; empty in reports written before rounds.
+    timing: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
     complete: bool = False
 
@@ -270,8 +299,8 @@ def environment(config: BenchmarkConfig) -> dict[str, Any]:
         "device": config.device,
         "gpu": _gpu_name(config.device),
         # precision and engine of the one way of running; "mixed" when the run compares several
-        "precision": ways[0].precision if len(ways) == 1 else "mixed",
-        "engine": ways[0].engine if len(ways) == 1 else "mixed",
+        "precision": ways[0].precision if len(ways) == 1 and isinstance(ways[0], RunAs) else "mixed",
+        "engine": ways[0].engine if len(ways) == 1 and isinstance(ways[0], RunAs) else "mixed",
         "run_as": [way.label for way in ways],
         "channels_last": config.channels_last,
         "fast_decode": config.fast_decode,
@@ -424,6 +453,64 @@ class _PeakMemory:
 # -- the figures -----------------------------------------------------------------------------------
 
 
+class _OtherLoad:
+    """The share of all CPU cores that other programs used while it was entered: the system's busy time
+    less this process's own CPU time, over the cores' time (psutil), in %."""
+
+    def __enter__(self) -> _OtherLoad:
+        self._process = psutil.Process()
+        self._system, self._own, self._wall = psutil.cpu_times(), self._process.cpu_times(), time.perf_counter()
+        self.others_pct, self.seconds = 0.0, 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        system, own = psutil.cpu_times(), self._process.cpu_times()
+        self.seconds = time.perf_counter() - self._wall
+        total = _cpu_total(system) - _cpu_total(self._system)
+        if total <= 0:  # too short for the kernel's clock ticks to have moved
+            return
+        busy = total - (_cpu_idle(system) - _cpu_idle(self._system))
+        ours = (own.user + own.system) - (self._own.user + self._own.system)
+        self.others_pct = max(0.0, min(100.0, (busy - ours) / total * 100))
+
+
+def _cpu_total(times: Any) -> float:
+    # guest time is counted in user time already (Linux), so it is left out once
+    return float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+
+def _cpu_idle(times: Any) -> float:
+    return float(times.idle + getattr(times, "iowait", 0.0))
+
+
+def _record_load(env: dict[str, Any], number: int, shares: list[tuple[float, float]]) -> None:
+    """Round ``number``'s other-program CPU share (each model's step, weighted by its seconds) and load
+    average into ``env["load_while_timing"]``, with the max and mean over the rounds so far."""
+    seconds = sum(s for _, s in shares)
+    mean = sum(p * s for p, s in shares) / seconds if seconds > 0 else 0.0
+    try:
+        loadavg: list[float] | None = [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):  # Windows has no load average
+        loadavg = None
+    record = env.setdefault("load_while_timing", {"rounds": []})
+    record["rounds"].append({"round": number, "others_cpu_pct": round(mean, 1),
+                             "others_cpu_max_pct": round(max((p for p, _ in shares), default=0.0), 1),
+                             "loadavg": loadavg})
+    rounds = record["rounds"]
+    record["others_cpu_max_pct"] = max(r["others_cpu_max_pct"] for r in rounds)
+    record["others_cpu_mean_pct"] = round(sum(r["others_cpu_pct"] for r in rounds) / len(rounds), 1)
+
+
+def load_warning(env: dict[str, Any]) -> str | None:
+    """The sentence that flags the speed figures when other programs used more than OTHER_LOAD_LIMIT_PCT of
+    the CPU while timing (the highest share of any model's step); None otherwise, and for older reports."""
+    record = env.get("load_while_timing")
+    share = record.get("others_cpu_max_pct") if isinstance(record, dict) else None
+    if not isinstance(share, (int, float)) or share <= OTHER_LOAD_LIMIT_PCT:
+        return None
+    return f"Other programs used {share:.0f} % of the CPU while timing: speed figures may be off."
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     p50, p90, p99 = np.percentile(np.asarray(values), [50, 90, 99])
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
@@ -476,9 +563,21 @@ class BenchmarkRun:
                  pause: Pause | None = None,
                  on_rows: Callable[[str, list[ImageRow]], None] | None = None) -> None:
         self.config = config
-        self.items = dataset.images[: config.limit] if config.limit else list(dataset.images)
+        from cnnviewer.core.calibration import benchmark_calibration
+
+        items = dataset.images[: config.limit] if config.limit else list(dataset.images)
+        # With int8 among the ways, its calibration images (a sample of the set, unless a folder was given) are
+        # scored by no way at all: every way is compared on the same images, and none on what calibrated int8.
+        runs_as = [way for way in config.ways if isinstance(way, RunAs)]
+        self.calibration, scored = benchmark_calibration(runs_as, [item.path for item in items], dataset.root,
+                                                         config.calibrate_folder)
+        kept = set(scored)
+        self.items = [item for item in items if item.path in kept]
         self.report = BenchmarkReport(root=dataset.root, config=config.to_json(), environment=environment(config),
                                       label_problems=list(dataset.problems))
+        if self.calibration is not None:
+            self.report.environment["int8_calibration"] = self.calibration.description
+        self.resolved: dict[str, RunAs] = {}  # result key -> the way it ran (auto's choice, for AUTO)
         self.rows = {item.path: ImageRow(item.path, item.label, item.index) for item in self.items}
         self.report.images = list(self.rows.values())
         self.skipped: dict[str, str] = {}
@@ -501,7 +600,122 @@ class BenchmarkRun:
                 break
             self.run_model(number, key, model, way)
             self._publish(on_update)
+        if not self.cancelled():
+            self.time_rounds(on_update)
         return self.finish(on_update)
+
+    def time_rounds(self, on_update: Callable[[BenchmarkReport], None] | None = None) -> None:
+        """The interleaved timing rounds (``config.timing_rounds``) of every result that ran its whole turn.
+
+        The models stay loaded from round 1 on when their turns' peak memory adds up to at most
+        ``config.timing_hold_mb``; otherwise each is loaded for its step of a round and released after it, as
+        in the accuracy pass, so memory stays that of one model. The same fixed tensors (the first batches of the set, decoded once
+        per result) are timed forward only after a warm-up. Only whole rounds count: Cancel during one
+        keeps the rounds before it and the accuracy, and leaves the speed claims out (too few rounds)."""
+        config, report = self.config, self.report
+        timed = [(key, model, self.resolved[key]) for key, model, _ in self.runs
+                 if (result := report.result(key)) is not None and result.timed and result.images]
+        report.timing = {"rounds": config.timing_rounds, "done": 0, "images": 0, "order": [], "load_s": 0.0,
+                         "cut_short": False}
+        report.environment["load_while_timing"] = {"rounds": []}
+        if not config.timing_rounds or not timed:
+            return
+        fixed: dict[str, list[torch.Tensor]] = {}  # result key -> its batches, decoded in round 1
+        hold = sum(cast("ModelResult", report.result(key)).peak_rss_mb for key, _, _ in timed) <= config.timing_hold_mb
+        report.timing["held"] = hold
+        held: dict[str, Classifier] | None = {} if hold else None
+        try:
+            self._rounds(timed, fixed, held, on_update)
+        finally:
+            if held is not None:
+                held.clear()  # every model goes before the report is finished
+            release_memory()
+        for key, _model, _way in timed:
+            result = cast("ModelResult", report.result(key))
+            interval = log_t_interval(result.throughput_rounds)
+            if interval is not None:
+                result.throughput_ips, low, high = interval
+                result.throughput_ci = (low, high)
+        _finish_statistics(report)
+
+    def _rounds(self, timed: list[tuple[str, str, RunAs]], fixed: dict[str, list[torch.Tensor]],
+                held: dict[str, Classifier] | None, on_update: Callable[[BenchmarkReport], None] | None) -> None:
+        config, report = self.config, self.report
+        for number in range(1, config.timing_rounds + 1):
+            figures: dict[str, float] = {}
+            shares: list[tuple[float, float]] = []  # (others' CPU %, seconds) of each model's step
+            for key, model, way in list(timed):
+                if self.cancelled():
+                    break
+                self._tell(len(self.runs), key, len(self.items),
+                           f"timing, round {number} of {config.timing_rounds} {key}")  # the window shows the phase
+                report.timing["order"].append([number, key])
+                try:
+                    step = self._time_once(key, model, way, fixed, held)
+                except Exception:  # timed in the accuracy pass, so rare: it leaves the rounds, the others go on
+                    log.exception("%s failed in timing round %d; it has no speed interval", key, number)
+                    timed.remove((key, model, way))
+                    fixed.pop(key, None)
+                    if held is not None:
+                        held.pop(key, None)
+                    cast("ModelResult", report.result(key)).throughput_rounds.clear()
+                    continue
+                finally:
+                    if held is None:
+                        release_memory()
+                if step is None:  # cancelled between batches
+                    break
+                figures[key], share, seconds, load_s = step
+                shares.append((share, seconds))
+                report.timing["load_s"] += load_s
+            if self.cancelled() or not figures:
+                report.timing["cut_short"] = self.cancelled()
+                break
+            for key, _model, _way in timed:
+                cast("ModelResult", report.result(key)).throughput_rounds.append(figures[key])
+            report.timing["done"] = number
+            report.timing["images"] = max((sum(len(b) for b in batches) for batches in fixed.values()), default=0)
+            _record_load(report.environment, number, shares)
+            self._publish(on_update)
+
+    def _time_once(self, key: str, model: str, way: RunAs, fixed: dict[str, list[torch.Tensor]],
+                   held: dict[str, Classifier] | None) -> tuple[float, float, float, float] | None:
+        """One model's step of a round: (images/s forward only, other programs' CPU %, seconds timed,
+        seconds loading); None when cancelled between batches. ``held``: the models kept loaded between
+        rounds (None: each is loaded here and released after)."""
+        config = self.config
+        started = time.perf_counter()
+        classifier = held.get(key) if held is not None else None
+        if classifier is None:
+            loaded = load_model(get_entry(model), config.device, way, config.channels_last,
+                                calibration=self.calibration)
+            classifier = Classifier(loaded, fast_decode=config.fast_decode)
+            del loaded
+            if held is not None:
+                held[key] = classifier
+        load_s = time.perf_counter() - started
+        if key not in fixed:
+            size = max(1, config.batch_size)
+            tensors = _first_tensors(classifier, self.items, size * config.timing_batches, self.skipped)
+            fixed[key] = [torch.stack(tensors[i:i + size]) for i in range(0, len(tensors), size)]
+        batches = fixed[key]
+        if not batches:
+            raise CnnviewerError(f"{key}: no image of the set loads, so there is nothing to time.")
+        for batch in {len(b): b for b in batches}.values():  # every batch shape once, untimed
+            classifier.predict_batch(batch, top_k=5)
+        forward = 0.0
+        images = 0
+        with _OtherLoad() as load:
+            for batch in batches:
+                self._wait()
+                if self.cancelled():
+                    return None
+                begun = time.perf_counter()
+                classifier.predict_batch(batch, top_k=5)
+                forward += time.perf_counter() - begun
+                images += len(batch)
+        del classifier
+        return images / max(1e-9, forward), load.others_pct, load.seconds, load_s
 
     def finish(self, on_update: Callable[[BenchmarkReport], None] | None = None) -> BenchmarkReport:
         report = self.report
@@ -551,7 +765,7 @@ class BenchmarkRun:
         if self._progress is not None:
             self._progress(Progress(key, number, len(self.runs), done, len(self.items), text or key))
 
-    def run_model(self, number: int, key: str, model: str, way: RunAs) -> ModelResult:
+    def run_model(self, number: int, key: str, model: str, way: RunAs | AutoWay) -> ModelResult:
         """The step for one model in one way: load, warm up, classify every image, time batch-1 latencies,
         and work out the figures. Every reference to the model is dropped before it returns."""
         try:
@@ -568,6 +782,18 @@ class BenchmarkRun:
         self.report.models.append(result)
         self._running, self._unsent = result, []
         try:
+            if isinstance(way, AutoWay):
+                from cnnviewer.core.auto import resolve_way
+
+                self._tell(number, key, 0, f"choosing the fastest way for {key} (once; cached)")
+                try:
+                    way = resolve_way(entry, self.config.device, way, should_cancel=self.cancelled,
+                                      progress=lambda text: self._tell(number, key, 0, text)).way
+                except CnnviewerError as exc:  # weights missing, cancelled: this model's result says so
+                    result.error, result.error_kind = str(exc), error_kind(exc)
+                    return result
+                result.run_as, result.auto = way.label, True
+            self.resolved[key] = way
             self._measure(result, entry, number, way)
         except Exception as exc:  # one model's failure is its result's; the others go on
             log.exception("%s failed while running", key)
@@ -597,7 +823,9 @@ class BenchmarkRun:
             try:
                 paused += self._wait()
                 try:
-                    loaded = load_model(entry, config.device, way, config.channels_last)
+                    loaded = load_model(entry, config.device, way, config.channels_last, calibration=self.calibration,
+                                        progress=lambda text: self._tell(number, key, 0, f"{text} (once; cached)"),
+                                        should_cancel=self.cancelled)
                 except CnnviewerError as exc:
                     result.error, result.error_kind = str(exc), error_kind(exc)
                     return
@@ -757,10 +985,32 @@ def against_fp32(report: BenchmarkReport) -> list[dict[str, Any]]:
             "change_points": (m.top1 - base.top1) * 100, "images": len(both),
             "differ": sum(1 for r in both if r.top5[m.name][0] != r.top5[base.name][0]),
             "p_value": pair["p_value"] if pair else 1.0,
-            "speed": (m.throughput_ips / base.throughput_ips
-                      if m.throughput_ips is not None and base.throughput_ips else None),
+            **_speed_against(m, base),
         })
     return rows
+
+
+def speed_comparison(a: ModelResult, b: ModelResult) -> dict[str, Any]:
+    """How much faster ``a`` is than ``b``: "speed_ratio" (forward-only images/s, a over b), and from the
+    timing rounds "speed_interval" (the 95 % t-interval of the paired per-round ratios, on log scale) and
+    "speed_rounds"; "faster" names the faster one only when there were at least MIN_CLAIM_ROUNDS rounds
+    and the interval excludes 1."""
+    rounds = min(len(a.throughput_rounds), len(b.throughput_rounds))
+    paired = ratio_interval(a.throughput_rounds[:rounds], b.throughput_rounds[:rounds]) if rounds else None
+    if paired is None:
+        ratio = a.throughput_ips / b.throughput_ips if a.throughput_ips is not None and b.throughput_ips else None
+        return {"speed_ratio": ratio, "speed_interval": None, "speed_rounds": rounds, "faster": None}
+    ratio, low, high = paired
+    clear = rounds >= MIN_CLAIM_ROUNDS and excludes_one(low, high)
+    return {"speed_ratio": ratio, "speed_interval": [low, high], "speed_rounds": rounds,
+            "faster": (a.name if ratio > 1 else b.name) if clear else None}
+
+
+def _speed_against(m: ModelResult, base: ModelResult) -> dict[str, Any]:
+    """against_fp32's speed figures: "speed" (m over its FP32 result), "speed_interval", "speed_rounds",
+    "faster" (None: no clear difference), worked out anew (the pair may be stored either way round)."""
+    speed = speed_comparison(m, base)
+    return {"speed": speed["speed_ratio"], **{k: v for k, v in speed.items() if k != "speed_ratio"}}
 
 
 def _finish_statistics(report: BenchmarkReport) -> None:
@@ -780,8 +1030,7 @@ def _finish_statistics(report: BenchmarkReport) -> None:
                 "a": a.name, "b": b.name, "images": len(both), "only_a_right": only_a, "only_b_right": only_b,
                 "p_value": p, "significant": p < SIGNIFICANCE,
                 "more_accurate": (a.name if only_a > only_b else b.name) if p < SIGNIFICANCE else None,
-                "speed_ratio": (a.throughput_ips / b.throughput_ips
-                                if a.throughput_ips is not None and b.throughput_ips else None),
+                **speed_comparison(a, b),
             })
     report.per_class, report.confusions = {}, {}
     for model in ran:

@@ -264,12 +264,28 @@ def _throughput(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
         return figure
     _style(ax, THROUGHPUT.title, THROUGHPUT.axis, timed)
     values = [m.throughput_ips or 0.0 for m in timed]
-    bars = ax.bar(np.arange(len(timed)), values, 0.6, color=[colours[m.name] for m in timed], edgecolor="black",
-                  linewidth=0.5)
-    if len(timed) <= 12:
-        ax.bar_label(bars, labels=[_number(v) for v in values], padding=3, fontsize=8)
+    ax.bar(np.arange(len(timed)), values, 0.6, color=[colours[m.name] for m in timed], edgecolor="black",
+           linewidth=0.5)
+    low, high = throughput_errors(timed)
+    if any(low) or any(high):  # the 95 % interval of the timing rounds (none in reports before them)
+        ax.errorbar(np.arange(len(timed)), values, yerr=[low, high], fmt="none", ecolor="black", elinewidth=1.2,
+                    capsize=4)
+    if len(timed) <= 12:  # each value above its bar's error cap, clear of it
+        for i, (value, top) in enumerate(zip(values, high, strict=True)):
+            ax.annotate(_number(value), (i, value + top), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=8)
     ax.margins(y=0.12)
     return figure
+
+
+def throughput_errors(timed: Sequence[ModelResult]) -> tuple[list[float], list[float]]:
+    """How far each result's throughput interval reaches below and above its bar (0 where it has none)."""
+    low, high = [], []
+    for m in timed:
+        value, ci = m.throughput_ips or 0.0, m.throughput_ci
+        low.append(max(0.0, value - ci[0]) if ci else 0.0)
+        high.append(max(0.0, ci[1] - value) if ci else 0.0)
+    return low, high
 
 
 def _latency(report: BenchmarkReport, colours: dict[str, str]) -> Figure:

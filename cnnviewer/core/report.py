@@ -18,11 +18,13 @@ from typing import BinaryIO
 from cnnviewer.core import charts
 from cnnviewer.core.benchmark import (
     ERROR_KINDS,
+    MIN_CLAIM_ROUNDS,
     BenchmarkReport,
     ImageRow,
     ModelResult,
     against_fp32,
     environment_line,
+    load_warning,
     memory_caption,
 )
 from cnnviewer.core.charts import CHART_FILES
@@ -211,6 +213,68 @@ def _speed(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _throughput(m: ModelResult) -> str:
+    """Images/s, with the 95 % interval of the timing rounds when there is one: "52.1 (50.3–54.0)"."""
+    if m.throughput_ips is None or m.throughput_ci is None:
+        return _speed(m.throughput_ips)
+    return f"{m.throughput_ips:.1f} ({m.throughput_ci[0]:.1f}–{m.throughput_ci[1]:.1f})"
+
+
+def speed_sentence(a: str, b: str, figures: dict[str, object], a_name: str) -> str:
+    """What may be said of the speed of ``a`` against ``b`` (titles) from speed_comparison's figures
+    (``a_name``: the result key of ``a``, as "faster" names it). "A is faster than B (x1.8, 95 % interval
+    1.6–2.0)" only when the interval of the paired per-round ratios excludes 1 over enough rounds."""
+    ratio, interval, faster = figures.get("speed_ratio"), figures.get("speed_interval"), figures.get("faster")
+    rounds = figures.get("speed_rounds") or 0
+    if not isinstance(ratio, (int, float)) or ratio <= 0:
+        return f"{a} and {b}"
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        low, high = float(interval[0]), float(interval[1])
+        if faster is not None:
+            if faster != a_name:
+                a, b, ratio, low, high = b, a, 1 / ratio, 1 / high, 1 / low
+            return f"{a} is faster than {b} (x{ratio:.2f}, 95 % interval {low:.2f}–{high:.2f})"
+        if isinstance(rounds, int) and rounds >= MIN_CLAIM_ROUNDS:
+            return (f"No clear speed difference between {a} and {b} (x{ratio:.2f}, 95 % interval "
+                    f"{low:.2f}–{high:.2f})")
+    return (f"{a} and {b} (no speed claim: {a} ran at x{ratio:.2f} the throughput of {b} in "
+            f"{'one pass' if not rounds else f'{rounds} timing round(s)'}, fewer than the "
+            f"{MIN_CLAIM_ROUNDS} an interval needs)")
+
+
+def _run_as(m: ModelResult) -> str:
+    return f"auto: {m.run_as}" if m.auto else m.run_as
+
+
+def timing_notes(report: BenchmarkReport) -> list[str]:
+    """Sentences about how the models ran (auto's choices, int8's calibration), the timing rounds and the load
+    while timing (no timing sentences for reports before rounds)."""
+    notes = []
+    chosen = [f"{m.name} as {m.run_as}" for m in report.models if m.auto]
+    if chosen:
+        notes.append("auto ran " + ", ".join(chosen) + " (each model's fastest way here whose top-5 equals fp32's "
+                     "on the probe images).")
+    calibration = report.environment.get("int8_calibration")
+    if isinstance(calibration, str) and calibration:
+        notes.append(calibration[0].upper() + calibration[1:] + ".")
+    warning = load_warning(report.environment)
+    if warning:
+        notes.append(warning)
+    timing = report.timing
+    if timing.get("cut_short"):
+        notes.append(f"The timing was cut short after {timing.get('done', 0)} of {timing.get('rounds', 0)} "
+                     f"round(s): no speed claim is made from fewer than {MIN_CLAIM_ROUNDS} rounds.")
+    elif timing.get("done"):
+        notes.append(f"Throughput: forward only over the same {timing.get('images', 0)} images per model in "
+                     f"{timing['done']} interleaved rounds (every model in round 1, then every model in round 2, "
+                     "...); the figure is the rounds' geometric mean with a 95 % t-interval on log throughput, "
+                     "and a speed claim needs the interval of the paired per-round ratio to exclude 1. "
+                     + ("The models were loaded once more for the rounds and stayed loaded"
+                        if timing.get("held") else "Each model was loaded again for each round")
+                     + f" ({float(timing.get('load_s', 0.0)):.1f} s of loading).")
+    return notes
+
+
 def _latency(report: BenchmarkReport, m: ModelResult) -> str:
     if m.partial:
         return f"{report.partial_note(m)}, no speed figures"
@@ -247,7 +311,7 @@ def markdown(report: BenchmarkReport) -> str:
               "the window's interactive work are left out (`paused_s` in report.json).",
               "", "## Measured and published", "",
               "| Model | Top-1 % (95 % CI) | Top-5 % (95 % CI) | Published acc@1 / acc@5 | GMACs | Params (M) "
-              "| Throughput img/s | Latency p50 / p90 / p99 ms | Decode ms | Params MB | Load s |",
+              "| Throughput img/s (95 % interval) | Latency p50 / p90 / p99 ms | Decode ms | Params MB | Load s |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in ran:
         pub = m.published
@@ -255,15 +319,17 @@ def markdown(report: BenchmarkReport) -> str:
                      ) if pub.get("acc1") is not None else "-"
         lines.append(
             f"| {m.name} | {_pct(m.top1)} ({_ci(m.top1_ci)}) | {_pct(m.top5)} ({_ci(m.top5_ci)}) | {published} "
-            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {_speed(m.throughput_ips)} "
+            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {_throughput(m)} "
             f"| {_latency(report, m)} | {m.decode_ms_mean:.1f} | {m.param_mb:.0f} | {m.load_s:.2f} |")
     ways = against_fp32(report)
     if ways:
         lines += ["", "## Ways of running against FP32 (the same images)", "",
                   "| Result | Top-1 % | FP32 top-1 % | Change, points | Top-1 answers that differ | McNemar p "
-                  "| Speed vs FP32 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| Speed vs FP32 (95 % interval) |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for w in ways:
-            speed = f"{w['speed']:.2f}x" if w["speed"] else "-"
+            interval = w.get("speed_interval")
+            speed = (f"{w['speed']:.2f}x" + (f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else "")
+                     if w["speed"] else "-")
             lines.append(f"| {w['name']} | {_pct(w['top1'])} | {_pct(w['fp32_top1'])} | {w['change_points']:+.1f} "
                          f"| {w['differ']} of {w['images']} | {w['p_value']:.2f} | {speed} |")
     failed = [m for m in report.models if m.error]
@@ -271,6 +337,8 @@ def markdown(report: BenchmarkReport) -> str:
         lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {markdown_text(_not_run(m))}"
                                                            for m in failed]
     lines += ["", "## Conclusions", ""]
+    lines += [f"- **{sentence}**" if sentence.startswith("Other programs") else f"- {sentence}"
+              for sentence in timing_notes(report)]
     if n and n < 200:
         width = max(((m.top1_ci[1] - m.top1_ci[0]) * 100 for m in ran), default=0)
         lines.append(f"- With {n} images the 95 % intervals are wide (up to {width:.0f} points for top-1): "
@@ -311,17 +379,13 @@ def conclusions(report: BenchmarkReport) -> list[str]:
     sentences = [f"{m.title} is {report.partial_note(m)} (the run was cancelled during its turn): no speed "
                  "figures, and it is left out of the comparisons." for m in report.models if m.partial]
     for w in against_fp32(report):
-        speed = f"{w['speed']:.1f}x the speed of FP32" if w["speed"] else "run"
-        sentences.append(f"{titles.get(w['name'], w['name'])}: {speed}, top-1 {w['change_points']:+.1f} points "
-                         f"against FP32 ({w['differ']} of {w['images']} top-1 answers differ).")
+        title, base = titles.get(w["name"], w["name"]), titles.get(w["model"], w["model"])
+        speed = speed_sentence(title, base, {**w, "speed_ratio": w["speed"]}, w["name"]) if w["speed"] else title
+        sentences.append(f"{speed}: top-1 {w['change_points']:+.1f} points against FP32 ({w['differ']} of "
+                         f"{w['images']} top-1 answers differ).")
     for c in report.comparisons:
         a, b = titles.get(c["a"], c["a"]), titles.get(c["b"], c["b"])
-        ratio = c.get("speed_ratio")
-        if ratio:
-            fast, slow, r = (a, b, ratio) if ratio >= 1 else (b, a, 1 / ratio)
-            speed = f"{fast} is {r:.1f}x faster than {slow}"
-        else:
-            speed = f"{a} and {b}"
+        speed = speed_sentence(a, b, c, c["a"])
         if c["significant"]:
             better = titles.get(c["more_accurate"], c["more_accurate"])
             other = b if better == a else a
@@ -382,6 +446,7 @@ th { background: #f2f2f2; }
 figure { margin: 1em 0; } figure svg { width: 100%; height: auto; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 0.8em; }
 .thumbs figure { width: 150px; margin: 0; font-size: 0.8em; overflow-wrap: anywhere; }
+.warn { color: #8a4b00; background: #fff4e0; padding: 0.4em 0.6em; }
 .wrong { color: #b00020; } .right { color: #1e823c; }
 """
 
@@ -402,22 +467,25 @@ def html(report: BenchmarkReport, svgs: dict[str, bytes] | None = None) -> str:
         out.append("<p><strong>The run was cancelled; these are the results it had.</strong></p>")
     out.append(f"<p>{n} labelled images classified; {len(report.skipped)} file(s) could not be read and are left "
                "out of the accuracy.</p>")
+    warning = load_warning(report.environment)
+    if warning:
+        out.append(f'<p class="warn"><strong>{esc(warning)}</strong></p>')
     memory = memory_caption(report.models)
     out += ["<h2>Summary</h2>", "<table><tr><th>Model</th><th>Run as</th><th>Images</th><th>Top-1 % (95 % CI)</th>"
-            "<th>Top-5 % (95 % CI)</th><th>Throughput img/s</th><th>Latency p50 / p90 / p99 ms</th>"
+            "<th>Top-5 % (95 % CI)</th><th>Throughput img/s (95 % interval)</th><th>Latency p50 / p90 / p99 ms</th>"
             f"<th>{esc(memory[0].upper() + memory[1:])}</th><th>Params MB</th><th>Load s</th></tr>"]
     for m in ran:
         swatch = f'<span class="swatch" style="background:{colours[m.name]}"></span>'
-        out.append(f"<tr><td>{swatch}{esc(m.name)}</td><td>{esc(m.run_as)}</td><td>{m.images}</td>"
+        out.append(f"<tr><td>{swatch}{esc(m.name)}</td><td>{esc(_run_as(m))}</td><td>{m.images}</td>"
                    f"<td>{_pct(m.top1)} ({_ci(m.top1_ci)})</td><td>{_pct(m.top5)} ({_ci(m.top5_ci)})</td>"
-                   f"<td>{_speed(m.throughput_ips)}</td><td>{esc(_latency(report, m))}</td>"
+                   f"<td>{_throughput(m)}</td><td>{esc(_latency(report, m))}</td>"
                    f"<td>{m.peak_rss_mb:.0f}</td><td>{m.param_mb:.0f}</td><td>{m.load_s:.2f}</td></tr>")
     out.append("</table>")
     failed = [m for m in report.models if m.error]
     if failed:
         out += ["<p>Models that could not run:</p><ul>"] + [
             f"<li>{esc(m.name)}: {esc(_not_run(m))}</li>" for m in failed] + ["</ul>"]
-    sentences = conclusions(report)
+    sentences = [s for s in timing_notes(report) if s != warning] + conclusions(report)
     if sentences:
         out += ["<h2>Conclusions</h2><ul>"] + [f"<li>{esc(s)}</li>" for s in sentences] + ["</ul>"]
     if svgs:

@@ -25,6 +25,7 @@ MAX_NAME = 200  # characters of a model name, title or way of running
 MAX_PATH = 4096  # characters of a file or folder name
 MAX_TEXT = 10_000  # characters of any other text (an error, a reason, a label problem)
 NUM_CLASSES = 1000
+MAX_ROUNDS = 1000  # timing rounds per result; cnnviewer runs 3
 MAX_DEPTH = 32  # nesting of lists and objects; a report needs 4
 
 # The C parser holds Python's global lock for a whole call, so a large file parsed in one call stops
@@ -341,6 +342,19 @@ def _interval(value: Any, path: str) -> tuple[float, float]:
     return low, high
 
 
+def _range(value: Any, path: str) -> tuple[float, float]:
+    """A speed interval [low, high]: numbers of at least 0, low not above high."""
+    pair = _list(value, path, 2, 2)
+    low, high = _number(pair[0], f"{path}[0]"), _number(pair[1], f"{path}[1]")
+    if low > high:
+        raise ReportFormatError(f"{path}: the interval's low end {low:g} is above its high end {high:g}")
+    return low, high
+
+
+def _rounds(value: Any, path: str) -> list[float]:
+    return [_number(v, f"{path}[{i}]") for i, v in enumerate(_list(value, path, MAX_ROUNDS))]
+
+
 def _percentiles(value: Any, path: str) -> dict[str, Any]:
     data = dict(_object_of(value, path))
     for key in ("p50", "p90", "p99"):
@@ -383,7 +397,7 @@ _MODEL_CHECKS: dict[str, Check] = {
     "load_s": _number, "seconds": _number, "paused_s": _number,
     "latency_ms": _or_null(_percentiles), "latencies_ms": _latencies, "published": _published,
     "error": _optional_text, "error_kind": _or_null(_name), "partial": _flag, "complete": _flag,
-    "weights_sha256": _name,
+    "weights_sha256": _name, "throughput_rounds": _rounds, "throughput_ci": _or_null(_range),
 }
 
 
@@ -467,7 +481,44 @@ def _check_comparison(value: Any, path: str, names: set[str]) -> dict[str, Any]:
         raise _fail(f"{path}.more_accurate", "null or one of the pair", better)
     if data.get("speed_ratio") is not None:
         data["speed_ratio"] = _number(data["speed_ratio"], f"{path}.speed_ratio")
+    if data.get("speed_interval") is not None:  # reports before timing rounds have none
+        data["speed_interval"] = list(_range(data["speed_interval"], f"{path}.speed_interval"))
+    if "speed_rounds" in data:
+        _count(data["speed_rounds"], f"{path}.speed_rounds")
+    faster = data.get("faster")
+    if faster is not None and faster not in (data["a"], data["b"]):
+        raise _fail(f"{path}.faster", "null or one of the pair", faster)
     return data
+
+
+def _check_timing(value: Any, path: str) -> dict[str, Any]:
+    """The timing rounds' record (empty in reports written before them)."""
+    data = dict(_object_of(value, path))
+    for key in ("rounds", "done", "images"):
+        if key in data:
+            _count(data[key], f"{path}.{key}")
+    if "load_s" in data:
+        _number(data["load_s"], f"{path}.load_s")
+    if "cut_short" in data:
+        _flag(data["cut_short"], f"{path}.cut_short")
+    for i, step in enumerate(_list(data.get("order", []), f"{path}.order", MAX_ROUNDS * MAX_RESULTS)):
+        number, key = _list(step, f"{path}.order[{i}]", 2, 2)
+        _count(number, f"{path}.order[{i}][0]")
+        _name(key, f"{path}.order[{i}][1]")  # only shown, never looked up: a result left out since is no fault
+    return data
+
+
+def _check_load(value: Any, path: str) -> None:
+    """environment.load_while_timing: other programs' CPU share (%) per round, with its max and mean."""
+    data = _object_of(value, path)
+    for key in ("others_cpu_max_pct", "others_cpu_mean_pct"):
+        if key in data:
+            _number(data[key], f"{path}.{key}", 0.0, 100.0)
+    for i, entry in enumerate(_list(data.get("rounds", []), f"{path}.rounds", MAX_ROUNDS)):
+        entry = _object_of(entry, f"{path}.rounds[{i}]")
+        for key in ("others_cpu_pct", "others_cpu_max_pct"):
+            if key in entry:
+                _number(entry[key], f"{path}.rounds[{i}].{key}", 0.0, 100.0)
 
 
 def _check_per_class(value: Any, path: str) -> dict[str, Any]:
@@ -508,6 +559,8 @@ def _check_environment(value: Any, path: str) -> dict[str, Any]:
                 "device", "batch_size", "date"):  # written into report.md's environment line
         if isinstance(data.get(key), (list, dict)) or (isinstance(data.get(key), str) and len(data[key]) > MAX_NAME):
             raise _fail(f"{path}.{key}", f"a number or text of at most {MAX_NAME} characters", data[key])
+    if "load_while_timing" in data:
+        _check_load(data["load_while_timing"], f"{path}.load_while_timing")
     return data
 
 
@@ -545,6 +598,7 @@ def check_report(data: Any, model_fields: Mapping[str, Field[Any]]) -> dict[str,
     pairs = len(models) * (len(models) - 1) // 2  # at most one comparison per pair of results
     checked["comparisons"] = [_check_comparison(c, f"comparisons[{i}]", names)
                               for i, c in enumerate(_list(report.get("comparisons", []), "comparisons", pairs))]
+    checked["timing"] = _check_timing(report.get("timing", {}), "timing")
     checked["per_class"] = _check_per_class(report.get("per_class", {}), "per_class")
     checked["confusions"] = _check_confusions(report.get("confusions", {}), "confusions")
     for key in ("cancelled", "complete"):

@@ -110,7 +110,7 @@ def chart_data(report) -> tuple[tuple, tuple, tuple]:
 def prepare_dashboard(report, masks: bool = True) -> DashboardData:
     """Everything slow about showing ``report``; no widgets, so a worker can run it. ``masks``: also the
     Images tab's filters (otherwise worked out when a filter is first chosen)."""
-    from cnnviewer.core.report import conclusions
+    from cnnviewer.core.report import conclusions, timing_notes
 
     charted, timed, points = chart_data(report)
     ran = [m for m in report.models if m.error is None]
@@ -125,6 +125,9 @@ def prepare_dashboard(report, masks: bool = True) -> DashboardData:
     shown = [m for m in ran if m.images]
     if len(shown) > MAX_CHARTED:
         lines.append(f"The charts show the first {MAX_CHARTED} of {len(shown)} results; the table lists them all.")
+    # The load flag first and in bold: it says how far to trust every speed figure below it.
+    lines += [f"<b style='color:#8a4b00'>{escape(note)}</b>" if note.startswith("Other programs") else escape(note)
+              for note in timing_notes(report)]
     sentences = conclusions(report)
     lines += [escape(sentence) for sentence in sentences[:MAX_SENTENCES]]
     if len(sentences) > MAX_SENTENCES:
@@ -152,6 +155,7 @@ class SummaryModel(RecordsModel):
     HEADERS: tuple[str, ...] = ("Model", "Images", "Top-1 %", "95 % CI", "Top-5 %", "95 % CI", "Published @1/@5", "img/s",
                "p50 ms", "p90 ms", "p99 ms", "Peak MB above start", "Params MB", "Load s", "Status")
 
+    THROUGHPUT_COLUMN = 7  # "img/s"
     set_results = RecordsModel.set_records
     total_images = 0  # the run's images, for "partial (48 of 100)"
 
@@ -179,6 +183,11 @@ class SummaryModel(RecordsModel):
         if role == Qt.ItemDataRole.ToolTipRole and m.partial:
             return tooltip(f"Cancel cut this model's turn short: its accuracy is over the {m.images} images it "
                            "classified; it has no speed figures and is left out of the comparisons.")
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == self.THROUGHPUT_COLUMN and m.throughput_rounds:
+            ci = (f"95 % interval {m.throughput_ci[0]:.1f}–{m.throughput_ci[1]:.1f} img/s, " if m.throughput_ci
+                  else "no interval, ")
+            return tooltip(f"Forward only: {ci}from {len(m.throughput_rounds)} timing round(s): "
+                           + ", ".join(f"{v:.1f}" for v in m.throughput_rounds) + " img/s.")
         if role == Qt.ItemDataRole.ForegroundRole and m.partial:
             return QBrush(PARTIAL)
         if role != Qt.ItemDataRole.DisplayRole:
@@ -511,6 +520,8 @@ class Charts(pg.GraphicsLayoutWidget):
         self.legend_text.setText(
             f"{swatches} &nbsp;·&nbsp; solid: top-1, {memory[:-5]} &nbsp; light: top-5, parameters"
             " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
+            + (" &nbsp;·&nbsp; img/s whiskers: 95 % interval over the timing rounds"
+               if any(m.throughput_ci for m in self._timed) else "")
             + (" &nbsp;·&nbsp; hatched: partial, cut short by Cancel (no speed figures)" if partial else ""))
         if not staged:
             for step in steps:
@@ -561,10 +572,15 @@ class Charts(pg.GraphicsLayoutWidget):
     def _draw_throughput(self, ran) -> None:
         timed = self._timed  # a partial result has no throughput to draw
         self.throughput.clear()
-        self.throughput.addItem(pg.BarGraphItem(x=np.arange(len(timed), dtype=float),
-                                                height=[m.throughput_ips for m in timed], width=0.6,
+        x = np.arange(len(timed), dtype=float)
+        heights = np.array([m.throughput_ips for m in timed], dtype=float)
+        self.throughput.addItem(pg.BarGraphItem(x=x, height=heights, width=0.6,
                                                 brushes=[self._colours[m.name] for m in timed],
                                                 pen=pg.mkPen("k", width=0.5)))
+        low, high = chart_specs.throughput_errors(timed)
+        if any(low) or any(high):  # the 95 % interval of the timing rounds (none in reports before them)
+            self.throughput.addItem(pg.ErrorBarItem(x=x, y=heights, top=np.array(high), bottom=np.array(low),
+                                                    beam=0.15, pen=pg.mkPen("k", width=1.5)))
         self._ticks(self.throughput, [m.name for m in timed])
 
     def _draw_latency(self, ran) -> None:

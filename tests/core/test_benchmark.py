@@ -90,7 +90,9 @@ def test_reports_on_disk_round_trip(val_report, tmp_path):
     assert "skipped" in data and data["environment"]["torch"] and data["environment"]["batch_size"] == 16
     text = written["markdown"].read_text()
     assert "| Name | Time, s | Peak memory above start (MB) | Top-1 acc, % | Top-5 acc, % |" in text
-    assert "faster than" in text and "not significant" in text and "intervals are wide" in text
+    # A speed claim only where the interval of the ratio excludes 1 (it depends on the machine's load).
+    assert ("faster than" in text or "No clear speed difference" in text)
+    assert "not significant" in text and "intervals are wide" in text
     for name in ("accuracy", "throughput", "memory", "latency", "accuracy_vs_latency"):
         with Image.open(written[f"{name}.png"]) as chart:
             assert chart.size == (1200, 600)

@@ -33,7 +33,9 @@ def test_the_session_writes_every_file_and_hands_out_a_copy_after_each_model(tmp
     config = BenchmarkConfig(models=TWO, batch_size=3, limit=6, latency_samples=2)
     report = run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path, on_snapshot=on_snapshot)
     assert report.complete and [m.images for m in report.models] == [6, 6]
-    assert [(len(copy.models), on_disk) for copy, on_disk in snapshots] == [(1, 1), (2, 2), (2, 2)]
+    # After each model, after each of the interleaved timing rounds, and at the end.
+    assert [(len(copy.models), on_disk) for copy, on_disk in snapshots] == [(1, 1), *[(2, 2)] * (
+        1 + config.timing_rounds + 1)]
     assert snapshots[0][0].models[0] is not report.models[0]  # a copy: the run goes on changing its own
     assert snapshots[0][0].comparisons == [] and report.comparisons
     for name in ("report.json", "report.md", "report.html", "accuracy.png", "memory.svg", "accuracy_vs_latency.png"):
@@ -93,7 +95,8 @@ def test_a_report_that_cannot_be_written_is_told_and_the_run_goes_on(tmp_path):
     report = run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path,
                            on_problem=lambda kind, exc: told.append((kind, str(exc))))
     assert report.complete and len(_csv_rows(tmp_path)) == 4
-    assert [kind for kind, _ in told] == ["json", "json", "report"]
+    # After the model, after each timing round, at the end; then the final report's failure.
+    assert [kind for kind, _ in told] == ["json"] * (1 + config.timing_rounds + 1) + ["report"]
     assert all("report.json" in sentence for _, sentence in told)
     (tmp_path / "b" / "report.json").mkdir(parents=True)
     with pytest.raises(OutputError, match="report.json"):  # nobody to tell: the final failure is raised
