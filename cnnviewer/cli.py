@@ -22,7 +22,8 @@ from cnnviewer.core.text import csv_cell, json_text, printable
 from cnnviewer.core.units import human_bytes
 
 if TYPE_CHECKING:
-    from cnnviewer.core.ways import RunAs
+    from cnnviewer.core.calibration import CalibrationSet
+    from cnnviewer.core.ways import AutoWay, RunAs
     from cnnviewer.core.weights import DownloadProgress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     classify.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass")
     _add_way_options(classify)
+    _add_calibrate_option(classify, "the images classified may not be among them")
 
     models = sub.add_parser("models", help="list the models and whether their weights are here")
     models.add_argument("--all", action="store_true", help="also list models whose weights are not present")
@@ -138,8 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--overwrite", action="store_true",
                        help="replace the earlier run in --out: its report, results.csv and charts are deleted first")
     bench.add_argument("--limit", type=_positive_int, help="use only the first N images")
+    bench.add_argument("--rounds", type=_rounds, default=3, metavar="N",
+                       help="interleaved timing rounds per model after the accuracy pass (default 3; a speed claim "
+                            "needs 3 or more; 0: no rounds and no speed claims)")
     bench.add_argument("--device", default="cpu")
     _add_way_options(bench, several=True)
+    _add_calibrate_option(bench, "every image of FOLDER is then scored, and none may be among them (default: a "
+                          "fixed sample of FOLDER calibrates and is not scored, for every way)")
 
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--opacity", type=_fraction, default=0.6, help="0 (photo only) to 1 (map only)")
     explain.add_argument("--device", default="cpu")
     _add_way_options(explain)
+    _add_calibrate_option(explain, "IMAGE may not be among them")
 
     weights = sub.add_parser("weights", help="download, import, list, verify or remove weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -177,8 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_way_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
     """``--run-as``, and the older ``--precision`` and ``--engine`` it replaces (hidden, still read)."""
-    ways = ("fp32 (default); bf16, the fast path where the CPU or GPU has native bfloat16; onnxruntime, the same "
-            "FP32 weights run by ONNX Runtime on the CPU (needs the onnxruntime package)")
+    ways = ("bf16, the fast path where the CPU or GPU has native bfloat16; onnxruntime, the same FP32 weights run "
+            "by ONNX Runtime on the CPU (needs the onnxruntime package); int8, an 8-bit quantization of them run by "
+            "ONNX Runtime, calibrated on --calibrate FOLDER (once, then cached; fast on CPUs with VNNI or AMX)")
+    if several:  # bench: one list of ways for every model; auto chooses per model, so it is not offered here yet
+        ways = f"fp32 (default); {ways}"
+    elif parser.prog.endswith("explain"):  # Grad-CAM needs gradients: FP32 unless asked otherwise
+        ways = f"fp32 (default); {ways}; auto, the fastest way whose top-5 equals fp32's (measured once per model)"
+    else:
+        ways = (f"auto (default): the fastest way whose top-5 equals fp32's on a fixed probe set, measured once "
+                f"per model and machine, then cached; fp32, torch in FP32; {ways}")
     if several:
         parser.add_argument("--run-as", metavar="LIST",
                             help="compare ways of running on the same images, e.g. fp32,bf16,onnxruntime: every "
@@ -192,6 +208,37 @@ def _add_way_options(parser: argparse.ArgumentParser, several: bool = False) -> 
                         help=argparse.SUPPRESS)
 
 
+def _add_calibrate_option(parser: argparse.ArgumentParser, which: str) -> None:
+    parser.add_argument("--calibrate", metavar="FOLDER",
+                        help=f"with --run-as int8: the photos (16 or more) that calibrate the int8 model; {which}")
+
+
+def _calibration_for(args: argparse.Namespace, ways, images) -> CalibrationSet | None:
+    """int8's calibration images (``--calibrate FOLDER``), checked not to be among ``images`` (those run);
+    None when int8 is not asked for (then --calibrate is refused: nothing would use it)."""
+    from cnnviewer.core.calibration import CalibrationOverlapError, check_no_overlap, folder_images
+    from cnnviewer.core.ways import INT8
+
+    if INT8 not in ways:
+        if args.calibrate is not None:
+            raise UsageError("--calibrate is for --run-as int8 only (no other way needs calibration photos); "
+                             "drop it, or add --run-as int8")
+        return None
+    if args.calibrate is None:
+        return None  # load_model says that int8 needs calibration photos, with the hint to give them
+    chosen = folder_images(args.calibrate)
+    try:
+        check_no_overlap(chosen.paths, images)
+    except CalibrationOverlapError as exc:  # bad usage (exit 2), like an unknown model
+        raise UsageError(str(exc), cli_hint="Give a --calibrate folder that holds none of them.") from exc
+    return chosen
+
+
+def _calibrating(text: str) -> None:
+    """Quantizing for int8 (once per model and calibration folder) is said once on stderr: it takes a while."""
+    _to_stderr(f"{text} (once; cached)...")
+
+
 class _WayAlias(argparse.Action):
     """``--precision`` or ``--engine``: stores the value and notes that the option was given."""
 
@@ -200,25 +247,42 @@ class _WayAlias(argparse.Action):
         namespace.way_aliases = sorted({*getattr(namespace, "way_aliases", ()), option_string})
 
 
-def _ways_from_args(args: argparse.Namespace) -> tuple[RunAs, ...]:
+def _ways_from_args(args: argparse.Namespace) -> tuple[RunAs | AutoWay, ...]:
     """The ways of running asked for: ``--run-as`` (a list for bench, one way elsewhere), else the older
-    ``--precision``/``--engine``, else fp32. Both at once is refused: they would say it twice."""
-    from cnnviewer.core.ways import parse_way, parse_ways, way_of
+    ``--precision``/``--engine``, else auto (classify, bench) or fp32 (explain: Grad-CAM needs gradients).
+    Both at once is refused: they would say it twice."""
+    from cnnviewer.core.ways import AUTO, parse_way_choice, way_of
 
     aliases = getattr(args, "way_aliases", [])
     if args.run_as is None:
-        return (way_of(args.precision, args.engine),)
+        if aliases or args.command != "classify":  # bench compares architectures run one way: fp32 unless asked
+            return (way_of(args.precision, args.engine),)
+        return (AUTO,)
     if aliases:
         raise UsageError(f"{' and '.join(aliases)} cannot be combined with --run-as, which replaces "
                          f"{'them' if len(aliases) > 1 else 'it'}; give --run-as alone (e.g. --run-as bf16)")
+    ways: tuple[RunAs | AutoWay, ...]
     try:
-        ways = parse_ways(args.run_as) if args.command == "bench" else (parse_way(args.run_as),)
+        if args.command == "bench":  # a list, auto among them if asked (it chooses per model)
+            ways = tuple(dict.fromkeys(parse_way_choice(part) for part in args.run_as.split(",") if part.strip()))
+        else:
+            ways = (parse_way_choice(args.run_as),)
     except CnnviewerError as exc:  # a label that names no way is bad usage (exit 2), like an unknown model
         raise UsageError(str(exc), cli_hint=exc.cli_hint, gui_hint=exc.gui_hint) from exc
     if not ways:
         raise UsageError(f"--run-as '{printable(args.run_as)}' names no way of running; give labels separated by "
                          "commas, e.g. fp32,bf16")
     return ways
+
+
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} rounds: give 0 or more")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -267,15 +331,106 @@ def _check_device(name: str) -> None:
                              f"{len(available_devices()) - 1} ({', '.join(available_devices()[1:])}).")
 
 
+def _fast_classifier(args: argparse.Namespace, choice):
+    """(entry, weights file, classifier) that runs without importing torch, when it can: any catalog model
+    (torchvision's entries come from the catalog snapshot once it is kept) on the CPU, run as onnxruntime
+    (asked for, or auto's cached choice), with its weights here and its export cached. Else None, and the
+    usual path runs (and fills the caches for the next time)."""
+    from cnnviewer.core.catalog import Availability, get_entry
+    from cnnviewer.core.errors import UnknownModelError
+    from cnnviewer.core.ways import ONNXRUNTIME, AutoWay
+
+    if args.device.strip().lower() != "cpu" or choice not in (ONNXRUNTIME, AutoWay()):
+        return None
+    if getattr(args, "calibrate", None) is not None:  # the usual path refuses --calibrate without int8
+        return None
+    name = args.model
+    if name is None:  # the default model is the last one used when its weights are here
+        from cnnviewer.core.settings import Settings
+
+        name = Settings.load().last_model
+    if not name:
+        return None
+    try:
+        entry = get_entry(name)
+    except UnknownModelError:  # the usual path says so, with its hints
+        return None
+    if entry.availability() is Availability.MISSING:
+        return None
+    from cnnviewer.core import auto, onnx_cache
+    from cnnviewer.core.engines import onnxruntime_available
+    from cnnviewer.core.weights import file_sha256
+
+    path = entry.weights_path()
+    try:
+        sha = file_sha256(path)
+    except OSError:
+        return None
+    chosen_by_auto = isinstance(choice, AutoWay)
+    if chosen_by_auto:
+        record = auto.cached_record(entry.name, sha, "cpu")
+        if record is None or record.way != ONNXRUNTIME:
+            return None
+    if not onnxruntime_available():
+        return None
+    export = onnx_cache.load_export(entry.name, sha)
+    if export is None:
+        return None
+    import json
+    from dataclasses import asdict
+
+    # The export's record carries the recipe it was made with (as JSON keeps it); the catalog's entry is what
+    # runs now. (Its class names are torchvision's, and torchvision's version is in the export's key.)
+    recipe = json.loads(json.dumps(asdict(entry.preprocessing)))
+    if export.preprocessing != recipe:
+        return None
+    from cnnviewer.core.onnx_classify import OnnxClassifier
+
+    try:
+        return entry, path, OnnxClassifier(entry.name, export, auto=chosen_by_auto)
+    except Exception as exc:  # noqa: BLE001 - a cached file ONNX Runtime cannot load: the usual path exports again
+        log.warning("the cached ONNX export %s does not load (%s); loading the model instead", export.path, exc)
+        return None
+
+
+def _resolve_choice(entry, device: str, choice):
+    """``choice`` resolved for ``entry``; auto measures on its first use (said on stderr, once per model)."""
+    from cnnviewer.core.auto import cached_record, resolve_way
+    from cnnviewer.core.ways import AutoWay
+
+    if isinstance(choice, AutoWay) and entry.availability().ready:
+        from cnnviewer.core.weights import file_sha256
+
+        if cached_record(entry.name, file_sha256(entry.weights_path()), device) is None:
+            _to_stderr(f"Choosing the fastest way for {entry.name} on this machine (once; cached)...")
+    return resolve_way(entry, device, choice)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
-    from cnnviewer.core.inference import Classifier
-    from cnnviewer.core.models import load_model
     from cnnviewer.core.settings import remember_model
 
-    entry = _resolve_model(args.model)
-    (way,) = _ways_from_args(args)
-    _check_device(args.device)
-    classifier = Classifier(load_model(entry, args.device, way, channels_last=True))
+    (choice,) = _ways_from_args(args)
+    fast = _fast_classifier(args, choice)
+    if fast is not None:
+        entry, weights_path, classifier = fast
+        from cnnviewer.core.results import way_label
+
+        device, label = "cpu", way_label(classifier.way, classifier.auto)
+    else:
+        from cnnviewer.core.inference import Classifier
+        from cnnviewer.core.models import load_model
+
+        entry = _resolve_model(args.model)
+        _check_device(args.device)
+        resolved = _resolve_choice(entry, args.device, choice)
+        calibration = _calibration_for(args, (resolved.way,), args.images)
+        loaded = load_model(entry, args.device, resolved.way, channels_last=True, calibration=calibration,
+                            progress=_calibrating)
+        loaded.auto = resolved.auto
+        if loaded.calibration_note:
+            _to_stderr(loaded.calibration_note.replace(" (not scored)", " (none of them classified here)"))
+        classifier = Classifier(loaded)
+        weights_path, device, label = loaded.weights_path, str(loaded.device), resolved.label
     remember_model(entry.name)
     results = list(classifier.classify_files(args.images, top_k=args.top, batch_size=args.batch_size))
     for result in results:
@@ -295,7 +450,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             for rank, p in enumerate(r.predictions, 1):
                 writer.writerow([file, model, rank, p.index, csv_cell(p.name), f"{p.probability:.6f}", ""])
     else:
-        out.write(_classification_table(entry, classifier, results))
+        out.write(_classification_table(entry, weights_path, device, label, results))
     failed = sum(not r.ok for r in results)
     if failed:
         _print_err(f"{failed} of {len(results)} image(s) could not be classified")
@@ -311,17 +466,16 @@ def _classification_json(result) -> dict:
             for rank, p in enumerate(result.predictions, 1)
         ],
         "error": result.error,
+        "way": result.way_label,
     }
 
 
-def _classification_table(entry, classifier, results) -> str:
+def _classification_table(entry, weights_path, device: str, way_label: str, results) -> str:
     from cnnviewer.core.weights import weights_identity
 
-    device = classifier.loaded.device
     buf = io.StringIO()
-    loaded = classifier.loaded
-    weights = weights_identity(entry, loaded.weights_path).description  # the file this model was loaded from
-    buf.write(f"Model: {entry.name} ({entry.title}, {weights}, {device}, {loaded.way.label})\n")
+    weights = weights_identity(entry, weights_path).description  # the file this model was loaded from
+    buf.write(f"Model: {entry.name} ({entry.title}, {weights}, {device}, {way_label})\n")
     for result in results:
         buf.write(f"\n{printable(result.path)}\n")  # one line per name, whatever the name holds
         if not result.ok:
@@ -515,7 +669,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from cnnviewer.core.ways import FP32
 
     entry = _resolve_model(args.model)
-    (way,) = _ways_from_args(args)
+    (choice,) = _ways_from_args(args)
     class_index = None
     if args.class_name is not None:
         try:
@@ -529,7 +683,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if output_target(args.out) == (output_target(args.heatmap) if args.heatmap else None):
         raise UsageError(f"--out and --heatmap name the same file, {printable(args.out)}")
     # The model runs as classify runs it, so the class and probability are the ones classify prints.
-    classifier = Classifier(load_model(entry, args.device, way, channels_last=True))
+    way = _resolve_choice(entry, args.device, choice).way
+    calibration = _calibration_for(args, (way,), [args.image])
+    classifier = Classifier(load_model(entry, args.device, way, channels_last=True, calibration=calibration,
+                                       progress=_calibrating))
     gradients = None if way.has_gradients else Classifier(load_model(entry, args.device, FP32, channels_last=True))
     explanation = explain_file(classifier, args.image, class_index, gradients)
     # The files are at the photo's own size, though a large JPEG was decoded smaller for the model; the
@@ -575,6 +732,8 @@ class _BenchProgress:
             bar = "#" * int(fraction * 30)
             _to_stderr(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
                        f"{p.done}/{p.total}{left}\033[K", end="")
+        elif p.text.startswith("timing"):  # the interleaved timing rounds after every model's accuracy pass
+            _to_stderr(f"{p.text}{left}")
         elif p.model != self.last_model or (p.done == p.total and p.text == p.model):  # text: a batch, not a phase
             _to_stderr(f"model {p.model_number}/{p.models} {p.model}: {p.done}/{p.total} images{left}")
         self.last_model = p.model
@@ -630,7 +789,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from cnnviewer.core.session import run_to_folder
 
     # Everything a user can get wrong is checked before the folder is made: a refused run leaves nothing behind.
-    ways = _ways_from_args(args)  # an unknown way is refused before any work
+    from cnnviewer.core.ways import INT8
+
+    ways = _ways_from_args(args)  # an unknown way is refused before any work; auto chooses per model
+    if args.calibrate is not None and INT8 not in ways:
+        _calibration_for(args, ways, [])  # refused: nothing would use it
     if args.models is not None:
         asked = [n.strip() for n in args.models.split(",") if n.strip()]
         if not asked:
@@ -646,8 +809,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _print_err(problem)
     _to_stderr(f"{len(dataset.images)} labelled images in {printable(dataset.root)} ({dataset.layout})"
                + (f"; {dataset.left_out} file(s) left out for their labels" if dataset.problems else ""))
+    if INT8 in ways and args.calibrate is None:  # a folder too small to set a calibration sample aside: said now
+        from cnnviewer.core.calibration import benchmark_calibration
+
+        images = dataset.images[: args.limit] if args.limit else dataset.images
+        benchmark_calibration([INT8], [image.path for image in images], dataset.root)
+    if INT8 in ways and args.calibrate is not None:  # a folder that holds a scored image is refused before any work
+        from cnnviewer.core.calibration import CalibrationOverlapError, for_benchmark
+
+        try:
+            for_benchmark([image.path for image in dataset.images], dataset.root, args.calibrate)
+        except CalibrationOverlapError as exc:
+            raise UsageError(str(exc), cli_hint="Give a --calibrate folder outside FOLDER.") from exc
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
-                             ways=ways)
+                             ways=ways, timing_rounds=args.rounds, calibrate_folder=args.calibrate)
     shown = Path(args.out or _default_bench_folder())
     try:
         folder = prepare_run_folder(shown, overwrite=args.overwrite)
@@ -696,7 +871,7 @@ _GOES_ON = {"csv": "the run goes on without it", "json": "the run goes on, and t
 
 
 def _bench_table(report) -> str:
-    from cnnviewer.core.report import conclusions
+    from cnnviewer.core.report import conclusions, timing_notes
 
     headers: tuple[str, ...] = ("model", "images", "top-1 %", "95% CI", "top-5 %", "img/s", "p50 ms", "p99 ms",
                                 "peak MB", "load s")
@@ -725,7 +900,10 @@ def _bench_table(report) -> str:
         lines.append("peak MB: resident memory of the whole process" if memory_caption(report.models)
                      == OLD_MEMORY_CAPTION else "peak MB: resident memory above what the process held before the "
                      "model loaded")
-    lines += [""] + conclusions(report)
+    ways = report.environment.get("run_as") or []
+    if ways:  # which way ran says how to read every figure: the first line
+        lines.insert(0, f"Run as {', '.join(str(way) for way in ways)} on {report.environment.get('device', 'cpu')}")
+    lines += [""] + timing_notes(report) + conclusions(report)
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from cnnviewer.cli import UsageError, _ways_from_args, build_parser
 from cnnviewer.core.errors import CnnviewerError
-from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME
+from cnnviewer.core.ways import AUTO, BF16, FP32, ONNXRUNTIME
 from tests.helpers import PHOTOS_13, cli, run_inprocess
 
 GOOD = [str(PHOTOS_13 / "polar_bear.jpg"), str(PHOTOS_13 / "banana_0.jpg")]
@@ -39,7 +39,7 @@ def test_classify_json_with_a_bad_file_beside_good_ones(tmp_path):
     assert proc.returncode == 1
     rows = json.loads(proc.stdout)
     assert [r["file"] for r in rows] == [GOOD[0], str(bad), GOOD[1]]
-    assert set(rows[0]) == {"file", "model", "predictions", "error"}
+    assert set(rows[0]) == {"file", "model", "predictions", "error", "way"}
     assert rows[0]["model"] == "efficientnet_lite0" and rows[0]["error"] is None
     top = rows[0]["predictions"][0]
     assert top == {"rank": 1, "index": 296, "name": "ice bear", "probability": top["probability"]}
@@ -130,7 +130,8 @@ def _ways(*argv: str):
 
 
 def test_run_as_names_the_way_and_the_older_options_still_work():
-    assert _ways("classify", "x.jpg") == (FP32,)
+    assert _ways("classify", "x.jpg") == (AUTO,) and _ways("classify", "x.jpg", "--run-as", "Auto") == (AUTO,)
+    assert _ways("explain", "x.jpg", "--out", "o.png") == (FP32,) and _ways("bench", "folder") == (FP32,)
     assert _ways("classify", "x.jpg", "--run-as", "onnxruntime") == (ONNXRUNTIME,)
     assert _ways("explain", "x.jpg", "--out", "o.png", "--run-as", "BF16") == (BF16,)
     assert _ways("classify", "x.jpg", "--precision", "bf16") == (BF16,)  # hidden, read as --run-as bf16

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviewer.core.errors import CnnviewerError
-from cnnviewer.core.ways import parse_way
+from cnnviewer.core.ways import AUTO, INT8, parse_way, parse_way_choice
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from cnnviewer.core.benchmark import BenchmarkReport, Progress
     from cnnviewer.core.datasets import LabelledSet
     from cnnviewer.core.report import RunFolder
-    from cnnviewer.core.ways import RunAs
+    from cnnviewer.core.ways import AutoWay, RunAs
     from cnnviewer.workers.runner import TaskRunner
 
 OWNER = "benchmark"  # this window's namespace in the task runner: its requests never cancel another's
@@ -195,6 +196,12 @@ class BenchmarkWindow(QMainWindow):
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress_text = ElidedLabel("", self)  # one line: a wrapped one made the panel jump
+        # An error is read whole: it wraps, in place of the progress line (which keeps the same text).
+        self.error_note = QLabel("", self)
+        self.error_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.error_note.setWordWrap(True)
+        self.error_note.setStyleSheet("color: #b00020;")
+        self.error_note.hide()
         self._turn: tuple[int, int] = (0, 0)  # (model number, models) of the run in flight, from its progress
         self._turn_started = self._first_turn_started = 0.0
         self._first_batch: tuple[float, float] | None = None  # (time, model fraction) of this turn's first batch
@@ -208,10 +215,12 @@ class BenchmarkWindow(QMainWindow):
         self.device_note.setToolTip("The device comes from the main window's toolbar")
         form.addRow("Device", self.device_note)
         self.ways = QWidget(self)
-        self._ways_layout = QHBoxLayout(self.ways)
+        self._ways_layout = QGridLayout(self.ways)  # two boxes a row: five ways do not fit the panel's width
         self._ways_layout.setContentsMargins(0, 0, 0, 0)
         self.ways.setToolTip("Tick more than one to compare them on the same images: the report gives each "
-                             "way's top-1 change and speed against fp32")
+                             "way's top-1 change and speed against fp32. auto: each model's fastest way here whose "
+                             "top-5 equals fp32's. int8 calibrates on a sample of the folder (10 %, 16 to 64 "
+                             "photos), which then no way scores")
         form.addRow("Run as", self.ways)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -226,6 +235,7 @@ class BenchmarkWindow(QMainWindow):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_text)
+        layout.addWidget(self.error_note)
         reports = QVBoxLayout()  # one above the other: side by side they made the panel 280 px wide
         reports.addWidget(open_report)
         reports.addWidget(self.open_folder_button)
@@ -282,11 +292,11 @@ class BenchmarkWindow(QMainWindow):
 
     def _fill_ways(self) -> None:
         """One box per way this machine offers; the ticks kept, or the toolbar's way ticked the first time."""
-        offered = [parse_way(str(way)) for way in self.main.ways_offered()]
+        offered: list[RunAs | AutoWay] = [AUTO, *(parse_way(str(way)) for way in self.main.ways_offered())]
         boxes = self.ways.findChildren(QCheckBox)
         if [box.text() for box in boxes] == [way.label for way in offered]:
             return
-        ticked = {box.text() for box in boxes if box.isChecked()} or {parse_way(str(self.main.current_way())).label}
+        ticked = {box.text() for box in boxes if box.isChecked()} or {self.main.current_choice().label}
         layout = self._ways_layout
         while layout.count():
             item = layout.takeAt(0)
@@ -294,11 +304,10 @@ class BenchmarkWindow(QMainWindow):
             if widget is not None:
                 widget.setParent(None)  # gone now, not at the next turn: findChildren must not list it
                 widget.deleteLater()
-        for way in offered:
+        for number, way in enumerate(offered):
             box = QCheckBox(way.label, self.ways)
             box.setChecked(way.label in ticked)
-            layout.addWidget(box)
-        layout.addStretch(1)
+            layout.addWidget(box, number // 2, number % 2)
 
     PREFERRED = (1280, 860)
     FRAME = (16, 48)  # px a window manager's frame and title bar may add, before the window has been framed
@@ -323,9 +332,10 @@ class BenchmarkWindow(QMainWindow):
         super().showEvent(event)
         self.refresh_choices()
 
-    def checked_ways(self) -> list[RunAs]:
-        """The ways of running ticked, in the toolbar's order."""
-        return [parse_way(box.text()) for box in self.ways.findChildren(QCheckBox) if box.isChecked()]
+    def checked_ways(self) -> list[RunAs | AutoWay]:
+        """The ways of running ticked, in the toolbar's order (auto: each model's own fastest way with fp32's
+        top-5; int8 calibrates on a sample of the folder that no way then scores)."""
+        return [parse_way_choice(box.text()) for box in self.ways.findChildren(QCheckBox) if box.isChecked()]
 
     def checked_models(self) -> list[str]:
         return [self.models.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.models.count())
@@ -379,9 +389,17 @@ class BenchmarkWindow(QMainWindow):
             return None
         out_dir = default_out_dir(self.dataset.root)
         try:
+            # int8 calibrates on the main window's calibration folder when one is chosen, else on a sample of
+            # this folder (then scored by no way); a folder too small for a sample is refused here, at once.
+            calibrate = getattr(self.main, "calibration_folder", "") or None
             config = BenchmarkConfig(models=tuple(models), batch_size=self.batch_size.value(),
                                      limit=self.limit.value() or None, device=self.main.current_device(),
-                                     ways=tuple(ways))
+                                     ways=tuple(ways), calibrate_folder=calibrate)
+            if INT8 in ways and calibrate is None:
+                from cnnviewer.core.calibration import benchmark_calibration
+
+                images = self.dataset.images[: config.limit] if config.limit else self.dataset.images
+                benchmark_calibration([INT8], [image.path for image in images], self.dataset.root)
             run_folder = prepare_run_folder(out_dir)  # a new folder per run: an earlier run is never replaced
         except CnnviewerError as exc:
             self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
@@ -486,6 +504,9 @@ class BenchmarkWindow(QMainWindow):
     def _say(self, text: str, error: bool = False) -> None:
         self.progress_text.setStyleSheet("color: #b00020;" if error else "")
         self.progress_text.setText(text)
+        self.error_note.setText(text if error else "")
+        self.error_note.setVisible(error)
+        self.progress_text.setVisible(not error)
 
     def show_report(self, report, data: DashboardData | None = None) -> None:
         self.report = report

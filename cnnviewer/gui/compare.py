@@ -29,7 +29,7 @@ from cnnviewer.gui.text import escape, make_plain
 from cnnviewer.workers import jobs
 
 if TYPE_CHECKING:
-    from cnnviewer.core.ways import RunAs
+    from cnnviewer.core.ways import AutoWay, RunAs
     from cnnviewer.gui.main_window import MainWindow
     from cnnviewer.workers.runner import TaskRunner
 
@@ -54,7 +54,8 @@ class CompareDialog(QDialog):
         super().__init__(main_window)
         self.main_window = main_window  # not `window`: that would hide QWidget.window()
         self.runner = runner
-        self.way: RunAs | None = None  # the way the columns shown were classified
+        self.way: RunAs | AutoWay | None = None  # the way (or auto) the columns shown were classified
+        self.ways_run: dict[str, RunAs] = {}  # model -> the way its column ran (auto chooses per model)
         self.device = "cpu"
         self.setWindowTitle("Compare models")
         self.resize(1240, 560)
@@ -192,11 +193,12 @@ class CompareDialog(QDialog):
         self.progress.setText(f"0 of {len(models)} done")
         self._total = len(models)
         self._done = 0
-        self.way = self.main_window.current_way()
+        self.way = self.main_window.current_choice()
+        self.ways_run = {}
         self.device = self.main_window.current_device()
         self.runner.submit(OWNER, "compare", jobs.compare_job, self.runner.model_cache, self.path, models, self.device,
-                           self.main_window.top_k(), self.way, on_yielded=self._on_item, on_progress=self._on_progress,
-                           on_error=self._on_error)
+                           self.main_window.top_k(), self.way, self.main_window.calibration_folder or None,
+                           on_yielded=self._on_item, on_progress=self._on_progress, on_error=self._on_error)
 
     def _on_error(self, exc: Exception) -> None:
         self.progress.setText(exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}")
@@ -227,8 +229,10 @@ class CompareDialog(QDialog):
             note.setStyleSheet("color: #b00020;")
             return
         model.set_predictions(result.predictions)
+        self.ways_run[outcome.model] = outcome.way
         load = f"load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None else ""
-        note.setText(f"{load}inference {result.timings.inference_ms:.0f} ms")
+        chose = f"chose in {outcome.choose_ms / 1000:.0f} s · " if outcome.choose_ms is not None else ""
+        note.setText(f"{outcome.way_label} · {chose}{load}inference {result.timings.inference_ms:.0f} ms")
         note.setStyleSheet("")
 
     def _on_maps_toggled(self, on: bool) -> None:
@@ -243,12 +247,19 @@ class CompareDialog(QDialog):
         models = [name for name, (_, model, _) in self.columns.items() if model.rowCount()]
         for name in models:
             self.maps[name].setText("Grad-CAM…")
-        way = self.way or self.main_window.current_way()
+        way = self.main_window.current_way()
+        # "resnet50 (onnxruntime)": each model's map by the copy that ran its column (auto chooses per model).
+        keys = {f"{name} ({self.ways_run[name].label})" if name in self.ways_run else name: name for name in models}
+        self._map_keys = keys
         self.runner.submit(OWNER, "maps", jobs.explain_many_job, self.runner.model_cache, self.runner.explanations,
-                           self.path, models, self.device, 300, way, on_yielded=self._on_map, on_error=self._on_error)
+                           self.path, list(keys), self.device, 300, way, self.main_window.calibration_folder or None,
+                           on_yielded=self._on_map, on_error=self._on_error)
+
+    _map_keys: dict[str, str] = {}  # what the maps job was given -> the model's column
 
     def _on_map(self, item) -> None:
-        name, outcome = item
+        key, outcome = item
+        name = self._map_keys.get(key, key)
         picture = self.maps.get(name)
         if picture is None:
             return

@@ -46,7 +46,7 @@ from cnnviewer.core.errors import CnnviewerError, ImageLoadError, WeightsMissing
 from cnnviewer.core.images import IMAGE_SUFFIXES
 from cnnviewer.core.paths import config_dir, log_file
 from cnnviewer.core.settings import FALLBACK_MODEL, Settings, remember_model
-from cnnviewer.core.ways import FP32, RunAs, parse_way
+from cnnviewer.core.ways import AUTO, AUTO_LABEL, FP32, INT8, AutoWay, RunAs, parse_way_choice
 from cnnviewer.gui import context_menus
 from cnnviewer.gui.browser import THUMBNAIL_SIZE, FileBrowser, list_images
 from cnnviewer.gui.model_picker import ModelPicker
@@ -55,6 +55,7 @@ from cnnviewer.gui.preview import PreviewPanel
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.gui.weights_manager import show_weights_manager
 from cnnviewer.workers import jobs
+from cnnviewer.workers.base import CancelToken
 from cnnviewer.workers.runner import TaskRunner
 
 if TYPE_CHECKING:
@@ -67,8 +68,8 @@ READY_ROLE = Qt.ItemDataRole.UserRole + 1
 OWNER = "main"  # this window's namespace in the task runner: its kinds never cancel another window's
 RESULTS_KEPT = 64  # classifications kept to show again at once; a few KB each
 
-#: What a kept classification is filed under: (absolute path, size, mtime_ns, model, device, way, top-k).
-ResultKey = tuple[str, int, int, str, str, RunAs, int]
+#: What a kept classification is filed under: (absolute path, size, mtime_ns, model, device, way or auto, top-k).
+ResultKey = tuple[str, int, int, str, str, RunAs | AutoWay, int]
 
 
 def error_text(exc: Exception) -> str:
@@ -232,7 +233,29 @@ class StatusBar(QStatusBar):
         return super().eventFilter(watched, event)
 
 
-def result_key(path: str, model: str, device: str, way: RunAs, top_k: int) -> ResultKey | None:
+MIN_CALIBRATION_PHOTOS = 16  # core.quantize.MIN_CALIBRATION_IMAGES, without importing onnxruntime at start-up
+
+
+def _photos_in(folder: str, enough: int = MIN_CALIBRATION_PHOTOS, look_at: int = 20_000) -> int:
+    """How many photos ``folder`` (and its sub-folders) holds, counting up to ``enough`` and looking at no more
+    than ``look_at`` entries: it runs on the GUI thread when a calibration folder is picked."""
+    from itertools import islice
+
+    from cnnviewer.core.images import is_image_path
+
+    found = 0
+    try:
+        for path in islice(Path(folder).rglob("*"), look_at):
+            if is_image_path(path) and path.is_file():
+                found += 1
+                if found >= enough:
+                    break
+    except OSError as exc:  # an unreadable sub-folder: what was counted so far
+        log.info("counting the photos in %s stopped: %s", folder, exc)
+    return found
+
+
+def result_key(path: str, model: str, device: str, way: RunAs | AutoWay, top_k: int) -> ResultKey | None:
     """What a classification of ``path`` is kept under; None when the file cannot be looked at (the request
     then runs, and says why)."""
     try:
@@ -255,9 +278,16 @@ def predictions_text(outcome: jobs.ClassifyOutcome) -> str:
     """A classification as plain text for the clipboard: the file, the model, the way, then one
     "index<TAB>name<TAB>probability" line per class (probability in 0..1, as the command line's JSON)."""
     lines = [f"File: {outcome.path}", f"Model: {outcome.model}",
-             f"Run as: {outcome.way.label} on {outcome.device}"]
+             f"Run as: {outcome.way_label} on {outcome.device}"]
     lines += [f"{p.index}\t{p.name}\t{p.probability:.4f}" for p in outcome.classification.predictions]
     return "\n".join(lines)
+
+
+RUN_AS_TIP = ("auto: the fastest way whose top-5 equals fp32's on a fixed set of probe images, measured once "
+              "per model on this machine; fp32: plain; bf16: the fast path where the hardware has bfloat16; "
+              "onnxruntime: the same FP32 weights on ONNX Runtime (CPU); int8: an 8-bit quantization of them on "
+              "ONNX Runtime, calibrated once on a folder of your photos (Models > Choose int8 calibration "
+              "folder…), fast on CPUs with VNNI or AMX")
 
 
 #: The window's size on a first start, where the screen has room for it (and its frame).
@@ -303,6 +333,12 @@ class MainWindow(QMainWindow):
         self.explain_class: int | None = None  # None: the top-1 of the classification shown
         self._catalog: dict[str, jobs.CatalogRow] = {}
         self._ways: dict[str, list[RunAs]] = {"cpu": [FP32]}  # device -> ways offered, from the catalog job
+        # device -> model -> the way auto runs it here: cached measurements (catalog job) and loads since
+        self._auto_choices: dict[str, dict[str, RunAs]] = {}
+        # Cancelled when the model, device or way changes: only then does a measurement for auto stop
+        # (another photo asked for meanwhile waits for the measurement and uses it).
+        self._keep_measuring = CancelToken()
+        self._measuring: tuple[int, str, str] | None = None  # (ask, model, device) of a measurement under way
         self.current_path: str | None = None
         self.classified_path: str | None = None  # the image the user asked to classify
         self.last_outcome: jobs.ClassifyOutcome | None = None
@@ -312,6 +348,8 @@ class MainWindow(QMainWindow):
         # the newer ask was answered from the kept results, without a request).
         self._asks = 0
         self._in_flight: tuple[int, int, str, str] | None = None
+        # model -> how many times its weights changed: a result asked for before a change is of the old weights
+        self._weights_changes: dict[str, int] = {}
         # Classifications already made, newest last, so returning to an image shows its result at once.
         self._results: OrderedDict[ResultKey, jobs.ClassifyOutcome] = OrderedDict()
 
@@ -389,7 +427,8 @@ class MainWindow(QMainWindow):
         bar.setObjectName("modelToolbar")
         self.addToolBar(bar)
         bar.addWidget(QLabel(" Model "))
-        self.model_combo = ModelPicker(self, speed_context=lambda: (self.current_device(), self.current_way().label))
+        self.model_combo = ModelPicker(self, speed_context=lambda: (self.current_device(), self.current_choice().label),
+                                       auto_choices=lambda device: self._auto_choices.get(device, {}))
         self.model_combo.setMinimumContentsLength(30)
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setToolTip("Every torchvision ImageNet-1k classifier and the embedded models; "
@@ -414,9 +453,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel("  Run as "))
         self.run_as_combo = QComboBox(self)
         self.run_as_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.run_as_combo.addItem("fp32")
-        self.run_as_combo.setToolTip("fp32: plain; bf16: the fast path where the hardware has bfloat16; "
-                                     "onnxruntime: the same FP32 weights on ONNX Runtime (CPU)")
+        self.run_as_combo.addItem(AUTO_LABEL, AUTO)
+        self.run_as_combo.setToolTip(tooltip(RUN_AS_TIP))
         self.run_as_combo.currentTextChanged.connect(self._on_way_changed)
         bar.addWidget(self.run_as_combo)
         bar.addWidget(QLabel("  Top "))
@@ -501,6 +539,8 @@ class MainWindow(QMainWindow):
         models_menu = self.menuBar().addMenu("&Models")
         manager = models_menu.addAction("&Weights manager…", self.open_weights_manager)
         manager.setShortcut(QKeySequence("Ctrl+Shift+W"))
+        self.calibration_action = models_menu.addAction("Choose int8 &calibration folder…",
+                                                        self.choose_calibration_folder)
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About cnnviewer", self.show_about)
@@ -538,7 +578,9 @@ class MainWindow(QMainWindow):
         self._migrate_model_key(s)
         self._wanted_model: str | None = None  # the core's default model unless something asks for another
         self._wanted_device = read_setting(s, "device", "cpu", text_of(100))
-        self._wanted_run_as = read_setting(s, "runAs", "fp32", text_of(100))
+        self._wanted_run_as = read_setting(s, "runAs", AUTO_LABEL, text_of(100))
+        self.calibration_folder: str = read_setting(s, "int8CalibrationFolder", "", text_of(4096))
+        self._fill_ways(self._wanted_run_as)  # fp32 (offered everywhere) or auto show before the catalog is there
         folder = read_setting(s, "lastFolder", None, text_of(4096))
         if not folder or not os.path.isdir(folder):
             folder = default_folder()
@@ -564,6 +606,7 @@ class MainWindow(QMainWindow):
             s.setValue("lastFolder", self.browser.folder)
         s.setValue("device", self.device_combo.currentText())
         s.setValue("runAs", self.run_as_combo.currentText())
+        s.setValue("int8CalibrationFolder", self.calibration_folder)
         s.setValue("topK", self.top_k_spin.value())
         s.setValue("classifyOnSelection", self.auto_action.isChecked())
         s.setValue("gradCam", self.explain_action.isChecked())
@@ -694,6 +737,8 @@ class MainWindow(QMainWindow):
     def _on_catalog_loaded(self, info: jobs.CatalogInfo) -> None:
         self._catalog = {row.name: row for row in info.rows}
         self._ways = dict(info.ways)
+        for device, chosen in info.auto_choices.items():
+            self._auto_choices.setdefault(device, {}).update(chosen)
         # The core's choice (the last model used, by the window or the command line) unless this window
         # asked for another (weights just arrived) or already shows one.
         wanted = self._wanted_model or self.selected_model()
@@ -740,14 +785,20 @@ class MainWindow(QMainWindow):
     weights_dialog = None
 
     def _fill_ways(self, wanted: str) -> None:
-        """The Run-as picker lists the ways the current device offers; ``wanted`` (a label) stays if offered."""
+        """The Run-as picker lists auto, then the ways the current device offers; ``wanted`` (a label) stays if
+        offered, else auto."""
         combo = self.run_as_combo
         combo.blockSignals(True)
         combo.clear()
+        combo.addItem(AUTO_LABEL, AUTO)
         for way in self.ways_offered():
             combo.addItem(way.label, way)
         combo.setCurrentIndex(max(0, combo.findText(wanted)))
         combo.blockSignals(False)
+        self._way_text = combo.currentText()
+        self._update_run_as_tip()
+
+    _way_text = AUTO_LABEL  # the Run-as choice before the current one: int8 without a folder goes back to it
 
     # -- the model choice, for the other windows ----------------------------------------------
 
@@ -765,9 +816,34 @@ class MainWindow(QMainWindow):
         """The ways of running the current device offers (fp32 first)."""
         return list(self._ways.get(self.current_device(), [FP32]))
 
-    def current_way(self) -> RunAs:
+    def current_choice(self) -> RunAs | AutoWay:
+        """What the Run-as box asks for: a way, or auto (resolved per model in the worker that loads it)."""
         way = self.run_as_combo.currentData()
-        return way if isinstance(way, RunAs) else parse_way(self.run_as_combo.currentText() or "fp32")
+        if isinstance(way, (RunAs, AutoWay)):
+            return way
+        return parse_way_choice(self.run_as_combo.currentText() or AUTO_LABEL)
+
+    def current_way(self) -> RunAs:
+        """The way the selected model runs now: the box's way, or auto's choice for the model (FP32 while auto
+        has not chosen one yet)."""
+        choice = self.current_choice()
+        if isinstance(choice, RunAs):
+            return choice
+        model = self.selected_model()
+        return (self.auto_choice(model, self.current_device()) if model else None) or FP32
+
+    def auto_choice(self, model: str, device: str) -> RunAs | None:
+        """The way auto runs ``model`` on ``device`` here, when it is known (measured before); None if not yet."""
+        return self.runner.model_cache.chosen(model, device) or self._auto_choices.get(device, {}).get(model)
+
+    def choice_label(self, model: str | None = None) -> str:
+        """"fp32", "auto: onnxruntime" (auto's choice for ``model``, default the selected one) or "auto" (not known)."""
+        choice = self.current_choice()
+        if isinstance(choice, RunAs):
+            return choice.label
+        model = model or self.selected_model()
+        chosen = self.auto_choice(model, self.current_device()) if model else None
+        return f"{AUTO_LABEL}: {chosen.label}" if chosen is not None else AUTO_LABEL
 
     def top_k(self) -> int:
         return self.top_k_spin.value()
@@ -790,9 +866,68 @@ class MainWindow(QMainWindow):
 
     def _update_status_model(self) -> None:
         model = self.selected_model()
-        self.status_model.setText(used_text(model, self.current_way(), self.current_device()) if model else "")
+        self.status_model.setText(used_text(model, self.choice_label(model), self.current_device()) if model else "")
+        self._update_run_as_tip()
+
+    def _update_run_as_tip(self) -> None:
+        """The Run-as box's tooltip says what auto runs the selected model as, once that is known."""
+        model = self.selected_model() if hasattr(self, "model_combo") else None
+        if not model:
+            self.run_as_combo.setToolTip(tooltip(f"{RUN_AS_TIP}.{self._int8_tip()}"))
+            return
+        chosen = self.auto_choice(model, self.current_device())
+        if chosen is not None:
+            said = f"Here auto runs {model} as {chosen.label} (measured once; cached)."
+        else:
+            said = (f"auto has not measured {model} on this machine yet: its first classification does, once "
+                    "(seconds for a small model, about a minute for a big one; the status bar shows the steps).")
+        self.run_as_combo.setToolTip(tooltip(f"{RUN_AS_TIP}.\n{said}{self._int8_tip()}"))
+
+    def _int8_tip(self) -> str:
+        """What the tooltip says of int8: its calibration folder, and whether this CPU makes it fast."""
+        if INT8 not in self.ways_offered():
+            return ""
+        from cnnviewer.core.quantize import int8_supported  # numpy only: no torch
+
+        fast = ("This CPU has VNNI or AMX: int8 is its fastest way." if int8_supported() else
+                "This CPU has neither VNNI nor AMX: int8 runs, but no faster than onnxruntime.")
+        folder = (f"int8 is calibrated on the photos in {self.calibration_folder}" if self.calibration_folder
+                  else "int8 asks for a calibration folder (16 or more photos) when you pick it")
+        return f"\n{folder} (Models > Choose int8 calibration folder… changes it). {fast}"
+
+    def choose_calibration_folder(self) -> str:
+        """Ask for int8's calibration folder (a QFileDialog); remembered. The folder, or "" when refused."""
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose int8 calibration folder (16 or more photos, not the ones to classify)",
+            self.calibration_folder or self.browser.folder or "")
+        if folder and _photos_in(folder) < MIN_CALIBRATION_PHOTOS:  # said now, not at the next classification
+            kept = f"; int8 stays calibrated on {self.calibration_folder}" if self.calibration_folder else ""
+            self.statusBar().showMessage(f"{folder} holds fewer than {MIN_CALIBRATION_PHOTOS} photos, too few to "
+                                         f"calibrate int8{kept}.", 12000)
+            return ""
+        if folder:
+            self.set_calibration_folder(folder)
+        return folder
+
+    def set_calibration_folder(self, folder: str) -> None:
+        """int8 is calibrated on ``folder``'s photos from now on (its next load quantizes once, then cached)."""
+        if folder == self.calibration_folder:
+            return
+        self.calibration_folder = folder
+        self.settings.setValue("int8CalibrationFolder", folder)
+        self._results = OrderedDict((k, v) for k, v in self._results.items() if k[5] != INT8)
+        self._update_run_as_tip()
+        self.statusBar().showMessage(f"int8 is calibrated on the photos in {folder} from now on.", 8000)
+        if self.current_choice() == INT8:
+            self._reclassify()
+
+    def _restart_measuring(self) -> None:
+        """The model, device or way changed: a measurement for auto may stop once its request is superseded."""
+        self._keep_measuring.cancel()
+        self._keep_measuring = CancelToken()
 
     def _on_model_changed(self, _index: int) -> None:
+        self._restart_measuring()
         self._update_status_model()
         self._update_weights_action()
         model = self.selected_model()
@@ -802,12 +937,23 @@ class MainWindow(QMainWindow):
         self._reclassify()
 
     def _on_device_changed(self, _text: str) -> None:
+        self._restart_measuring()
         self._fill_ways(self.run_as_combo.currentText())  # bf16 and ONNX Runtime depend on the device
         self._update_status_model()
         self._reclassify()
 
-    def _on_way_changed(self, _text: str) -> None:
+    def _on_way_changed(self, text: str) -> None:
+        if self.current_choice() == INT8 and not self.calibration_folder and not self.choose_calibration_folder():
+            self.run_as_combo.blockSignals(True)  # refused: back to the way before, as if never picked
+            self.run_as_combo.setCurrentIndex(max(0, self.run_as_combo.findText(self._way_text)))
+            self.run_as_combo.blockSignals(False)
+            self.statusBar().showMessage(f"int8 needs a folder of 16 or more photos to calibrate on; still running "
+                                         f"as {self._way_text}.", 15000)
+            return
+        self._way_text = text
+        self._restart_measuring()
         self._update_status_model()
+        self.model_combo.refresh_speeds()  # auto shows each model's speed the way auto runs it
         self._reclassify()
 
     def _reclassify(self) -> None:
@@ -911,7 +1057,7 @@ class MainWindow(QMainWindow):
             self.predictions.show_busy("Loading the model catalog…")
             return None
         self.current_path = self.classified_path = path
-        device, way, top_k = self.current_device(), self.current_way(), self.top_k()
+        device, way, top_k = self.current_device(), self.current_choice(), self.top_k()
         self._asks += 1
         ask = self._asks
         key = result_key(path, model, device, way, top_k)
@@ -921,18 +1067,26 @@ class MainWindow(QMainWindow):
             self._in_flight = None
             self._show_outcome(earlier, earlier=True)
             return None
-        used = used_text(model, way, device)
+        used = used_text(model, self.choice_label(model), device)
         if self.last_outcome is not None and self.last_outcome.path == path:
             # Re-classified (another model, way or top-k): the result on show names what made it, and stays
             # until the new one comes.
             self.predictions.show_busy(f"Classifying {name} with {used}…")
         else:
             self.predictions.show_classifying(name, used)
+        measuring = self._measuring
+        if isinstance(way, AutoWay) and measuring is not None and measuring[1:] == (model, device):
+            # The request measuring this model goes on (superseded, its steps are no longer shown): this one waits.
+            self.predictions.show_busy(f"Classifying {name} once the fastest way for {model} is chosen "
+                                       "(measured once)…")
+        weights = self._weights_changes.get(model, 0)
         rid = self.runner.submit(
             OWNER, "classify", jobs.classify_job, self.runner.model_cache, path, model, device, top_k, way,
-            on_returned=lambda outcome: self._on_classified(outcome, key, ask),
+            self._keep_measuring, self.calibration_folder or None,
+            on_returned=lambda outcome: self._on_classified(outcome, key, ask, weights),
             on_error=lambda exc: self._on_classify_error(exc, ask),
-            on_progress=lambda d, t, text: self._on_classify_progress(text, ask))
+            on_progress=lambda d, t, text: self._on_classify_progress(text, ask, model, device),
+            on_cancelled=lambda _kept: self._end_measuring(ask))
         self._in_flight = (ask, rid, path, used)
         return rid
 
@@ -941,7 +1095,7 @@ class MainWindow(QMainWindow):
         model = self.selected_model()
         if model is None:
             return None
-        return self._kept(result_key(path, model, self.current_device(), self.current_way(), self.top_k()))
+        return self._kept(result_key(path, model, self.current_device(), self.current_choice(), self.top_k()))
 
     def _kept(self, key: ResultKey | None) -> jobs.ClassifyOutcome | None:
         """The result kept under ``key``, now the most recently used; None if there is none."""
@@ -955,7 +1109,8 @@ class MainWindow(QMainWindow):
         # read either way.
         if key is None or outcome.classification.error is not None:
             return
-        if result_key(outcome.path, outcome.model, outcome.device, outcome.way, key[-1]) != key:
+        # The key holds what was asked (auto, say); the outcome the way it ran: compare the file's part only.
+        if result_key(outcome.path, outcome.model, outcome.device, key[5], key[-1]) != key:
             return
         self._results[key] = outcome
         self._results.move_to_end(key)
@@ -967,11 +1122,25 @@ class MainWindow(QMainWindow):
         asked = self._in_flight
         return asked is not None and asked[0] == ask == self._asks and asked[2] == self.current_path
 
-    def _on_classify_progress(self, text: str, ask: int) -> None:
+    def _on_classify_progress(self, text: str, ask: int, model: str = "", device: str = "") -> None:
+        if text.startswith(jobs.CHOOSING):  # auto measures the ways (once): the status bar follows each step
+            self._measuring = (ask, model, device)
+            self.statusBar().showMessage(text)
+        elif text.startswith("Calibrating"):  # int8 is quantized (once per model and folder): half a minute
+            self.statusBar().showMessage(text)
         if self._shows_ask(ask):
             self.predictions.show_busy(text[:1].upper() + text[1:])
 
+    def _end_measuring(self, ask: int) -> None:
+        """The request ``ask`` ended: a measurement it made is over, and its last step leaves the status bar."""
+        if self._measuring is None or self._measuring[0] != ask:
+            return
+        self._measuring = None
+        if self.statusBar().currentMessage().startswith(jobs.CHOOSING):
+            self.statusBar().clearMessage()
+
     def _on_classify_error(self, exc: Exception, ask: int) -> None:
+        self._end_measuring(ask)
         if self._shows_ask(ask):
             self._on_error("classify", exc)
         else:  # the user moved on; asking again for that image says it again
@@ -980,9 +1149,22 @@ class MainWindow(QMainWindow):
                 self._in_flight = None
 
     def _on_classified(self, outcome: jobs.ClassifyOutcome | None, key: ResultKey | None = None,
-                       ask: int | None = None) -> None:
+                       ask: int | None = None, weights: int | None = None) -> None:
+        if ask is not None:
+            self._end_measuring(ask)
         if outcome is None:
             return
+        if weights is not None and weights != self._weights_changes.get(outcome.model, 0):
+            # Made with the weights of before (they changed while it ran): neither kept nor shown, nor is
+            # auto's choice for them remembered; the image on show is classified again with the new ones.
+            if ask == self._asks:
+                self._in_flight = None
+                self._reclassify()
+            return
+        if outcome.auto:  # what auto chose for this model is known from now on (shown before the next load)
+            self._auto_choices.setdefault(outcome.device, {})[outcome.model] = outcome.way
+            self._update_status_model()
+            self.model_combo.refresh_speeds()
         self._keep_result(key, outcome)
         if ask is not None and ask != self._asks:
             return  # something newer was asked and answered; this one is kept for when it is asked again
@@ -1009,8 +1191,12 @@ class MainWindow(QMainWindow):
         if self.explain_action.isChecked():
             self.explain()
         top = result.predictions[0]
-        self.statusBar().showMessage(
-            f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.2f} %) by {outcome.model}", 8000)
+        chosen = ""
+        if outcome.choose_ms is not None and not earlier:
+            chosen = (f" · auto chose {outcome.way.label} for {outcome.model} in {outcome.choose_ms / 1000:.0f} s "
+                      "(once: kept for next time)")
+        self.statusBar().showMessage(f"{os.path.basename(result.path)}: {top.name} ({top.probability * 100:.2f} %) "
+                                     f"by {outcome.model}{chosen}", 15000 if chosen else 8000)
 
     # -- Grad-CAM -----------------------------------------------------------------------------
 
@@ -1029,7 +1215,8 @@ class MainWindow(QMainWindow):
         self.preview.clear_explanation(f"Grad-CAM with {outcome.model}…")
         return self.runner.submit(OWNER, "explain", jobs.explain_job, self.runner.model_cache, self.runner.explanations,
                                   outcome.path, outcome.model, outcome.device, outcome.way, class_index,
-                                  on_returned=self._on_explained, on_error=self._on_explain_error)
+                                  outcome.auto, self.calibration_folder or None, on_returned=self._on_explained,
+                                  on_error=self._on_explain_error)
 
     def _on_explained(self, outcome: jobs.ExplainOutcome) -> None:
         if self.explain_action.isChecked() and outcome.path == self.current_path:
@@ -1109,7 +1296,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saving the Grad-CAM to {os.path.basename(path)}…")
         return self.runner.submit(OWNER, "save_explanation", jobs.save_explanation_job, self.runner.model_cache,
                                   shown.path, shown.model, shown.device, shown.way, shown.class_index, path,
-                                  self.preview.opacity.value() / 100, shown.stamp, on_returned=self._on_explanation_saved,
+                                  self.preview.opacity.value() / 100, shown.stamp, self.calibration_folder or None,
+                                  on_returned=self._on_explanation_saved,
                                   on_error=self._error_handler("save_explanation"))
 
     def _on_explanation_saved(self, written: tuple[str, str]) -> None:
@@ -1199,8 +1387,12 @@ class MainWindow(QMainWindow):
         """``model``'s weights were downloaded, imported or removed: nothing it computed before is shown again."""
         for key in [key for key in self._results if key[3] == model]:
             del self._results[key]
+        self._weights_changes[model] = self._weights_changes.get(model, 0) + 1
         self.runner.model_cache.forget(model)
         self.runner.explanations.forget(model)
+        for chosen in self._auto_choices.values():  # auto measures the new weights again (core keys by digest)
+            chosen.pop(model, None)
+        self._update_status_model()
 
     def open_weights_manager(self):
         """Models > Weights manager (Ctrl+Shift+W)."""
@@ -1534,6 +1726,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.save_settings()
+        self._keep_measuring.cancel()  # a measurement for auto stops with its request
         if self.compare_dialog is not None:
             self.compare_dialog.close()
         if self.benchmark_window is not None:

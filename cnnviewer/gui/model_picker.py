@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
@@ -39,9 +39,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviewer.core.ways import AUTO_LABEL
 from cnnviewer.gui.text import tooltip
 
 if TYPE_CHECKING:
+    from cnnviewer.core.ways import RunAs
     from cnnviewer.workers.jobs import CatalogRow
 
 MODEL_ROLE = Qt.ItemDataRole.UserRole  # the same roles the main window reads with currentData / findData
@@ -126,13 +128,17 @@ class ModelPicker(QComboBox):
     popup is a table of the models in two groups, filtered as the user types.
 
     Enter picks the highlighted model, else the first match; Esc puts the current model's name back.
-    ``speed_context`` gives the (device, run-as label) whose measured images/s the popup shows.
+    ``speed_context`` gives the (device, run-as label) whose measured images/s the popup shows; for "auto",
+    each model's speed is that of the way auto runs it (``auto_choices(device)``: model -> way), blank
+    while auto has not chosen one.
     """
 
     def __init__(self, parent: QWidget | None = None,
-                 speed_context: Callable[[], tuple[str, str]] | None = None) -> None:
+                 speed_context: Callable[[], tuple[str, str]] | None = None,
+                 auto_choices: Callable[[str], Mapping[str, RunAs]] | None = None) -> None:
         super().__init__(parent)
         self.speed_context = speed_context or (lambda: ("cpu", "fp32"))
+        self.auto_choices = auto_choices or (lambda device: {})
         self.setModel(QStandardItemModel(0, LABEL_COLUMN + 1, self))
         self.setModelColumn(LABEL_COLUMN)
         self.edit = QLineEdit(self)  # typed as itself: lineEdit() may be None for mypy
@@ -161,6 +167,7 @@ class ModelPicker(QComboBox):
         self.edit.installEventFilter(self)
         self.table.installEventFilter(self)  # after the completer's own filter, so it runs first
         self._speeds: dict[str, float] = {}
+        self._speed_ways: dict[str, str] = {}
 
     # -- filling --------------------------------------------------------------------------------
 
@@ -228,17 +235,28 @@ class ModelPicker(QComboBox):
         from cnnviewer.core.measured import speeds
 
         device, run_as = self.speed_context()
-        measured = speeds(device, run_as)
-        if measured == self._speeds:
+        ways: dict[str, str] = {}  # model -> the way its speed is of, when auto chose it
+        if run_as == AUTO_LABEL:
+            ways = {name: way.label for name, way in self.auto_choices(device).items()}
+            by_way = {label: speeds(device, label) for label in set(ways.values())}
+            measured = {name: by_way[label][name] for name, label in ways.items() if name in by_way[label]}
+        else:
+            measured = speeds(device, run_as)
+        if measured == self._speeds and ways == self._speed_ways:
             return
-        self._speeds = measured
+        self._speeds, self._speed_ways = measured, ways
         model = self.model()
         assert isinstance(model, QStandardItemModel)
         for number in range(model.rowCount()):
             name = model.index(number, LABEL_COLUMN).data(MODEL_ROLE)
             if isinstance(name, str):
                 speed = measured.get(name)
-                model.setData(model.index(number, SPEED_COLUMN), f"{speed:.1f}" if speed else "")
+                index = model.index(number, SPEED_COLUMN)
+                model.setData(index, f"{speed:.1f}" if speed else "")
+                row_tip = model.index(number, 0).data(Qt.ItemDataRole.ToolTipRole)
+                model.setData(index, tooltip(f"{speed:.1f} images/s measured here as auto: {ways[name]} (auto's "
+                                             "choice for this model)") if speed and name in ways else row_tip,
+                              Qt.ItemDataRole.ToolTipRole)
 
     def _fit_columns(self) -> None:
         header = self.table.header()

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviewer.core.ways import RunAs
+from cnnviewer.core.ways import AutoWay, RunAs
 from cnnviewer.gui.text import escape, make_plain, tooltip
 
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole
@@ -135,14 +135,15 @@ def make_predictions_table(model: PredictionsModel, parent=None) -> QTableView:
     return table
 
 
-def used_text(model: str, way: RunAs, device: str) -> str:
-    """How a model runs: "model · way · device", e.g. "efficientnet_lite0 · fp32 · cpu"."""
-    return f"{model} · {way.label} · {device}"
+def used_text(model: str, way: RunAs | AutoWay | str, device: str) -> str:
+    """How a model runs: "model · way · device", e.g. "efficientnet_lite0 · fp32 · cpu"; ``way`` may be a label
+    already written ("auto: onnxruntime", what auto chose)."""
+    return f"{model} · {way if isinstance(way, str) else way.label} · {device}"
 
 
 def used_line(outcome) -> str:
-    """What ran for ``outcome``, as used_text writes it."""
-    return used_text(outcome.model, outcome.way, outcome.device)
+    """What ran for ``outcome``, as used_text writes it ("auto: onnxruntime" when auto chose the way)."""
+    return used_text(outcome.model, outcome.way_label, outcome.device)
 
 
 class PredictionsPanel(QWidget):
@@ -210,9 +211,13 @@ class PredictionsPanel(QWidget):
         nothing ran now (so no model load)."""
         t = outcome.classification.timings
         load = f"model load {outcome.load_ms:.0f} ms · " if outcome.load_ms is not None and not earlier else ""
+        choose_ms = getattr(outcome, "choose_ms", None)
+        if choose_ms is not None and not earlier:  # auto measured the ways (once per model and machine)
+            load = f"choosing the way {choose_ms / 1000:.1f} s · {load}"
         self.timings.setText(f"{'Kept result: ' if earlier else ''}{load}"
                              f"decode {t.decode_ms:.0f} ms · preprocessing {t.preprocess_ms:.0f} ms · "
-                             f"inference {t.inference_ms:.0f} ms")
+                             f"inference {t.inference_ms:.0f} ms"
+                             + (f" · {outcome.note}" if getattr(outcome, "note", "") else ""))
 
     def show_error(self, text: str, actions: Sequence[tuple[str, str]] = (), title: str = "") -> None:
         if title:

@@ -309,9 +309,9 @@ class PreviewPanel(QWidget):
         self.view.set_heat(outcome.heat, outcome.crop)
         note = f", {note}" if note else ""
         text = (f"Grad-CAM: {outcome.class_name} (class {outcome.class_index}, {outcome.probability * 100:.2f} %"
-                f"{note}) · {outcome.model} · {outcome.way.label}")
+                f"{note}) · {outcome.model} · {outcome.way_label}")
         if outcome.map_way != outcome.way:  # bf16 and ONNX Runtime have no gradients: the FP32 copy drew the map
-            text += f" · map computed in {outcome.map_way.label}; classified as {outcome.way.label}"
+            text += f" · map computed in {outcome.map_way.label}; classified as {outcome.way_label}"
         self.explain_caption.set_full_text(text)
         if not self.class_picker.hasFocus() and outcome.class_index < self.class_picker.count():
             self.class_picker.setEditText(self.class_picker.itemText(outcome.class_index))

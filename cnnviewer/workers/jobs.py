@@ -6,18 +6,21 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QImage
 
-from cnnviewer.core.ways import FP32, RunAs
+from cnnviewer.core.results import way_label
+from cnnviewer.core.ways import FP32, INT8, AutoWay, RunAs
 from cnnviewer.workers.base import CancelToken, Reporter
 
 if TYPE_CHECKING:  # torch stays unimported until a job needs it: the window shows first
     from PIL.Image import Image
 
+    from cnnviewer.core.auto import Resolved
+    from cnnviewer.core.calibration import CalibrationSet
     from cnnviewer.core.images import ImageInfo
     from cnnviewer.core.inference import Classification, Classifier
     from cnnviewer.core.weights import DownloadProgress
@@ -46,10 +49,18 @@ class ClassifyOutcome:
     path: str
     model: str
     device: str
-    way: RunAs
+    way: RunAs  # the way that ran: auto's choice when ``auto``
     classification: Classification
     load_ms: float | None  # None when the model was already loaded
     thread_id: int
+    auto: bool = False  # ``way`` was chosen by auto (the fastest way whose top-5 equals FP32's here)
+    choose_ms: float | None = None  # how long auto took to measure the ways; None when its choice was known
+    note: str = ""  # a fact about this result to show beside its timings (int8: the photo calibrated it)
+
+    @property
+    def way_label(self) -> str:
+        """"auto: onnxruntime" when auto chose the way, else the way's own label."""
+        return way_label(self.way, self.auto)
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,27 @@ class CatalogInfo:
     devices: list[str]
     default_model: str
     ways: dict[str, list[RunAs]]  # device -> the ways this machine runs on it (fp32, and bf16 / onnxruntime)
+    # device -> model -> the way auto chose for it, for the models measured before with their current weights
+    auto_choices: dict[str, dict[str, RunAs]] = field(default_factory=dict)
+
+
+def auto_choices(devices: list[str], names: list[str]) -> dict[str, dict[str, RunAs]]:
+    """device -> model -> auto's cached choice, for those of ``names`` whose weights' digest is remembered
+    (hashing a file of hundreds of MB is not done for this: such a model shows its choice once loaded)."""
+    from cnnviewer.core.auto import cached_record
+    from cnnviewer.core.catalog import get_entry
+    from cnnviewer.core.weights import weights_identity
+
+    digests = {name: weights_identity(get_entry(name)).sha256 for name in names}
+    found: dict[str, dict[str, RunAs]] = {}
+    for device in devices:
+        chosen = {}
+        for name, sha in digests.items():
+            record = cached_record(name, sha, device) if sha else None
+            if record is not None:
+                chosen[name] = record.way
+        found[device] = chosen
+    return found
 
 
 def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
@@ -94,67 +126,243 @@ def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
                                entry.input_size, entry.file_size_mb, label, entry.acc1, entry.gmacs,
                                measured.get(entry.name)))
     return CatalogInfo(rows=rows, devices=devices, default_model=default_model_name(),
-                       ways={device: available_ways(device) for device in devices})
+                       ways={device: available_ways(device) for device in devices},
+                       auto_choices=auto_choices(devices, [row.name for row in rows if row.ready]))
+
+
+class _Loading:
+    """One load in flight: whoever asks for the same model meanwhile waits for it instead of loading it twice."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
 
 class ModelCache:
-    """Loaded models shared by the window's jobs; keeps the few most recently used (memory is finite)."""
+    """Loaded models shared by the window's jobs; keeps the few most recently used (memory is finite).
+
+    ``_lock`` guards the dictionaries only, never a load or a measurement (quantizing to int8 or measuring
+    auto's ways takes up to minutes): ``forget`` and ``clear`` are called on the GUI thread and return at once.
+    A load or a measurement that began before ``forget``/``clear`` still answers its own caller, but is not kept:
+    it came from the weights (or the calibration images) of before.
+    """
 
     def __init__(self, capacity: int = 3):
         self.capacity = capacity
         self._lock = threading.Lock()
         self._models: OrderedDict[tuple[str, str, RunAs], Classifier] = OrderedDict()  # (name, device, way)
+        # (name, device, way, calibration of an int8 load) -> the load in flight
+        self._loading: dict[tuple[str, str, RunAs, CalibrationSet | None], _Loading] = {}
+        # (name, device) -> auto's choice, read or measured once while the weights stay the same
+        self._chosen: dict[tuple[str, str], Resolved] = {}
+        # Bumped by forget (per model) and clear (all): a load or measurement begun before is not kept.
+        self._generations: dict[str, int] = {}
+        self._epoch = 0
+        # One measurement at a time: two windows asking for the same model measure it once.
+        self._choosing = threading.Lock()
+        self.calibration: CalibrationSet | None = None  # what int8 models are calibrated on (the window's folder)
 
-    def get(self, name: str, device: str, way: RunAs = FP32) -> tuple[Classifier, float | None]:
-        """(Classifier, load time in ms or None if it was already loaded) of ``name`` run ``way`` on ``device``."""
+    def _generation(self, name: str) -> tuple[int, int]:
+        """Which weights of ``name`` this cache holds now (call with ``_lock`` held)."""
+        return self._epoch, self._generations.get(name, 0)
+
+    def resolve(self, name: str, device: str, choice: RunAs | AutoWay,
+                progress: Callable[[str], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None) -> tuple[Resolved, float | None]:
+        """(the way ``choice`` runs ``name`` on ``device``, measurement time in ms or None when none ran):
+        a RunAs is itself; auto is its cached choice, else measured now (core.auto.resolve_way; seconds to
+        a minute, reported through ``progress``, stopped by ``should_cancel``)."""
+        from cnnviewer.core.auto import Resolved, resolve_way
+        from cnnviewer.core.catalog import get_entry
+
+        if isinstance(choice, RunAs):
+            return Resolved(choice), None
+        with self._choosing:
+            with self._lock:
+                known = self._chosen.get((name, device))
+                generation = self._generation(name)
+            if known is not None:
+                return known, None
+            entry = get_entry(name)
+            started = time.perf_counter()
+            measured = False
+
+            def said(text: str) -> None:
+                nonlocal measured
+                measured = True
+                if progress is not None:
+                    progress(text)
+
+            resolved = resolve_way(entry, device, choice, said, should_cancel)
+            with self._lock:
+                if self._generation(name) == generation:  # else measured for the weights of before: not kept
+                    self._chosen[(name, device)] = resolved
+            return resolved, (time.perf_counter() - started) * 1000 if measured else None
+
+    def use_calibration(self, calibration: CalibrationSet | None) -> None:
+        """int8 is calibrated on ``calibration`` from now on: int8 models calibrated on other images go."""
+        with self._lock:
+            if calibration != self.calibration:
+                self.calibration = calibration
+                for key in [key for key in self._models if key[2] == INT8]:
+                    del self._models[key]
+
+    def get(self, name: str, device: str, way: RunAs = FP32, progress: Callable[[str], None] | None = None,
+            should_cancel: Callable[[], bool] | None = None,
+            calibration: CalibrationSet | None = None) -> tuple[Classifier, float | None]:
+        """(Classifier, load time in ms or None if it was already loaded) of ``name`` run ``way`` on ``device``;
+        int8 is calibrated on ``calibration`` when given (it becomes ``self.calibration``), else on
+        ``self.calibration`` (``progress`` hears it when it is quantized: once, then cached). A caller asking
+        for a model another is loading waits for that load."""
         from cnnviewer.core.catalog import get_entry
         from cnnviewer.core.inference import Classifier
         from cnnviewer.core.models import load_model
 
+        if way == INT8 and calibration is not None:
+            self.use_calibration(calibration)
         key = (name, device, way)
+        while True:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key], None
+                used = self.calibration if way == INT8 else None
+                flight = (name, device, way, used)
+                pending = self._loading.get(flight)
+                if pending is None:
+                    pending = self._loading[flight] = _Loading()
+                    generation = self._generation(name)
+                    break
+            # Loaded by another caller: look again once it ends (kept; else it failed or was forgotten: load here).
+            pending.done.wait()
+        started = time.perf_counter()
+        try:
+            classifier = Classifier(load_model(get_entry(name), device, way, channels_last=True,
+                                               calibration=used, progress=progress, should_cancel=should_cancel))
+        except BaseException:
+            self._landed(flight, pending)
+            raise
+        self._landed(flight, pending, key, classifier, generation)
+        return classifier, (time.perf_counter() - started) * 1000
+
+    def _landed(self, flight: tuple[str, str, RunAs, CalibrationSet | None], pending: _Loading,
+                key: tuple[str, str, RunAs] | None = None, classifier: Classifier | None = None,
+                generation: tuple[int, int] | None = None) -> None:
+        """A load ended: keep ``classifier`` unless its model was forgotten or recalibrated meanwhile; wake the waiters."""
         with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key], None
-            started = time.perf_counter()
-            classifier = Classifier(load_model(get_entry(name), device, way, channels_last=True))
-            self._models[key] = classifier
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
-            return classifier, (time.perf_counter() - started) * 1000
+            if (key is not None and classifier is not None and self._generation(key[0]) == generation
+                    and flight[3] == (self.calibration if key[2] == INT8 else None)):
+                self._models[key] = classifier
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+            if self._loading.get(flight) is pending:
+                del self._loading[flight]
+        pending.done.set()
 
     def clear(self) -> None:
         with self._lock:
+            self._epoch += 1
             self._models.clear()
+            self._chosen.clear()
+            self._loading.clear()
 
     def forget(self, name: str) -> None:
-        """Drop ``name`` however it was loaded: its weights were imported, downloaded or removed."""
+        """Drop ``name`` however it was loaded, and auto's choice for it: its weights were imported,
+        downloaded or removed (core.auto keys its measurements by the weights' digest: new weights
+        are measured again). Returns at once: a load or measurement of ``name`` still running is not kept."""
         with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
             for key in [key for key in self._models if key[0] == name]:
                 del self._models[key]
+            for chosen in [chosen for chosen in self._chosen if chosen[0] == name]:
+                del self._chosen[chosen]
+            for flight in [flight for flight in self._loading if flight[0] == name]:
+                del self._loading[flight]  # asked again, it loads the new weights rather than wait for the old
+
+    def chosen(self, name: str, device: str) -> RunAs | None:
+        """The way auto runs ``name`` on ``device`` once it was resolved here; None before."""
+        with self._lock:
+            known = self._chosen.get((name, device))
+        return known.way if known is not None else None
+
+
+#: How the window's status bar begins a sentence of auto's measurement (the rest is core.auto's progress).
+CHOOSING = "Choosing the fastest way for"
+
+
+def choosing_text(title: str, text: str, name: str) -> str:
+    """"Choosing the fastest way for EfficientNet-Lite0 (once): timing onnxruntime (round 2 of 3)" from
+    core.auto's "Timing efficientnet_lite0 as onnxruntime (round 2 of 3)"."""
+    step = text.replace(f" {name} as ", " ")
+    return f"{CHOOSING} {title} (once): {step[:1].lower()}{step[1:]}"
+
+
+def calibration_of(way: RunAs, folder: str | None) -> CalibrationSet | None:
+    """The photos of ``folder`` when ``way`` is int8 (what it is calibrated on), else None. None when no folder
+    is given: the cache then keeps the calibration it has (a job not told one never takes it away)."""
+    if way != INT8 or not folder:
+        return None
+    from cnnviewer.core.calibration import folder_images
+
+    return folder_images(folder)
 
 
 def classify_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str, device: str,
-                 top_k: int, way: RunAs = FP32) -> ClassifyOutcome | None:
+                 top_k: int, way: RunAs | AutoWay = FP32,
+                 keep_measuring: CancelToken | None = None,
+                 calibration_folder: str | None = None) -> ClassifyOutcome | None:
+    """Classify ``path``; ``way`` auto is resolved here first (measured on a cache miss). A measurement
+    stops when this request is cancelled, unless ``keep_measuring`` is given and not cancelled: the
+    window cancels that one when the model, device or way changes, not when another photo is asked
+    for (that request then waits for the measurement and uses it). int8 is calibrated on ``calibration_folder``'s
+    photos (quantized once per model and folder, then cached)."""
+    from cnnviewer.core.catalog import get_entry
+
+    def measurement_cancelled() -> bool:
+        return token.cancelled and (keep_measuring is None or keep_measuring.cancelled)
+
+    choose_ms = None
+    auto = isinstance(way, AutoWay)
+    if auto:
+        title = get_entry(model).title
+        resolved, choose_ms = cache.resolve(model, device, way, lambda text: report(0, 1, choosing_text(
+            title, text, model)), measurement_cancelled)
+        way = resolved.way
+        if token.cancelled:
+            return None
+    assert isinstance(way, RunAs)
+    note = ""
+    calibration = calibration_of(way, calibration_folder)
+    if way == INT8:
+        calibrated_on = calibration or cache.calibration
+        if calibrated_on is not None and os.path.realpath(path) in {os.path.realpath(p) for p in calibrated_on.paths}:
+            note = "this photo was among the int8 calibration images"
     report(0, 1, f"loading {model}…")
-    classifier, load_ms = cache.get(model, device, way)
+    classifier, load_ms = cache.get(model, device, way, lambda text: report(0, 1, f"{text} (once; cached)…"),
+                                    measurement_cancelled,  # quantizing, like measuring, outlives a newer photo
+                                    calibration=calibration)
     if token.cancelled:
         return None
     report(0, 1, f"classifying with {model}…")
     result = next(classifier.classify_files([path], top_k=top_k, batch_size=1))
+    # The loaded model is shared by every choice that runs this way; the result says auto chose it.
+    result = replace(result, auto=auto)
     return ClassifyOutcome(path=os.fspath(path), model=model, device=device, way=way, classification=result,
-                           load_ms=load_ms, thread_id=threading.get_ident())
+                           load_ms=load_ms, thread_id=threading.get_ident(), auto=auto, choose_ms=choose_ms,
+                           note=note)
 
 
 def compare_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, models: list[str], device: str,
-                top_k: int, way: RunAs = FP32) -> Iterator[tuple[str, ClassifyOutcome | None | Exception]]:
-    """Classify one image with several models, one result at a time (a generator: partial results show)."""
+                top_k: int, way: RunAs | AutoWay = FP32,
+                calibration_folder: str | None = None) -> Iterator[tuple[str, ClassifyOutcome | None | Exception]]:
+    """Classify one image with several models, one result at a time (a generator: partial results show);
+    int8 is calibrated on ``calibration_folder``'s photos, as the main window's."""
     for done, model in enumerate(models):
         if token.cancelled:
             return
         report(done, len(models), f"{model}…")
         try:
-            outcome = classify_job(token, report, cache, path, model, device, top_k, way)
+            outcome = classify_job(token, report, cache, path, model, device, top_k, way,
+                                   calibration_folder=calibration_folder)
         except Exception as exc:  # noqa: BLE001 - one model failing (weights missing) must not hide the others
             yield model, exc
         else:
@@ -225,6 +433,12 @@ class ExplainOutcome:
     device: str = "cpu"
     crop: tuple[float, float, float, float] | None = None  # the centre crop the model saw: fractions of the image
     stamp: int | None = None  # the file's modification time (ns) when the map was made
+    auto: bool = False  # auto chose ``way`` for the classification the map explains
+
+    @property
+    def way_label(self) -> str:
+        """How the classification ran: "auto: onnxruntime" when auto chose the way, else the way's label."""
+        return way_label(self.way, self.auto)
 
 
 # (image path, its modification time or None, model, device, way, class index or None for the top-1)
@@ -260,7 +474,8 @@ class ExplanationCache:
 
 
 def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, model: str, device: str,
-                 way: RunAs, class_index: int | None, thumbnail: int) -> ExplainOutcome:
+                 way: RunAs, class_index: int | None, thumbnail: int,
+                 calibration_folder: str | None = None) -> ExplainOutcome:
     """The map of ``class_index`` (None: the top-1) by the model loaded for ``way``, through the same
     decode, preprocessing and forward pass as the classification; a way without gradients borrows
     the FP32 copy for the map, and says so in ``map_way``."""
@@ -276,7 +491,7 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
     cached = explanations.get(key)
     if cached is not None:
         return cached
-    classifier, _ = cache.get(model, device, way)
+    classifier, _ = cache.get(model, device, way, calibration=calibration_of(way, calibration_folder))
     gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
     explanation = explain_file(classifier, path, class_index, gradients=gradients)
     rgba = np.ascontiguousarray(heat_rgba(drawn_map(explanation)))
@@ -294,15 +509,19 @@ def _explain_one(cache: ModelCache, explanations: ExplanationCache, path: str, m
 
 
 def explain_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache, path: str,
-                model: str, device: str, way: RunAs, class_index: int | None) -> ExplainOutcome:
-    """The map for the window's preview: ``class_index`` is the class the table shows (its top-1 by default)."""
+                model: str, device: str, way: RunAs, class_index: int | None, auto: bool = False,
+                calibration_folder: str | None = None) -> ExplainOutcome:
+    """The map for the window's preview: ``class_index`` is the class the table shows (its top-1 by default);
+    ``auto``: auto chose ``way`` for the classification (the map is the same; its caption says so); int8 is
+    calibrated on ``calibration_folder``'s photos when its model must be loaded again."""
     report(0, 1, f"Grad-CAM with {model}…")
-    return _explain_one(cache, explanations, path, model, device, way, class_index, 320)
+    return replace(_explain_one(cache, explanations, path, model, device, way, class_index, 320,
+                                calibration_folder), auto=auto)
 
 
 def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache, path: str, model: str,
                          device: str, way: RunAs, class_index: int, out: str, opacity: float,
-                         stamp: int | None = None) -> tuple[str, str]:
+                         stamp: int | None = None, calibration_folder: str | None = None) -> tuple[str, str]:
     """Save the map the window shows: the overlay picture at the photo's own size and the map beside it
     (core.explain.save_explanation); the map is computed again, as the CLI does, rather than every
     kept map holding a full-size copy. Returns the two files written."""
@@ -319,7 +538,7 @@ def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache
     if stamp is not None and now != stamp:  # the map is made again from the file: it must be the one shown
         raise OutputError(f"{path}: changed on disk since its Grad-CAM was shown; press F5 to see it as it is "
                           "now, then save")
-    classifier, _ = cache.get(model, device, way)
+    classifier, _ = cache.get(model, device, way, calibration=calibration_of(way, calibration_folder))
     gradients = None if way.has_gradients else cache.get(model, device, FP32)[0]
     explanation = explain_file(classifier, path, class_index, gradients=gradients)
     picture, heatmap = save_explanation(explanation, out, opacity, image=load_image(path))
@@ -329,11 +548,13 @@ def save_explanation_job(token: CancelToken, report: Reporter, cache: ModelCache
 
 def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, explanations: ExplanationCache,
                      path: str, models: list[str], device: str, thumbnail: int = 320,
-                     way: RunAs = FP32) -> Iterator[tuple[str, ExplainOutcome | Exception]]:
+                     way: RunAs = FP32,
+                     calibration_folder: str | None = None) -> Iterator[tuple[str, ExplainOutcome | Exception]]:
     """One map per model (each model's own top-1), one at a time: (model, outcome or exception).
 
     ``models`` may be benchmark result keys ("resnet50 (bf16)"): the map is then that model's run the way
-    the key names (the run the dashboard shows), else ``way``."""
+    the key names (the run the dashboard shows), else ``way``. int8 is calibrated on ``calibration_folder``'s
+    photos when given, else on the cache's own."""
     from cnnviewer.core.benchmark import model_of
     from cnnviewer.core.ways import WAYS
 
@@ -343,7 +564,7 @@ def explain_many_job(token: CancelToken, report: Reporter, cache: ModelCache, ex
         label = model[len(model_of(model)):].strip(" ()")
         try:
             yield model, _explain_one(cache, explanations, path, model_of(model), device, WAYS.get(label, way), None,
-                                      thumbnail)
+                                      thumbnail, calibration_folder)
         except Exception as exc:  # noqa: BLE001 - a transformer among convolutional models: say so in its column
             yield model, exc
 

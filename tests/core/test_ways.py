@@ -11,7 +11,7 @@ from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME, WAYS, RunAs, available_
 
 
 def test_each_way_has_one_label_and_reads_back():
-    assert [way.label for way in WAYS.values()] == ["fp32", "bf16", "onnxruntime"]
+    assert [way.label for way in WAYS.values()] == ["fp32", "bf16", "onnxruntime", "int8"]
     for label, way in WAYS.items():
         assert parse_way(label) == way and parse_way(f" {label.upper()} ") is way and str(way) == label
         assert way_of(way.precision, way.engine) == way
@@ -20,13 +20,13 @@ def test_each_way_has_one_label_and_reads_back():
 
 
 def test_a_way_that_does_not_exist_is_a_sentence():
-    with pytest.raises(CnnviewerError, match="Unknown way of running 'int4'; choose from fp32, bf16, onnxruntime"):
+    with pytest.raises(CnnviewerError, match="Unknown way of running 'int4'; choose from fp32, bf16, onnxruntime, int8"):
         parse_ways("fp32,int4")
     with pytest.raises(CnnviewerError, match="Unknown precision 'fp8'"):
         RunAs("fp8")
     with pytest.raises(CnnviewerError, match="Unknown engine 'tensorrt'"):
         RunAs("fp32", "tensorrt")
-    with pytest.raises(CnnviewerError, match="ONNX Runtime runs the FP32 weights only"):
+    with pytest.raises(CnnviewerError, match="ONNX Runtime runs the FP32 weights or their int8"):
         way_of("bf16", "onnxruntime")
 
 

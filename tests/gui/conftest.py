@@ -51,7 +51,17 @@ def make_window(qtbot: Any) -> Iterator[Callable[..., MainWindow]]:
 
     windows: list[MainWindow] = []
 
-    def factory(wait_catalog: bool = True) -> MainWindow:
+    def factory(wait_catalog: bool = True, run_as: str | None = "fp32") -> MainWindow:
+        # A new user's window runs as auto, which measures each model's ways on its first load (seconds to a
+        # minute); the tests of other features run as fp32, as if remembered. ``run_as=None``: a new user's
+        # default (tests/gui/test_auto_gui.py). A runAs a test wrote itself stays.
+        if run_as is not None:
+            from cnnviewer.gui.main_window import window_settings
+
+            settings = window_settings()
+            if not settings.contains("runAs"):
+                settings.setValue("runAs", run_as)
+                settings.sync()
         window = MainWindow()
         qtbot.addWidget(window)
         window.show()

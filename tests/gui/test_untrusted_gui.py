@@ -189,7 +189,7 @@ def test_a_damaged_window_ini_opens_the_window_with_defaults(make_window, qtbot,
         assert window.top_k_spin.value() == 5 and window.preview.opacity.value() == 60
         assert not window.auto_action.isChecked()
         assert window.selected_model() == "efficientnet_lite0"  # a bad old model key is not taken over
-        assert (window.current_device(), window.current_way().label) == ("cpu", "fp32")
+        assert (window.current_device(), window.current_choice().label) == ("cpu", "auto")  # a new user's default
         logged = [r.getMessage() for r in caplog.records if r.name == "cnnviewer.gui.main_window"]
         for key in BAD_VALUES:
             lines = [line for line in logged if f"window.ini: {key} is " in line]
