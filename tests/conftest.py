@@ -134,3 +134,21 @@ def photos_13_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchmarkRe
     finally:
         writer.close()
     return report, results
+
+
+@pytest.fixture(scope="module")
+def int8_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a cache folder shared by one test file's tests, a folder of 20 calibration photos from
+    imagenet-samples-88): quantizing Lite0 takes seconds to half a minute, so once per file, not per test.
+    A file uses it with ``pytestmark = pytest.mark.usefixtures("int8_cache")``."""
+    calibration = tmp_path_factory.mktemp("calibration")
+    for path, _ in labelled_files("imagenet-samples-88")[:20]:
+        (calibration / path.name).symlink_to(path)
+    return tmp_path_factory.mktemp("int8-cache"), calibration
+
+
+@pytest.fixture
+def int8_cache(int8_home: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's cache folder is its file's shared one (monkeypatch puts the test's own back)."""
+    monkeypatch.setenv("CNNVIEWER_CACHE_DIR", str(int8_home[0]))
+    return int8_home[0]

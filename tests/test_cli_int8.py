@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,7 @@ CALIBRATION = [path for path, _ in labelled_files("imagenet-samples-88")[:20]]
 PHOTO = labelled_files("imagenet-val-100")[0][0]
 
 
-@pytest.fixture(scope="module")
-def int8_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(a cache folder shared by this file's tests, a folder of 20 calibration photos): Lite0 is quantized
-    once for the file, not once per test."""
-    calibration = tmp_path_factory.mktemp("calibration")
-    for path in CALIBRATION:
-        (calibration / path.name).symlink_to(path)
-    return tmp_path_factory.mktemp("int8-cache"), calibration
-
-
-@pytest.fixture(autouse=True)
-def shared_cache(int8_home: tuple[Path, Path], isolated_home: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CNNVIEWER_CACHE_DIR", str(int8_home[0]))  # monkeypatch puts the test's own back
-    yield
+pytestmark = pytest.mark.usefixtures("int8_cache")  # one quantization of Lite0 for the file
 
 
 def _classify(*args: str):

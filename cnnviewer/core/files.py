@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 import tempfile
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cnnviewer.core.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -152,3 +155,22 @@ def untrusted_reason(path: str | os.PathLike[str]) -> str | None:
         if status.st_mode & 0o022:
             return f"{item} can be written by other users"
     return None
+
+
+def read_cache_record(record: str | os.PathLike[str], vouched: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The bytes of a cache record that vouches for the file ``vouched`` (its size and hash, say); None when
+    there is no record, or when its folder cannot be read (a miss, never a failure). ValueError when the
+    record or the file could have been written by another user (untrusted_reason); OSError when reading fails."""
+    record = Path(os.fspath(record))
+    try:
+        os.stat(record)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("the cache %s cannot be read (%s); what it holds is made again", record.parent, exc)
+        return None
+    for file in (record, Path(os.fspath(vouched))):
+        reason = untrusted_reason(file)
+        if reason:
+            raise ValueError(f"{reason}, so it could have been put there by someone else")
+    return read_small(record, limit)

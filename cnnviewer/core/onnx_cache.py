@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnviewer.core.errors import OutputError
-from cnnviewer.core.files import atomic_write, private_folder, read_small, untrusted_reason
+from cnnviewer.core.files import atomic_write, private_folder, read_cache_record, read_small
 from cnnviewer.core.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -82,20 +82,11 @@ def load_export(model: str, weights_sha256: str, folded: bool = True) -> CachedE
     """The cached export when its record matches the key and the file its recorded size and SHA-256;
     None on a miss. A damaged file or record is a miss with a log line (the next load exports again)."""
     path = fp32_export_file(model, weights_sha256, folded)
-    record_path = _record_file(path)
     try:
-        os.stat(record_path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # an unreadable cache folder is a miss, never a failure
-        log.warning("the ONNX export cache %s cannot be read (%s); exporting instead", path.parent, exc)
-        return None
-    try:
-        for file in (record_path, path):
-            reason = untrusted_reason(file)
-            if reason:
-                raise ValueError(f"{reason}, so it could have been put there by someone else")
-        record = json.loads(read_small(record_path, MAX_RECORD_BYTES))
+        raw = read_cache_record(_record_file(path), path, MAX_RECORD_BYTES)
+        if raw is None:
+            return None
+        record = json.loads(raw)
         if not isinstance(record, dict) or record.get("key") != export_key(model, weights_sha256, folded):
             raise ValueError("its record is for another model, weights or version")
         size = record["size"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnviewer.core.catalog import ModelEntry
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError, OutputError
-from cnnviewer.core.files import atomic_write, private_folder, read_small, untrusted_reason
+from cnnviewer.core.files import atomic_write, private_folder, read_cache_record
 from cnnviewer.core.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -178,20 +178,11 @@ def _record_path(model: Path) -> Path:
 
 def _read_cached(path: Path, entry: ModelEntry, recipe: Int8Recipe) -> Int8Model | None:
     """The cached int8 model at ``path`` if it is whole (size and SHA-256 as recorded); else None."""
-    record_file = _record_path(path)
     try:
-        os.stat(record_file)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # an unreadable cache folder is a miss, never a failure
-        log.warning("the int8 cache %s cannot be read (%s); quantizing again", path.parent, exc)
-        return None
-    try:
-        for file in (record_file, path):
-            reason = untrusted_reason(file)
-            if reason:
-                raise ValueError(f"{reason}, so it could have been put there by someone else")
-        record = json.loads(read_small(record_file, 1 << 20))
+        raw = read_cache_record(_record_path(path), path, 1 << 20)
+        if raw is None:
+            return None
+        record = json.loads(raw)
         size, digest = int(record["size"]), str(record["sha256"])
         skipped = tuple((str(p), str(r)) for p, r in record["skipped"])
         used = int(record["calibration_used"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,7 @@ LITE0 = get_entry("efficientnet_lite0")
 SCORED = [path for path, _ in labelled_files("imagenet-val-100")][:10]
 
 
-@pytest.fixture(scope="module")
-def int8_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(a cache folder shared by this file's tests, a folder of 20 calibration photos): quantizing Lite0
-    takes half a minute, so it happens once here, not once per test."""
-    calibration = tmp_path_factory.mktemp("calibration")
-    for path, _ in labelled_files("imagenet-samples-88")[:20]:
-        (calibration / path.name).symlink_to(path)
-    return tmp_path_factory.mktemp("int8-cache"), calibration
-
-
-@pytest.fixture(autouse=True)
-def shared_cache(int8_home: tuple[Path, Path], isolated_home: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CNNVIEWER_CACHE_DIR", str(int8_home[0]))  # monkeypatch puts the test's own back
-    yield
+pytestmark = pytest.mark.usefixtures("int8_cache")  # one quantization of Lite0 for the file
 
 
 def test_int8_is_a_way_of_running_on_onnx_runtime_only():
