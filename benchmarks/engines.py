@@ -55,7 +55,7 @@ def input_batch(entry: ModelEntry, paths: list[str], size: int) -> torch.Tensor:
 def openvino_ways(entry: ModelEntry, batch: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """OpenVINO's CPU plugin on the same FP32 module (BatchNorm folded by cnnviewer, as the others)."""
     try:
-        import openvino as ov  # type: ignore[import-untyped]
+        import openvino as ov  # an optional package, only to measure it beside ONNX Runtime
     except ImportError:
         return {}
     module = load_model(entry, "cpu", FP32).module
