@@ -27,6 +27,15 @@ top = rows[0]["predictions"][0]
 assert rows[0]["error"] is None and top["index"] == 296 and top["name"] == "ice bear", rows
 print(f"classify: {top['name']} {top['probability']:.3f}")
 PY
+# Again: auto's choice and the model's export are kept now (with ONNX Runtime bundled, no torch is loaded).
+run classify "$SHARED/photos-13/polar_bear.jpg" --format json > "$WORK/classify-again.json"
+python3 - "$WORK/classify.json" "$WORK/classify-again.json" <<'PY' || fail "classify polar_bear.jpg a second time"
+import json, sys
+first, again = (json.load(open(name))[0] for name in sys.argv[1:3])
+assert again["way"] == first["way"] and first["way"].startswith("auto: "), (first["way"], again["way"])
+assert [p["index"] for p in again["predictions"]] == [p["index"] for p in first["predictions"]], again
+print(f"classify again: {again['predictions'][0]['name']}, run as {again['way']}")
+PY
 
 run bench "$SHARED/photos-13" --models efficientnet_lite0 --limit 4 --batch-size 2 --out "$WORK/bench" > "$WORK/bench.txt"
 python3 - "$WORK/bench" <<'PY' || fail "bench"
