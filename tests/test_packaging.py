@@ -62,9 +62,12 @@ def _pyinstaller_hooks() -> types.ModuleType:
         assert spec is not None and spec.submodule_search_locations, package
         return Path(next(iter(spec.submodule_search_locations)))
 
-    def collect_data_files(package: str, includes: list[str]) -> list[tuple[str, str]]:
+    def collect_data_files(package: str, includes: list[str] | None = None,
+                           include_py_files: bool = False) -> list[tuple[str, str]]:
         base = folder(package)
-        return [(str(p), str(p.parent.relative_to(base.parent))) for pattern in includes for p in base.glob(pattern)]
+        patterns = includes or (["**/*"] if include_py_files else ["**/*[!.py]"])
+        return [(str(p), str(p.parent.relative_to(base.parent))) for pattern in patterns for p in base.glob(pattern)
+                if p.is_file()]
 
     def collect_dynamic_libs(package: str) -> list[tuple[str, str]]:
         base = folder(package)

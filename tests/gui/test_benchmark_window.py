@@ -25,7 +25,8 @@ def test_report_json_round_trips_into_the_dashboard(make_window, qtbot, tmp_path
     assert [m.name for m in dashboard.summary_model.results] == ["efficientnet_lite0", "efficientnet_lite1"]
     assert dashboard.summary_model.index(0, 2).data() == f"{loaded.models[0].top1 * 100:.1f}"
     assert dashboard.images_model.rowCount() == 13
-    assert "faster than" in dashboard.conclusions.text()
+    # A speed claim only where the interval of the ratio excludes 1 (it depends on the machine's load).
+    assert "faster than" in dashboard.conclusions.text() or "No clear speed difference" in dashboard.conclusions.text()
     charts = dashboard.charts
     plots = (charts.accuracy, charts.throughput, charts.memory, charts.latency, charts.scatter)
     qtbot.waitUntil(lambda: all(plot.listDataItems() for plot in plots), timeout=10_000)  # one chart per turn
