@@ -275,24 +275,23 @@ def _ways_from_args(args: argparse.Namespace) -> tuple[RunAs | AutoWay, ...]:
     return ways
 
 
-def _rounds(text: str) -> int:
+def _whole_number(text: str, minimum: int, too_small: str) -> int:
+    """``text`` as a whole number of at least ``minimum``; else argparse's error (``too_small`` names the value)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} rounds: give 0 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(too_small.format(value))
     return value
+
+
+def _rounds(text: str) -> int:
+    return _whole_number(text, 0, "{} rounds: give 0 or more")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+    return _whole_number(text, 1, "must be at least 1, not {}")
 
 
 def _fraction(text: str) -> float:

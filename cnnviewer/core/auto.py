@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnviewer.core.errors import CnnviewerError, OutputError
-from cnnviewer.core.files import atomic_write, private_folder, read_small, untrusted_reason
+from cnnviewer.core.errors import CnnviewerError
+from cnnviewer.core.files import read_private, write_private
 from cnnviewer.core.paths import cache_dir
 from cnnviewer.core.results import way_label
 from cnnviewer.core.ways import BF16, FP32, ONNXRUNTIME, AutoWay, RunAs, parse_way
@@ -240,10 +240,7 @@ def _read_cache() -> dict[str, Any]:
     """The cache's records by key; a missing, damaged or foreign file reads as none (with a log line)."""
     path = cache_file()
     try:
-        reason = untrusted_reason(path)
-        if reason:
-            raise ValueError(f"{reason}, so it could have been put there by someone else")
-        data = json.loads(read_small(path, MAX_CACHE_BYTES))
+        data = json.loads(read_private(path, MAX_CACHE_BYTES))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -277,9 +274,20 @@ def _record_from(data: Any, key: dict[str, Any]) -> AutoRecord | None:
 
 def cached_record(model: str, weights_sha256: str, device: str = "cpu") -> AutoRecord | None:
     """The cached measurement for this model, weights, device and versions, or None (needs no torch on the CPU)."""
-    key = cache_key(model, weights_sha256, device)
-    data = _read_cache().get(_key_text(key))
-    return _record_from(data, key) if data is not None else None
+    return cached_records({model: weights_sha256}, device).get(model)
+
+
+def cached_records(digests: dict[str, str], device: str = "cpu") -> dict[str, AutoRecord]:
+    """cached_record of each model in ``digests`` (model -> weights SHA-256) that has one; the file read once."""
+    cache = _read_cache()
+    found = {}
+    for model, weights_sha256 in digests.items():
+        key = cache_key(model, weights_sha256, device)
+        data = cache.get(_key_text(key))
+        record = _record_from(data, key) if data is not None else None
+        if record is not None:
+            found[model] = record
+    return found
 
 
 def save_record(record: AutoRecord) -> None:
@@ -290,11 +298,7 @@ def save_record(record: AutoRecord) -> None:
                                "chosen": record.chosen, "ways": [asdict(w) for w in record.ways]}
     text = json.dumps({"format": FORMAT, "records": records}, indent=1)
     try:
-        try:
-            private_folder(cache_file().parent)
-        except OSError as exc:
-            raise OutputError(f"{cache_file().parent}: cannot be made ({exc.strerror or exc})") from exc
-        atomic_write(cache_file(), lambda handle: handle.write(text.encode()))
+        write_private(cache_file(), text.encode(), cache_dir())
     except CnnviewerError as exc:  # the next run measures again; this one goes on
         log.warning("the measurement of %s is not kept: %s", record.model, exc)
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cnnviewer.core.errors import OutputError, UnknownModelError
-from cnnviewer.core.files import atomic_write, private_folder, read_small, untrusted_reason
+from cnnviewer.core.files import read_private, write_private
 from cnnviewer.core.paths import cache_dir, imported_weights_dir
 
 log = logging.getLogger(__name__)
@@ -349,10 +349,8 @@ def _read_snapshot(torchvision_version: str) -> _Snapshot | None:
     line when it is damaged or another version's (it is made again)."""
     path = snapshot_file(torchvision_version)
     try:
-        reason = untrusted_reason(path)
-        if reason:  # it names download addresses and the class names: only a file this user wrote
-            raise ValueError(f"{reason}, so it could have been put there by someone else")
-        data = json.loads(read_small(path, MAX_SNAPSHOT_BYTES))
+        # It names download addresses and the class names: only a file this user wrote.
+        data = json.loads(read_private(path, MAX_SNAPSHOT_BYTES))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -395,11 +393,7 @@ def _torchvision_snapshot() -> _Snapshot:
                     "categories": list(snapshot.categories)}
         text = json.dumps(document, indent=1).encode()
         try:
-            try:
-                private_folder(snapshot_file(torchvision_version).parent)
-            except OSError as exc:
-                raise OutputError(f"{snapshot_file(torchvision_version).parent}: cannot be made ({exc})") from exc
-            atomic_write(snapshot_file(torchvision_version), lambda handle: handle.write(text))
+            write_private(snapshot_file(torchvision_version), text, cache_dir())
         except OutputError as exc:  # only the next start is slower
             log.warning("the catalog snapshot is not kept: %s", exc)
     return snapshot

@@ -136,12 +136,26 @@ def read_small(path: str | os.PathLike[str], limit: int) -> bytes:
     return data
 
 
-def private_folder(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a folder only this user may write (made with mode 0700 where it is missing): cnnviewer's
-    cache keeps files it later runs (model exports), and a file another user could plant must not be one."""
-    folder = Path(os.fspath(path))
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
+def write_private(path: str | os.PathLike[str], data: bytes, root: str | os.PathLike[str]) -> Path:
+    """atomic_write ``data`` to ``path`` in folders only this user may write: ``root`` (cnnviewer's cache) and
+    ``path``'s own folder are made with mode 0700 where missing. The cache keeps files cnnviewer later runs
+    (model exports), and a file another user could plant must not be one (read_private refuses it)."""
+    target = Path(os.fspath(path))
+    for folder in dict.fromkeys((Path(os.fspath(root)), target.parent)):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot be made ({exc.strerror or exc})") from exc
+    return atomic_write(target, lambda handle: handle.write(data))
+
+
+def read_private(path: str | os.PathLike[str], limit: int) -> bytes:
+    """read_small, of a cache file this user wrote: ValueError when it or its folder could have been written
+    by someone else (untrusted_reason); FileNotFoundError and other OSErrors as read_small raises them."""
+    reason = untrusted_reason(path)
+    if reason:
+        raise ValueError(f"{reason}, so it could have been put there by someone else")
+    return read_small(path, limit)
 
 
 def untrusted_reason(path: str | os.PathLike[str]) -> str | None:
@@ -169,8 +183,7 @@ def read_cache_record(record: str | os.PathLike[str], vouched: str | os.PathLike
     except OSError as exc:
         log.warning("the cache %s cannot be read (%s); what it holds is made again", record.parent, exc)
         return None
-    for file in (record, Path(os.fspath(vouched))):
-        reason = untrusted_reason(file)
-        if reason:
-            raise ValueError(f"{reason}, so it could have been put there by someone else")
-    return read_small(record, limit)
+    reason = untrusted_reason(vouched)
+    if reason:
+        raise ValueError(f"{reason}, so it could have been put there by someone else")
+    return read_private(record, limit)

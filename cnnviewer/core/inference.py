@@ -15,7 +15,7 @@ from cnnviewer.core.catalog import ModelEntry, Preprocessing
 from cnnviewer.core.errors import CnnviewerError, ImageLoadError
 from cnnviewer.core.images import load_image
 from cnnviewer.core.models import LoadedModel
-from cnnviewer.core.results import Classification, Prediction, Timings
+from cnnviewer.core.results import Classification, Prediction, Timings, classifications
 from cnnviewer.core.ways import RunAs
 
 if TYPE_CHECKING:
@@ -221,15 +221,9 @@ class Classifier:
             results = self.predict_batch(ready.tensor, top_k)
             inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(results))
         decode_ms = ready.seconds * 1000 / max(1, len(ready.paths))  # read + decode + preprocess, per file
-        good = iter(results)
-        way, auto = self.loaded.way, self.loaded.auto
-        for path, error in zip(ready.paths, ready.errors, strict=True):
-            if error is not None:
-                yield Classification(path=path, model=self.entry.name, error=error,
-                                     timings=Timings(decode_ms=decode_ms), way=way, auto=auto)
-            else:
-                yield Classification(path=path, model=self.entry.name, predictions=next(good),
-                                     timings=Timings(decode_ms, 0.0, inference_ms), way=way, auto=auto)
+        files = [(path, error, Timings(decode_ms) if error else Timings(decode_ms, 0.0, inference_ms))
+                 for path, error in zip(ready.paths, ready.errors, strict=True)]
+        yield from classifications(self.entry.name, self.loaded.way, self.loaded.auto, files, results)
 
     def _run_batch(self, decoded: list[Decoded], top_k: int) -> Iterator[Classification]:
         tensors = [d.tensor for d in decoded if d.tensor is not None]
@@ -239,13 +233,7 @@ class Classifier:
             started = time.perf_counter()
             results = self.predict_batch(torch.stack(tensors), top_k)
             inference_ms = (time.perf_counter() - started) * 1000 / len(tensors)
-        good = iter(results)
-        way, auto = self.loaded.way, self.loaded.auto
-        for d in decoded:
-            if d.tensor is None:
-                yield Classification(path=d.path, model=self.entry.name, error=d.error,
-                                     timings=Timings(decode_ms=d.decode_ms), way=way, auto=auto)
-            else:
-                yield Classification(path=d.path, model=self.entry.name, predictions=next(good),
-                                     timings=Timings(d.decode_ms, d.preprocess_ms, inference_ms), way=way, auto=auto)
+        files = [(d.path, d.error, Timings(d.decode_ms) if d.tensor is None
+                  else Timings(d.decode_ms, d.preprocess_ms, inference_ms)) for d in decoded]
+        yield from classifications(self.entry.name, self.loaded.way, self.loaded.auto, files, results)
 

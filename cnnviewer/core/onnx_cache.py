@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -10,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnviewer.core.errors import OutputError
-from cnnviewer.core.files import atomic_write, private_folder, read_cache_record, read_small
+from cnnviewer.core.files import read_cache_record, read_small, write_private
 from cnnviewer.core.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -26,7 +26,15 @@ MAX_RECORD_BYTES = 1 << 20
 
 
 def versions(*packages: str) -> dict[str, str]:
-    """The installed version of each package (read from its metadata: nothing is imported); "" when absent."""
+    """The installed version of each package (read from its metadata: nothing is imported); "" when absent.
+
+    Read once per process (5 ms each time, and every cache key asks): the code this process runs is what
+    was installed when it started, whatever is installed meanwhile."""
+    return dict(_versions(packages))
+
+
+@functools.lru_cache(maxsize=8)
+def _versions(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     from importlib.metadata import PackageNotFoundError, version
 
     from cnnviewer import __version__
@@ -37,7 +45,7 @@ def versions(*packages: str) -> dict[str, str]:
             found[package] = version(package)
         except PackageNotFoundError:
             found[package] = ""
-    return found
+    return tuple(found.items())
 
 
 #: The packages whose versions an export depends on: the exporter, the runtime, and the model code itself.
@@ -108,16 +116,11 @@ def save_export(entry: ModelEntry, weights_sha256: str, data: bytes, folded: boo
     from dataclasses import asdict
 
     path = fp32_export_file(entry.name, weights_sha256, folded)
-    try:
-        private_folder(cache_dir())
-        private_folder(path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path.parent}: cannot be made ({exc.strerror or exc})") from exc
-    atomic_write(path, lambda handle: handle.write(data))
+    write_private(path, data, cache_dir())
     record = {"key": export_key(entry.name, weights_sha256, folded), "size": len(data),
               "sha256": hashlib.sha256(data).hexdigest(), "title": entry.title,
               "preprocessing": asdict(entry.preprocessing), "categories": list(entry.categories)}
-    atomic_write(_record_file(path), lambda handle: handle.write(json.dumps(record).encode()))
+    write_private(_record_file(path), json.dumps(record).encode(), cache_dir())
     return path
 
 

@@ -15,7 +15,7 @@ from cnnviewer.core.catalog import Preprocessing
 from cnnviewer.core.errors import ImageLoadError
 from cnnviewer.core.images import load_image
 from cnnviewer.core.onnx_cache import CachedExport
-from cnnviewer.core.results import Classification, Prediction, Timings
+from cnnviewer.core.results import Classification, Prediction, Timings, classifications
 from cnnviewer.core.ways import ONNXRUNTIME
 
 # torchvision's InterpolationMode values -> PIL's filters, as torchvision maps them for PIL images.
@@ -126,11 +126,6 @@ class OnnxClassifier:
                 started = time.perf_counter()
                 results = self.predict_batch(np.stack(arrays), top_k)
                 inference_ms = (time.perf_counter() - started) * 1000 / len(arrays)
-            good = iter(results)
-            for d in decoded:
-                if d.array is None:
-                    yield Classification(d.path, self.model, error=d.error, timings=Timings(decode_ms=d.decode_ms),
-                                         way=self.way, auto=self.auto)
-                else:
-                    yield Classification(d.path, self.model, next(good), None,
-                                         Timings(d.decode_ms, d.preprocess_ms, inference_ms), self.way, self.auto)
+            files = [(d.path, d.error, Timings(d.decode_ms) if d.array is None
+                      else Timings(d.decode_ms, d.preprocess_ms, inference_ms)) for d in decoded]
+            yield from classifications(self.model, self.way, self.auto, files, results)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnviewer.core.catalog import ModelEntry
-from cnnviewer.core.errors import CnnviewerError, ImageLoadError, OutputError
-from cnnviewer.core.files import atomic_write, private_folder, read_cache_record
+from cnnviewer.core.errors import CnnviewerError, ImageLoadError
+from cnnviewer.core.files import read_cache_record, write_private
 from cnnviewer.core.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -311,16 +311,11 @@ def quantize_int8(fp32_onnx: Path, entry: ModelEntry, calibration: Sequence[str 
             raise CnnviewerError(f"{entry.name} cannot be quantized to int8 ({first[:160]}); "
                                  "choose another way of running.") from exc
         data = quantized.read_bytes()
-    try:
-        private_folder(cache_dir())
-        private_folder(out.parent)
-    except OSError as exc:
-        raise OutputError(f"{out.parent}: cannot be made ({exc.strerror or exc})") from exc
-    atomic_write(out, lambda handle: handle.write(data))
+    write_private(out, data, cache_dir())
     record = {"model": entry.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
               "calibration_used": len(arrays), "skipped": skipped, "recipe": recipe.key,
               "seconds": round(time.perf_counter() - started, 2)}
-    atomic_write(_record_path(out), lambda handle: handle.write(json.dumps(record, indent=1).encode()))
+    write_private(_record_path(out), json.dumps(record, indent=1).encode(), cache_dir())
     log.info("quantized %s to int8 in %.1f s (%d calibration images, %d skipped): %s", entry.name,
              record["seconds"], len(arrays), len(skipped), out)
     return Int8Model(out, entry.name, len(arrays), tuple(skipped), recipe, built=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cnnviewer.core.ways import AUTO_LABEL, FP32, RunAs
@@ -49,3 +50,15 @@ class Classification:
     @property
     def way_label(self) -> str:
         return way_label(self.way, self.auto)
+
+
+def classifications(model: str, way: RunAs, auto: bool, files: Iterable[tuple[str, str | None, Timings]],
+                    predictions: Iterable[tuple[Prediction, ...]]) -> Iterator[Classification]:
+    """One Classification per (path, error, timings) of a batch, in order: the files without an error take
+    ``predictions`` (one per such file, in the same order), the others carry their error."""
+    answers = iter(predictions)
+    for path, error, timings in files:
+        if error is not None:
+            yield Classification(path, model, error=error, timings=timings, way=way, auto=auto)
+        else:
+            yield Classification(path, model, next(answers), None, timings, way, auto)

@@ -91,20 +91,13 @@ class CatalogInfo:
 def auto_choices(devices: list[str], names: list[str]) -> dict[str, dict[str, RunAs]]:
     """device -> model -> auto's cached choice, for those of ``names`` whose weights' digest is remembered
     (hashing a file of hundreds of MB is not done for this: such a model shows its choice once loaded)."""
-    from cnnviewer.core.auto import cached_record
+    from cnnviewer.core.auto import cached_records
     from cnnviewer.core.catalog import get_entry
     from cnnviewer.core.weights import weights_identity
 
-    digests = {name: weights_identity(get_entry(name)).sha256 for name in names}
-    found: dict[str, dict[str, RunAs]] = {}
-    for device in devices:
-        chosen = {}
-        for name, sha in digests.items():
-            record = cached_record(name, sha, device) if sha else None
-            if record is not None:
-                chosen[name] = record.way
-        found[device] = chosen
-    return found
+    digests = {name: sha for name in names if (sha := weights_identity(get_entry(name)).sha256)}
+    return {device: {name: record.way for name, record in cached_records(digests, device).items()}
+            for device in devices}
 
 
 def load_catalog(token: CancelToken, report: Reporter) -> CatalogInfo:
