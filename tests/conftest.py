@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,7 @@ from tests.helpers import (
 
 if TYPE_CHECKING:
     from cnnviewer.core.benchmark import BenchmarkReport
+    from tests.ray_cluster import LocalRayCluster
 
 # Test modules written before tests/helpers.py import these from here; new code imports tests.helpers.
 __all__ = ["DATASETS", "PHOTOS_13", "ROOT", "SAMPLES_88", "VAL_100", "labelled_files", "second_way",
@@ -152,3 +155,24 @@ def int8_cache(int8_home: tuple[Path, Path], isolated_home: Path, monkeypatch: p
     """The test's cache folder is its file's shared one (monkeypatch puts the test's own back)."""
     monkeypatch.setenv("CNNVIEWER_CACHE_DIR", str(int8_home[0]))
     return int8_home[0]
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[Callable[..., LocalRayCluster]]:
+    """``ray_cluster(workers=1, cpus=1)`` starts a real Ray cluster on 127.0.0.1 (a head and ``workers`` more
+    nodes, tests/ray_cluster.py); every one started is stopped after the test, even a failed one. Skipped
+    without ray. Per test, not per module: pytest-xdist runs a module's tests in several processes."""
+    pytest.importorskip("ray")
+    from tests.ray_cluster import LocalRayCluster
+
+    started: list[LocalRayCluster] = []
+
+    def start(workers: int = 1, cpus: int = 1, start_timeout_s: float = 90.0) -> LocalRayCluster:
+        cluster = LocalRayCluster(workers=workers, cpus=cpus, start_timeout_s=start_timeout_s)
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    with contextlib.ExitStack() as stops:  # each one stopped even when another's stop() raises
+        for cluster in started:
+            stops.callback(cluster.stop)
