@@ -24,10 +24,11 @@ test-deps: $(BIN)/python
 	$(PIP_INSTALL) -e ".[test]"
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist; `auto`: one per core, at most 4), each torch
-# given its share of the cores (tests/conftest.py). `make test TEST_WORKERS=0` runs it in one process.
+# given its share of the cores (tests/conftest.py); tests marked xdist_group (one Ray cluster for a module) stay in
+# one process. `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= auto
 test: test-deps  ## install the test dependencies and run the whole suite
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 test-slow: test-deps  ## the long runs left out of `make test` (the 20,000-example fuzz, ...)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow

@@ -147,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_way_options(bench, several=True)
     _add_calibrate_option(bench, "every image of FOLDER is then scored, and none may be among them (default: a "
                           "fixed sample of FOLDER calibrates and is not scored, for every way)")
+    cluster = bench.add_argument_group("on a Ray cluster (pip install 'cnnviewer[cluster]')")
+    cluster.add_argument("--cluster", choices=("ray",), help="run the models on a Ray cluster: the one at RAY_ADDRESS "
+                         "when set (ray start --head ...), else a local Ray instance started for the run; speed is "
+                         "reported per worker and there are no timing rounds")
+    cluster.add_argument("--cluster-data", choices=("bytes", "paths"), default="bytes",
+                         help="what the workers get: the image bytes, read and sent by this machine (default: no "
+                              "shared storage needed), or the paths (FOLDER must be on shared storage at the same "
+                              "path on every worker)")
+    cluster.add_argument("--shard-size", type=_positive_int, default=64, metavar="N",
+                         help="images per shard handed to a worker (default 64; rounded up to a multiple of "
+                              "--batch-size)")
+    cluster.add_argument("--resume", action="store_true",
+                         help="continue the interrupted cluster run in --out from its results.csv: the same FOLDER, "
+                              "models and ways; finished images are not run again")
 
     explain = sub.add_parser("explain", help="a Grad-CAM map of where a model looked, over the image")
     explain.add_argument("image", metavar="IMAGE")
@@ -766,6 +780,29 @@ class _Interrupts:
         return self.asked
 
 
+def _cluster_from_args(args: argparse.Namespace, ways):
+    """The cluster options asked for, or None; what cannot run on a cluster is refused before any work."""
+    from cnnviewer.core.ways import INT8
+
+    if args.cluster is None:
+        for flag, given in (("--resume", args.resume), ("--cluster-data", args.cluster_data != "bytes"),
+                            ("--shard-size", args.shard_size != 64)):
+            if given:
+                raise UsageError(f"{flag} is for a cluster run; add --cluster ray")
+        return None
+    from cnnviewer.core.cluster import ClusterOptions, cluster_available
+
+    if not cluster_available():
+        raise UsageError("--cluster ray needs Ray, which is not installed.",
+                         cli_hint="Install it with: pip install 'cnnviewer[cluster]'.")
+    if INT8 in ways or args.calibrate is not None:
+        raise UsageError("int8 does not run on a cluster (its calibration is made on one machine); choose fp32, "
+                         "bf16, onnxruntime or auto with --cluster, or run int8 without it")
+    if args.resume and not args.out:
+        raise UsageError("--resume needs --out: the folder of the run to continue")
+    return ClusterOptions(data=args.cluster_data, shard_images=args.shard_size)
+
+
 def _default_bench_folder() -> str:
     """A new folder name for this run in the current folder (never one an earlier run is in)."""
     import datetime as dt
@@ -791,6 +828,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from cnnviewer.core.ways import INT8
 
     ways = _ways_from_args(args)  # an unknown way is refused before any work; auto chooses per model
+    cluster = _cluster_from_args(args, ways)
     if args.calibrate is not None and INT8 not in ways:
         _calibration_for(args, ways, [])  # refused: nothing would use it
     if args.models is not None:
@@ -821,13 +859,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except CalibrationOverlapError as exc:
             raise UsageError(str(exc), cli_hint="Give a --calibrate folder outside FOLDER.") from exc
     config = BenchmarkConfig(models=names, batch_size=args.batch_size, limit=args.limit, device=args.device,
-                             ways=ways, timing_rounds=args.rounds, calibrate_folder=args.calibrate)
+                             ways=ways, timing_rounds=0 if args.cluster else args.rounds,
+                             calibrate_folder=args.calibrate)
     shown = Path(args.out or _default_bench_folder())
-    try:
-        folder = prepare_run_folder(shown, overwrite=args.overwrite)
-    except EarlierRunError as exc:
-        raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out "
-                          "folder, or add --overwrite to replace that run") from exc
+    if args.resume:  # the run's folder is there already, with what the interrupted run wrote
+        from cnnviewer.core.report import RunFolder
+
+        folder = RunFolder(shown)
+    else:
+        try:
+            folder = prepare_run_folder(shown, overwrite=args.overwrite)
+        except EarlierRunError as exc:
+            raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out folder, add "
+                              "--overwrite to replace that run" + (", or --resume to continue it" if args.cluster
+                                                                    else "")) from exc
     out = shown  # the same folder as folder.path; files are named as the user named it
     problems: dict[str, str] = {}  # output -> why it could not be written; the run goes on without it
 
@@ -839,8 +884,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with _Interrupts() as stop:  # Ctrl+C: stop after this batch; twice: at once (the report is still written)
         bar = _BenchProgress(stop)
         try:
-            report = run_to_folder(dataset, config, out, progress=bar, should_cancel=stop, on_problem=on_problem)
-        except OutputError:  # results.csv could not be made: nothing was written, nothing is left behind
+            if cluster is not None:
+                from cnnviewer.core.cluster import run_on_cluster
+
+                report = run_on_cluster(dataset, config, out, cluster, progress=bar, should_cancel=stop,
+                                        on_problem=on_problem, resume=args.resume)
+            else:
+                report = run_to_folder(dataset, config, out, progress=bar, should_cancel=stop, on_problem=on_problem)
+        except CnnviewerError:  # results.csv could not be made, no cluster answered: nothing is left behind
             folder.remove_if_empty()
             raise
         finally:
@@ -882,9 +933,10 @@ def _bench_table(report) -> str:
         lat = m.latency_ms or {}
         rows.append((m.name, f"{m.images}/{len(report.images)}" if m.partial else str(m.images), f"{m.top1 * 100:.1f}",
                      f"{m.top1_ci[0] * 100:.0f}-{m.top1_ci[1] * 100:.0f}", f"{m.top5 * 100:.1f}",
-                     "-" if m.throughput_ips is None else f"{m.throughput_ips:.1f}",
+                     ("per worker" if "cluster" in report.environment else "-") if m.throughput_ips is None
+                     else f"{m.throughput_ips:.1f}",
                      f"{lat['p50']:.0f}" if lat else "-", f"{lat['p99']:.0f}" if lat else "-",
-                     f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))
+                     *(("-", "-") if "cluster" in report.environment else (f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))))
     if any(m.peak_gpu_mb for m in report.models):
         headers += ("GPU MB",)
         rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "")
@@ -893,7 +945,7 @@ def _bench_table(report) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
                        for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in [headers, *rows]]
-    if any(m.error is None for m in report.models):
+    if any(m.error is None for m in report.models) and "cluster" not in report.environment:
         from cnnviewer.core.benchmark import OLD_MEMORY_CAPTION, memory_caption
 
         lines.append("peak MB: resident memory of the whole process" if memory_caption(report.models)
@@ -902,8 +954,34 @@ def _bench_table(report) -> str:
     ways = report.environment.get("run_as") or []
     if ways:  # which way ran says how to read every figure: the first line
         lines.insert(0, f"Run as {', '.join(str(way) for way in ways)} on {report.environment.get('device', 'cpu')}")
-    lines += [""] + timing_notes(report) + conclusions(report)
+    lines += [""] + _cluster_table(report.environment.get("cluster")) + timing_notes(report) + conclusions(report)
     return "\n".join(lines)
+
+
+def _cluster_table(cluster) -> list[str]:
+    """A cluster run's split, its workers (each with its own speed: different machines are never summed)
+    and the shards that were tried again; [] for a run on this machine."""
+    if not cluster:
+        return []
+    lines = [f"Cluster: Ray at {cluster.get('address')}, images sent as {cluster.get('data')}; {cluster.get('split')}.",
+             "Speed per worker (images/s; not summed: the workers are different processes or machines):"]
+    headers = ("model", "host", "node", "pid", "device", "way", "threads", "images", "shards", "forward",
+               "file-to-top-5", "peak MB")
+    rows = [(str(w.get("model")), str(w.get("host")), str(w.get("node")), str(w.get("pid")), str(w.get("device")),
+             str(w.get("way")), str(w.get("threads")), str(w.get("images")), str(w.get("shards")),
+             "-" if w.get("forward_ips") is None else f"{w['forward_ips']:.1f}",
+             "-" if w.get("end_to_end_ips") is None else f"{w['end_to_end_ips']:.1f}",
+             "-" if w.get("peak_rss_mb") is None else f"{w['peak_rss_mb']:.0f}")
+            for w in cluster.get("workers") or []]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines += ["  " + "  ".join(c.rjust(w) if i > 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
+              strict=True))).rstrip() for row in [headers, *rows]]
+    for retry in cluster.get("retries") or []:
+        lines.append(f"Shard {retry.get('shard')} of {retry.get('model')} was tried again: on {retry.get('host')} "
+                     f"(pid {retry.get('pid')}) {retry.get('reason')}.")
+    for resumed in cluster.get("resumed") or []:
+        lines.append(f"Resumed {resumed.get('date')}: {resumed.get('rows')} finished row(s) read back from results.csv.")
+    return [*lines, ""]
 
 
 # -- gui --------------------------------------------------------------------------------------

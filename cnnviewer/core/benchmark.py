@@ -1052,7 +1052,14 @@ def _finish_statistics(report: BenchmarkReport) -> None:
 
 
 def environment_line(env: dict[str, Any]) -> str:
-    return (f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
+    driver = ""
+    cluster = env.get("cluster")
+    if isinstance(cluster, dict):  # the figures came from the workers (the Cluster section); this is the driver
+        workers = cluster.get("workers")
+        nodes = {str(w.get("node")) for w in (workers if isinstance(workers, list) else []) if isinstance(w, dict)}
+        driver = f"Models ran on {len(nodes)} machine(s) of a cluster; this line is the driver's machine: "
+    return driver + (
+            f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "
             f"· {env.get('device')}{' (' + env['gpu'] + ')' if env.get('gpu') else ''} "
             f"· {_ways(env)} · batch {env.get('batch_size')} "

@@ -7,13 +7,15 @@ import csv
 import io
 import json
 import logging
+import math
 import os
+import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cnnviewer.core import charts
 from cnnviewer.core.benchmark import (
@@ -83,7 +85,8 @@ CSV_HEADER = ["file", "label", "truth_index", "truth_name", "model", "correct_to
 
 # Charts that earlier versions wrote: a rerun into the folder replaces them too (or refuses to).
 EARLIER_CHART_FILES = ("accuracy_top1.png", "accuracy_top5.png")
-RUN_FILES = ("report.json", "report.md", "report.html", "results.csv", *CHART_FILES, *EARLIER_CHART_FILES)
+RUN_FILES = ("report.json", "report.md", "report.html", "results.csv", *CHART_FILES, *EARLIER_CHART_FILES,
+             "cluster-shards.jsonl")  # a cluster run's shards (core.cluster.SHARDS_FILE), kept for a resume
 
 
 class ResultsCsv:
@@ -93,8 +96,11 @@ class ResultsCsv:
     keep their bytes, even those that are not UTF-8; text a spreadsheet would run as a formula is quoted.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, resume: bool = False):
         self.path = Path(path)
+        if resume:
+            self._continue()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target = output_target(self.path)
@@ -108,6 +114,22 @@ class ResultsCsv:
         self._handle = open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
         self._writer = csv.writer(self._handle)
         self._write([CSV_HEADER])
+
+    def _continue(self) -> None:
+        """An earlier session's file, continued (a cluster run's resume): a last line cut short by a killed
+        run is removed first, so every line is whole; nothing before it is touched."""
+        try:
+            with open(output_target(self.path), "rb+") as earlier:
+                data = earlier.read()
+                if not data.startswith(",".join(CSV_HEADER).encode()):
+                    raise OutputError(f"{self.path}: is not a cnnviewer results.csv, so it is not continued")
+                earlier.truncate(data.rfind(b"\n") + 1)
+            handle = open(output_target(self.path), "a", newline="", encoding="utf-8",
+                          errors="surrogateescape")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot be continued ({reason_for_write_error(exc)})") from exc
+        self._handle = handle
+        self._writer = csv.writer(self._handle)
 
     def _write(self, rows: Sequence[Sequence[object]]) -> None:
         try:
@@ -249,7 +271,8 @@ def _run_as(m: ModelResult) -> str:
 def timing_notes(report: BenchmarkReport) -> list[str]:
     """Sentences about how the models ran (auto's choices, int8's calibration), the timing rounds and the load
     while timing (no timing sentences for reports before rounds)."""
-    notes = []
+    note = cluster_note(report)
+    notes = [note] if note else []
     chosen = [f"{m.name} as {m.run_as}" for m in report.models if m.auto]
     if chosen:
         notes.append("auto ran " + ", ".join(chosen) + " (each model's fastest way here whose top-5 equals fp32's "
@@ -278,8 +301,15 @@ def timing_notes(report: BenchmarkReport) -> list[str]:
 def _latency(report: BenchmarkReport, m: ModelResult) -> str:
     if m.partial:
         return f"{report.partial_note(m)}, no speed figures"
+    if per_worker(report, m):
+        return PER_WORKER
     lat = m.latency_ms
     return "-" if lat is None else f"{lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f}"
+
+
+def _driver_figure(report: BenchmarkReport, m: ModelResult, value: float, spec: str) -> str:
+    """A figure measured in the process that ran the model: "-" for a cluster result, whose driver ran none."""
+    return "-" if ran_on_cluster(report) and m.error is None else format(value, spec)
 
 
 def _not_run(m: ModelResult) -> str:
@@ -304,11 +334,16 @@ def markdown(report: BenchmarkReport) -> str:
     for m in ran:
         title = f"{m.title} ({report.partial_note(m)})" if m.partial else m.title
         seconds = "-" if m.partial else f"{m.seconds:.2f}"
-        lines.append(f"| {title} | {seconds} | {m.peak_rss_mb:.0f} | {_pct(m.top1)} | {_pct(m.top5)} |")
+        lines.append(f"| {title} | {seconds} | {_driver_figure(report, m, m.peak_rss_mb, '.0f')} | {_pct(m.top1)} "
+                     f"| {_pct(m.top5)} |")
     samples = report.config.get("latency_samples", 20)
-    lines += ["", "Time, s: each model's whole turn: loading it (and hashing its weights file the first time), a "
-              f"warm-up, classifying every image (decoding included) and {samples} batch-1 latency runs; pauses for "
-              "the window's interactive work are left out (`paused_s` in report.json).",
+    time_line = ("Time, s: each model's whole turn: loading it (and hashing its weights file the first time), a "
+                 f"warm-up, classifying every image (decoding included) and {samples} batch-1 latency runs; pauses "
+                 "for the window's interactive work are left out (`paused_s` in report.json).")
+    if ran_on_cluster(report):
+        time_line = ("Time, s: each model's turn on the cluster, from starting its workers to its last shard's "
+                     "answers back; each worker's peak memory is in the Cluster section.")
+    lines += ["", time_line,
               "", "## Measured and published", "",
               "| Model | Top-1 % (95 % CI) | Top-5 % (95 % CI) | Published acc@1 / acc@5 | GMACs | Params (M) "
               "| Throughput img/s (95 % interval) | Latency p50 / p90 / p99 ms | Decode ms | Params MB | Load s |",
@@ -319,8 +354,10 @@ def markdown(report: BenchmarkReport) -> str:
                      ) if pub.get("acc1") is not None else "-"
         lines.append(
             f"| {m.name} | {_pct(m.top1)} ({_ci(m.top1_ci)}) | {_pct(m.top5)} ({_ci(m.top5_ci)}) | {published} "
-            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} | {_throughput(m)} "
-            f"| {_latency(report, m)} | {m.decode_ms_mean:.1f} | {m.param_mb:.0f} | {m.load_s:.2f} |")
+            f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} "
+            f"| {PER_WORKER if per_worker(report, m) else _throughput(m)} | {_latency(report, m)} "
+            f"| {_driver_figure(report, m, m.decode_ms_mean, '.1f')} | {_driver_figure(report, m, m.param_mb, '.0f')} "
+            f"| {PER_WORKER if per_worker(report, m) else f'{m.load_s:.2f}'} |")
     ways = against_fp32(report)
     if ways:
         lines += ["", "## Ways of running against FP32 (the same images)", "",
@@ -336,6 +373,9 @@ def markdown(report: BenchmarkReport) -> str:
     if failed:
         lines += ["", "Models that could not run:", ""] + [f"- {m.name}: {markdown_text(_not_run(m))}"
                                                            for m in failed]
+    cluster = cluster_lines(report)
+    if cluster:
+        lines += ["", *cluster]
     lines += ["", "## Conclusions", ""]
     lines += [f"- **{sentence}**" if sentence.startswith("Other programs") else f"- {sentence}"
               for sentence in timing_notes(report)]
@@ -376,16 +416,19 @@ def markdown(report: BenchmarkReport) -> str:
 def conclusions(report: BenchmarkReport) -> list[str]:
     """Sentences written from the statistics: speed ratios, and accuracy claims only when significant."""
     titles = {m.name: m.title for m in report.models}
+    # A cluster run has no single speed per model (speed is per worker): nothing to compare, whatever is stored.
+    speeds = not ran_on_cluster(report)
     sentences = [f"{m.title} is {report.partial_note(m)} (the run was cancelled during its turn): no speed "
                  "figures, and it is left out of the comparisons." for m in report.models if m.partial]
     for w in against_fp32(report):
         title, base = titles.get(w["name"], w["name"]), titles.get(w["model"], w["model"])
-        speed = speed_sentence(title, base, {**w, "speed_ratio": w["speed"]}, w["name"]) if w["speed"] else title
+        speed = (speed_sentence(title, base, {**w, "speed_ratio": w["speed"]}, w["name"]) if w["speed"] and speeds
+                 else title)
         sentences.append(f"{speed}: top-1 {w['change_points']:+.1f} points against FP32 ({w['differ']} of "
                          f"{w['images']} top-1 answers differ).")
     for c in report.comparisons:
         a, b = titles.get(c["a"], c["a"]), titles.get(c["b"], c["b"])
-        speed = speed_sentence(a, b, c, c["a"])
+        speed = speed_sentence(a, b, c if speeds else {}, c["a"])
         if c["significant"]:
             better = titles.get(c["more_accurate"], c["more_accurate"])
             other = b if better == a else a
@@ -395,6 +438,175 @@ def conclusions(report: BenchmarkReport) -> list[str]:
         else:
             sentences.append(f"{speed}; their top-1 difference is not significant, p = {c['p_value']:.2f}.")
     return sentences
+
+
+# -- a run on a cluster (core.cluster): speed per worker, never summed ---------------------------------
+
+PER_WORKER = "per worker"  # a cluster result's speed cells: each worker process has its own figures
+NOT_SUMMED = ("Speeds are per worker and are not summed: the workers are different machines, so a total would "
+              "describe none of them.")
+WORKER_HEADERS = ("Model", "Host", "Node", "PID", "Device", "Way", "Threads", "Images", "Shards", "Forward img/s",
+                  "File-to-top-5 img/s", "Peak MB", "Load s")
+SENT = {"bytes": "the image bytes (the driver read each image and sent it: no shared storage needed)",
+        "paths": "the image paths (each worker opened the files itself, on shared storage at the same path)"}
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What a report says about the cluster its models ran on, as plain sentences and cells (each face
+    escapes them its own way). Read from environment["cluster"] field by field: a report.json may come from
+    anywhere, so a wrong type shows "-" rather than stopping the report."""
+
+    where: str  # the engine, its address and the machines
+    sent: str  # what went over the network
+    split: str  # how the images were split into shards, and how many shards each model had
+    workers: tuple[tuple[str, ...], ...]  # WORKER_HEADERS cells, one row per (model, worker process)
+    retries: tuple[str, ...]  # a shard whose worker died or failed: where, why, and where it ran next
+    resumed: tuple[str, ...]  # each earlier session read back from results.csv
+    processes: int  # worker processes that finished a shard
+    machines: int  # the nodes they ran on
+
+
+def _entries(cluster: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = cluster.get(key)
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+
+
+def _word(value: object, longest: int = 80) -> str:
+    """A name (a host name is at most 64 characters) or, with a larger ``longest``, a sentence from
+    environment["cluster"], on one line and cut to ``longest`` characters; "-" for none."""
+    if value is None or value == "":
+        return "-"
+    text = printable(value)
+    return text if len(text) <= longest else text[:longest - 1] + "…"
+
+
+def _figure(value: object, digits: int = 0) -> str:
+    """A number from environment["cluster"]; "-" for none, or for anything that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def ran_on_cluster(report: BenchmarkReport) -> bool:
+    return isinstance(report.environment.get("cluster"), dict)
+
+
+def cluster_summary(report: BenchmarkReport) -> ClusterSummary | None:
+    """The cluster a run used (environment["cluster"]); None for a run on one machine."""
+    cluster = report.environment.get("cluster")
+    if not isinstance(cluster, dict):
+        return None
+    engine = {"ray": "Ray"}.get(str(cluster.get("engine")), _word(cluster.get("engine")))
+    address = cluster.get("address")
+    where = (f"{engine}, a local instance started for this run" if address == "local"
+             else f"{engine} at {_word(address)}")
+    nodes = _entries(cluster, "nodes")
+    if nodes:
+        where += f"; {len(nodes)} machine(s): " + ", ".join(
+            f"{_word(n.get('host'))} ({_word(n.get('ip'))}, {_figure(n.get('cpus'))} CPU(s), "
+            f"{_figure(n.get('gpus'))} GPU(s))" for n in nodes)
+    data = cluster.get("data")
+    sent = SENT.get(str(data), _word(data))
+    shards = _entries(cluster, "shards")
+    split = _word(cluster.get("split"), 400)
+    split = ("-" if split == "-" else split[0].upper() + split[1:] + ".") + \
+        f" Shards of up to {_figure(cluster.get('shard_images'))} images"
+    counts = {m.name: len({str(s.get("shard")) for s in shards if s.get("model") == m.name})
+              for m in report.models if m.error is None}
+    if counts:
+        split += "; shards per model: " + ", ".join(f"{_word(name)} {count}" for name, count in counts.items())
+    workers = tuple(
+        (_word(w.get("model")), _word(w.get("host")), _word(w.get("node")), _figure(w.get("pid")),
+         _word(w.get("device")) + (f" ({_word(w.get('gpu'))})" if w.get("gpu") else ""), _word(w.get("way")),
+         _figure(w.get("threads")),
+         _figure(w.get("images")) + (f" ({_figure(w.get('failed'))} failed)" if w.get("failed") else ""),
+         _figure(w.get("shards")), _figure(w.get("forward_ips"), 1), _figure(w.get("end_to_end_ips"), 1),
+         _figure(w.get("peak_rss_mb")), _figure(w.get("load_s"), 2)) for w in _entries(cluster, "workers"))
+    retries = tuple(_retry(r, cluster) for r in _entries(cluster, "retries"))
+    resumed = tuple(f"{_word(r.get('date'))}: {_figure(r.get('rows'))} row(s) read back from results.csv, not "
+                    "classified again" for r in _entries(cluster, "resumed"))
+    processes = len({(row[2], row[3]) for row in workers})
+    return ClusterSummary(where, sent, split + ".", workers, retries, resumed, processes,
+                          len({row[2] for row in workers}))
+
+
+def _retry(retry: dict[str, Any], cluster: dict[str, Any]) -> str:
+    """"lite0 shard 2: the worker process died (...) on host-b (pid 1235, attempt 1); ran next on host-a
+    (pid 1234, attempt 2)": the next attempt is a later retry of the same shard, or where it finished."""
+    model, shard, attempt = retry.get("model"), str(retry.get("shard")), retry.get("attempt")
+    same = [entry for entry in _entries(cluster, "retries") + _entries(cluster, "shards")
+            if entry.get("model") == model and str(entry.get("shard")) == shard]
+    later = [entry for entry in same if isinstance(attempt, int) and isinstance(entry.get("attempt"), int)
+             and entry["attempt"] > attempt]
+    after = min(later, key=lambda entry: int(entry["attempt"]), default=None)
+    next_place = (f"ran next on {_word(after.get('host'))} (pid {_figure(after.get('pid'))}, attempt "
+                  f"{_figure(after.get('attempt'))})" if after else "not run again (the run ended first)")
+    return (f"{_word(model)} shard {_word(retry.get('shard'))}: {_word(retry.get('reason'), 400)} on "
+            f"{_word(retry.get('host'))} (pid {_figure(retry.get('pid'))}, attempt {_figure(attempt)}); {next_place}")
+
+
+def per_worker(report: BenchmarkReport, m: ModelResult) -> bool:
+    """Whether ``m``'s speed is per worker: it ran its whole turn on a cluster (no single figure)."""
+    return ran_on_cluster(report) and m.error is None and not m.partial and m.throughput_ips is None
+
+
+def cluster_note(report: BenchmarkReport) -> str | None:
+    """The sentence under a cluster run's results: where its speed is, and why there is no single figure."""
+    summary = cluster_summary(report)
+    if summary is None:
+        return None
+    return (f"The models ran on {summary.machines} machine(s) of a cluster ({summary.processes} worker process(es), "
+            "one per model on each), so there is no single speed "
+            "figure per model: each worker's own is listed (the Cluster section; the Workers tab in the window), "
+            "never summed, because the workers are different machines.")
+
+
+_FIGURE = re.compile(r"-|\d+(\.\d+)?")
+
+
+def cluster_lines(report: BenchmarkReport) -> list[str]:
+    """report.md's Cluster section: where the models ran, what was sent, how the work was split, each worker's
+    speed, the retries and the resumed sessions; [] for a run on one machine."""
+    summary = cluster_summary(report)
+    if summary is None:
+        return []
+
+    def cell(text: str) -> str:  # a figure stays as it is (markdown_text would write 32.5 as 32\.5)
+        return text if _FIGURE.fullmatch(text) else markdown_text(text)
+
+    lines = ["## Cluster", "", f"- Engine: {cell(summary.where)}", f"- Sent to the workers: {cell(summary.sent)}",
+             f"- Split: {cell(summary.split)}", "", f"**{NOT_SUMMED}**", "",
+             "| " + " | ".join(WORKER_HEADERS) + " |", "|" + " --- |" * len(WORKER_HEADERS)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in summary.workers]
+    if not summary.workers:
+        lines.append("| no worker finished a shard |" + " |" * (len(WORKER_HEADERS) - 1))
+    if summary.retries:
+        lines += ["", "Shards run again (each image is counted once, from the attempt that finished):", ""]
+        lines += [f"- {cell(retry)}" for retry in summary.retries]
+    if summary.resumed:
+        lines += ["", "Resumed sessions:", ""] + [f"- {cell(resumed)}" for resumed in summary.resumed]
+    return lines
+
+
+def _html_cluster(report: BenchmarkReport) -> list[str]:
+    """report.html's Cluster section (cluster_lines as HTML)."""
+    summary = cluster_summary(report)
+    if summary is None:
+        return []
+    esc = html_escape
+    out = ["<h2>Cluster</h2>", "<ul>", f"<li>Engine: {esc(summary.where)}</li>",
+           f"<li>Sent to the workers: {esc(summary.sent)}</li>", f"<li>Split: {esc(summary.split)}</li>", "</ul>",
+           f"<p><strong>{esc(NOT_SUMMED)}</strong></p>",
+           "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in WORKER_HEADERS) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{esc(value)}</td>" for value in row) + "</tr>" for row in summary.workers]
+    out.append("</table>")
+    if summary.retries:
+        out += ["<p>Shards run again (each image is counted once, from the attempt that finished):</p><ul>"]
+        out += [f"<li>{esc(retry)}</li>" for retry in summary.retries] + ["</ul>"]
+    if summary.resumed:
+        out += ["<p>Resumed sessions:</p><ul>"] + [f"<li>{esc(r)}</li>" for r in summary.resumed] + ["</ul>"]
+    return out
 
 
 # -- charts and report.html ------------------------------------------------------------------------
@@ -478,13 +690,16 @@ def html(report: BenchmarkReport, svgs: dict[str, bytes] | None = None) -> str:
         swatch = f'<span class="swatch" style="background:{colours[m.name]}"></span>'
         out.append(f"<tr><td>{swatch}{esc(m.name)}</td><td>{esc(_run_as(m))}</td><td>{m.images}</td>"
                    f"<td>{_pct(m.top1)} ({_ci(m.top1_ci)})</td><td>{_pct(m.top5)} ({_ci(m.top5_ci)})</td>"
-                   f"<td>{_throughput(m)}</td><td>{esc(_latency(report, m))}</td>"
-                   f"<td>{m.peak_rss_mb:.0f}</td><td>{m.param_mb:.0f}</td><td>{m.load_s:.2f}</td></tr>")
+                   f"<td>{PER_WORKER if per_worker(report, m) else _throughput(m)}</td>"
+                   f"<td>{esc(_latency(report, m))}</td><td>{_driver_figure(report, m, m.peak_rss_mb, '.0f')}</td>"
+                   f"<td>{_driver_figure(report, m, m.param_mb, '.0f')}</td>"
+                   f"<td>{PER_WORKER if per_worker(report, m) else f'{m.load_s:.2f}'}</td></tr>")
     out.append("</table>")
     failed = [m for m in report.models if m.error]
     if failed:
         out += ["<p>Models that could not run:</p><ul>"] + [
             f"<li>{esc(m.name)}: {esc(_not_run(m))}</li>" for m in failed] + ["</ul>"]
+    out += _html_cluster(report)
     sentences = [s for s in timing_notes(report) if s != warning] + conclusions(report)
     if sentences:
         out += ["<h2>Conclusions</h2><ul>"] + [f"<li>{esc(s)}</li>" for s in sentences] + ["</ul>"]
