@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -31,21 +32,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviewer.core.cluster import cluster_available, configured_address
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.ways import AUTO, INT8, parse_way, parse_way_choice
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
+from cnnviewer.gui.main_window import flag, read_setting, text_of
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
 from cnnviewer.workers.benchmark_job import BenchmarkSnapshot, benchmark_job, progress_text
 
 if TYPE_CHECKING:
     from cnnviewer.core.benchmark import BenchmarkReport, Progress
+    from cnnviewer.core.cluster import ClusterOptions
     from cnnviewer.core.datasets import LabelledSet
     from cnnviewer.core.report import RunFolder
     from cnnviewer.core.ways import AutoWay, RunAs
     from cnnviewer.workers.runner import TaskRunner
 
 OWNER = "benchmark"  # this window's namespace in the task runner: its requests never cancel another's
+# The window's choices for clusters, in the main window's settings file beside its other choices.
+CLUSTER_ADDRESS_KEY = "benchmark/clusterAddress"
+RUN_ON_CLUSTER_KEY = "benchmark/runOnCluster"
 
 
 def seconds_left(models: int, number: int, model_fraction: float, elapsed: float, turn_elapsed: float,
@@ -141,6 +148,13 @@ def kept_sentence(report: BenchmarkReport, out_dir: str) -> str:
     return f"Cancelled; kept in {out_dir}: " + " and ".join(parts or ["the report of a run that had classified nothing"])
 
 
+def cluster_workers(report: BenchmarkReport) -> int:
+    """How many worker processes a cluster run's report names so far (0 before any shard finished)."""
+    cluster = report.environment.get("cluster") if isinstance(report.environment, dict) else None
+    workers = cluster.get("workers", []) if isinstance(cluster, dict) else []
+    return len({(w.get("host"), w.get("pid")) for w in workers if isinstance(w, dict)})
+
+
 class BenchmarkWindow(QMainWindow):
     """Runs on the task runner's benchmark lane; partial results appear as each model finishes.
 
@@ -165,6 +179,8 @@ class BenchmarkWindow(QMainWindow):
         self.report: BenchmarkReport | None = None
         self._run_folder: RunFolder | None = None
         self._started = 0.0
+        self._cluster: ClusterOptions | None = None  # the run in flight goes to this cluster; None: here
+        self._cluster_workers = 0
 
         self.folder_label = QLabel("No folder chosen.")  # rich text: the folder's name in it is escaped
         self.folder_label.setWordWrap(True)
@@ -222,6 +238,9 @@ class BenchmarkWindow(QMainWindow):
                              "top-5 equals fp32's. int8 calibrates on a sample of the folder (10 %, 16 to 64 "
                              "photos), which then no way scores")
         form.addRow("Run as", self.ways)
+        self.cluster_panel = self._make_cluster_panel()
+        if self._cluster_offered:
+            form.addRow("Cluster", self.cluster_panel)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
@@ -264,6 +283,72 @@ class BenchmarkWindow(QMainWindow):
         self.refresh_choices()
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def _make_cluster_panel(self) -> QWidget:
+        """Run on cluster and the address it uses: shown only where Ray is installed (the bundle has none)."""
+        panel = QWidget(self)
+        self.cluster_box = QCheckBox("Run on cluster", panel)
+        self.cluster_box.clicked.connect(self._on_cluster_clicked)  # the user's tick only, not a disabled box's
+        self.cluster_address = QLineEdit(panel)
+        self.cluster_address.setClearButtonEnabled(True)
+        self.cluster_address.setPlaceholderText("host:port")
+        self.cluster_address.setToolTip("The Ray cluster's address (host:port of its head, as `ray start --head` "
+                                        "prints it); empty: RAY_ADDRESS when it is set")
+        self.cluster_note = QLabel("", panel)  # says which address a run uses, then where the run is
+        self.cluster_note.setTextFormat(Qt.TextFormat.PlainText)  # the address is the user's text
+        self.cluster_note.setWordWrap(True)
+        column = QVBoxLayout(panel)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.cluster_box)
+        column.addWidget(self.cluster_address)
+        column.addWidget(self.cluster_note)
+        settings = self.main.settings
+        self.cluster_address.setText(read_setting(settings, CLUSTER_ADDRESS_KEY, "", text_of(1000)))
+        self._wants_cluster = read_setting(settings, RUN_ON_CLUSTER_KEY, False, flag)
+        self.cluster_address.textChanged.connect(self._on_cluster_address_changed)
+        self.cluster_address.editingFinished.connect(settings.sync)
+        self._cluster_offered = cluster_available()  # finds ray without importing it
+        panel.setVisible(self._cluster_offered)
+        self._update_cluster_box()
+        return panel
+
+    def cluster_address_used(self) -> str | None:
+        """The cluster a run with Run on cluster ticked goes to: the address entered here, else RAY_ADDRESS;
+        None when neither is set."""
+        return configured_address(self.cluster_address.text().strip() or None)
+
+    def runs_on_cluster(self) -> bool:
+        """Start sends the run to the cluster: Ray is installed, an address is set and the box is ticked."""
+        return self._cluster_offered and self.cluster_box.isEnabled() and self.cluster_box.isChecked()
+
+    def _on_cluster_clicked(self, checked: bool) -> None:
+        self._wants_cluster = checked
+        self.main.settings.setValue(RUN_ON_CLUSTER_KEY, checked)
+        self.main.settings.sync()
+        self._update_cluster_box()
+
+    def _on_cluster_address_changed(self, text: str) -> None:
+        self.main.settings.setValue(CLUSTER_ADDRESS_KEY, text.strip())
+        self._update_cluster_box()
+
+    def _update_cluster_box(self) -> None:
+        """Enabled with an address to use; ticked as the user last left it (a box disabled for want of an
+        address shows unticked, and the tick comes back with the address)."""
+        address = self.cluster_address_used()
+        typed = bool(self.cluster_address.text().strip())
+        self.cluster_box.setEnabled(address is not None and not self.is_running())
+        self.cluster_address.setEnabled(not self.is_running())  # the run in flight was set up from it
+        self.cluster_box.setChecked(address is not None and self._wants_cluster)
+        if address is None:
+            tip = "No cluster address: enter one below, or set RAY_ADDRESS before starting cnnviewer"
+            note = "No address: enter the head's, or set RAY_ADDRESS"
+        else:
+            tip = (f"Send the models and images to the Ray cluster at {address} (accuracy only: speed per "
+                   "worker, no timing rounds; int8 runs only here)")
+            note = f"At {address}" + ("" if typed else " (RAY_ADDRESS)")
+        self.cluster_box.setToolTip(tooltip(tip))
+        if not self.is_running():
+            self.cluster_note.setText(note)
 
     def refresh_choices(self) -> None:
         """The models with weights, the device and the ways of running, as the main window offers them now
@@ -387,6 +472,11 @@ class BenchmarkWindow(QMainWindow):
         if self.dataset is None or not self.dataset.images or not models or not ways:
             self._say("Choose a folder of labelled images and tick at least one model and one way to run.")
             return None
+        cluster = self._cluster_options()
+        if cluster is not None and INT8 in ways:
+            self._say(f"int8 does not run on the cluster at {cluster.address} (its calibration and quantized "
+                      "model stay on this machine); untick int8 or Run on cluster.", error=True)
+            return None
         out_dir = default_out_dir(self.dataset.root)
         try:
             # int8 calibrates on the main window's calibration folder when one is chosen, else on a sample of
@@ -394,7 +484,9 @@ class BenchmarkWindow(QMainWindow):
             calibrate = getattr(self.main, "calibration_folder", "") or None
             config = BenchmarkConfig(models=tuple(models), batch_size=self.batch_size.value(),
                                      limit=self.limit.value() or None, device=self.main.current_device(),
-                                     ways=tuple(ways), calibrate_folder=calibrate)
+                                     ways=tuple(ways), calibrate_folder=calibrate,
+                                     # speed on a cluster is each worker's own, from its shards: no rounds
+                                     timing_rounds=0 if cluster is not None else BenchmarkConfig.timing_rounds)
             if INT8 in ways and calibrate is None:
                 from cnnviewer.core.calibration import benchmark_calibration
 
@@ -405,19 +497,43 @@ class BenchmarkWindow(QMainWindow):
             self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
             return None
         self.out_dir, self._run_folder = out_dir, run_folder
+        self._cluster, self._cluster_workers = cluster, 0
         self._clear_results()
         self._started = time.monotonic()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self._turn = (0, 0)
-        self._say(f"Starting; results go to {out_dir}")
+        where = f" on the cluster at {cluster.address}" if cluster is not None else ""
+        self._say(f"Starting{where}; results go to {out_dir}")
         self.request_id = self.runner.submit(
-            OWNER, "run", benchmark_job, self.dataset, config, out_dir, self.runner.pause_for_interactive,
+            OWNER, "run", benchmark_job, self.dataset, config, out_dir, self.runner.pause_for_interactive, cluster,
             lane="benchmark", on_returned=self._on_returned, on_yielded=self._on_yielded,
             on_error=self._on_error, on_cancelled=self._on_cancelled)
         self._update_folder_button()
+        self._update_cluster_box()
+        self._show_cluster_state()
         return self.request_id
+
+    def _cluster_options(self) -> ClusterOptions | None:
+        """The cluster a run started now goes to, or None to run on this machine."""
+        if not self.runs_on_cluster():
+            return None
+        from cnnviewer.core.cluster import ClusterOptions
+
+        return ClusterOptions(address=self.cluster_address_used())
+
+    def _cluster_place(self) -> str:
+        """"the cluster at ADDRESS", with its worker processes once a shard has said how many."""
+        if self._cluster is None:
+            return ""
+        workers = self._cluster_workers
+        return f"the cluster at {self._cluster.address}" + (f": {workers} worker{'s' if workers != 1 else ''}"
+                                                              if workers else "")
+
+    def _show_cluster_state(self) -> None:
+        if self._cluster is not None and self.is_running():
+            self.cluster_note.setText(f"Running on {self._cluster_place()}")
 
     def cancel(self) -> bool:
         """Stop the run after its current batch (or before it starts); what it finished is kept."""
@@ -439,6 +555,9 @@ class BenchmarkWindow(QMainWindow):
         """The job sends two kinds of thing: a copy of the report after each model, and its progress."""
         if isinstance(item, BenchmarkSnapshot):
             self.show_report(item.report)
+            if self._cluster is not None:
+                self._cluster_workers = max(self._cluster_workers, cluster_workers(item.report))
+                self._show_cluster_state()
         else:
             self._on_progress(item)
 
@@ -467,13 +586,20 @@ class BenchmarkWindow(QMainWindow):
     def _on_returned(self, report: BenchmarkReport) -> None:
         self.show_report(report)
         self.progress.setValue(self.progress.maximum())
-        self._end("returned", f"Done in {time.monotonic() - self._started:.0f} s; report in {self.out_dir}")
+        where = ""
+        if self._cluster is not None:
+            self._cluster_workers = max(self._cluster_workers, cluster_workers(report))
+            where = f" on {self._cluster_place()}"
+        self._end("returned", f"Done{where} in {time.monotonic() - self._started:.0f} s; report in {self.out_dir}")
 
     def _on_error(self, exc: Exception) -> None:
         text = exc.for_window() if isinstance(exc, CnnviewerError) else f"{type(exc).__name__}: {exc}"
         kept = self.out_dir and os.path.exists(os.path.join(self.out_dir, "report.json"))
-        self._end("errored", f"The benchmark stopped: {text}" + (f" What had finished is in {self.out_dir}"
-                                                                  if kept else ""), error=True)
+        # Said once: core's own sentence names the cluster's address when it is about the connection.
+        address = self._cluster.address if self._cluster is not None else None
+        where = f" on the cluster at {address}" if address and address not in text else ""
+        self._end("errored", f"The benchmark{where} stopped: {text}" + (f" What had finished is in {self.out_dir}"
+                                                                        if kept else ""), error=True)
 
     def _on_cancelled(self, kept: object = None) -> None:
         """Cancelled while running or still queued: Start comes back, and the sentence says what was kept.
@@ -494,7 +620,8 @@ class BenchmarkWindow(QMainWindow):
             self._end("cancelled", "Cancelled before it started; nothing was run and no folder was kept.")
 
     def _end(self, outcome: str, text: str, error: bool = False) -> None:
-        self.request_id, self._run_folder = None, None
+        self.request_id, self._run_folder, self._cluster = None, None, None
+        self._update_cluster_box()
         self._say(text, error)
         self.start_button.setEnabled(self.dataset is not None and bool(self.dataset.images))
         self.cancel_button.setEnabled(False)

@@ -12,6 +12,7 @@ from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QSize, QSor
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QApplication,
     QComboBox,
     QCompleter,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # the module itself imports torch: not at the window's start
     from cnnviewer.core.benchmark import BenchmarkReport
 
 GOOD, BAD = QColor(30, 130, 60), QColor(190, 30, 40)
+PER_WORKER = "per worker"  # core.report.PER_WORKER (that module imports torch: not at the window's start)
 PARTIAL = QColor(120, 120, 120)  # a result cut short by Cancel: its row in grey, its bars hatched
 
 # What one turn of the event loop may draw, whatever the report holds (core.report_check bounds the rest).
@@ -156,13 +158,21 @@ class SummaryModel(RecordsModel):
                "p50 ms", "p90 ms", "p99 ms", "Peak MB above start", "Params MB", "Load s", "Status")
 
     THROUGHPUT_COLUMN = 7  # "img/s"
+    SPEED_COLUMNS = (7, 8, 9, 10, 13)  # img/s, p50, p90, p99, Load s: a cluster result's are per worker
+    DRIVER_COLUMNS = (11, 12)  # memory and parameters: measured where the model ran, never on a cluster's driver
     set_results = RecordsModel.set_records
     total_images = 0  # the run's images, for "partial (48 of 100)"
+    per_worker: frozenset[str] = frozenset()  # the results whose speed is per worker (a run on a cluster)
 
     def set_report(self, report) -> None:
         from cnnviewer.core.benchmark import OLD_MEMORY_CAPTION, memory_caption
 
         self.total_images = len(report.images)
+        self.per_worker = frozenset()
+        if "cluster" in report.environment:  # core.report only for a cluster run's report
+            from cnnviewer.core.report import per_worker
+
+            self.per_worker = frozenset(m.name for m in report.models if per_worker(report, m))
         whole = memory_caption(list(report.models)) == OLD_MEMORY_CAPTION  # a report from before rss_before_mb
         self.HEADERS = tuple("Peak MB, whole process" if whole and header == "Peak MB above start" else header
                              for header in type(self).HEADERS)
@@ -190,8 +200,17 @@ class SummaryModel(RecordsModel):
                            + ", ".join(f"{v:.1f}" for v in m.throughput_rounds) + " img/s.")
         if role == Qt.ItemDataRole.ForegroundRole and m.partial:
             return QBrush(PARTIAL)
+        cluster = m.name in self.per_worker and index.column() in self.SPEED_COLUMNS + self.DRIVER_COLUMNS
+        if role == Qt.ItemDataRole.ToolTipRole and cluster:
+            return tooltip("This model ran on a cluster: each worker process has its own speed (the Workers tab), "
+                           "never summed into one figure, because the workers are different machines. Memory is "
+                           "not measured on the workers.")
+        if role == Qt.ItemDataRole.ForegroundRole and cluster:
+            return QBrush(PARTIAL)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
+        if cluster:
+            return PER_WORKER if index.column() in self.SPEED_COLUMNS else "-"
         status = status_of(m, self.total_images)
         if m.error:
             return (m.name, "", "", "", "", "", "", "", "", "", "", "", "", "", status)[index.column()]
@@ -467,6 +486,7 @@ class Charts(pg.GraphicsLayoutWidget):
         self._points: tuple = ()  # latency dots of each timed result drawn
         self._timed: tuple = ()  # the results drawn that have speed figures
         self._colours: dict[str, str] = {}  # each result's palette colour, by its place in the report
+        self._cluster = False  # the report is a cluster run's: speed per worker, memory not measured
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -509,6 +529,7 @@ class Charts(pg.GraphicsLayoutWidget):
             self.hint.raise_()
             return
         self.hint.hide()
+        self._cluster = isinstance(report.environment.get("cluster"), dict)
         from cnnviewer.core.benchmark import memory_caption
 
         self._colours = model_colours([m.name for m in report.models])
@@ -569,9 +590,29 @@ class Charts(pg.GraphicsLayoutWidget):
         self.accuracy.setYRange(0, 100)
         self._ticks(self.accuracy, [m.name for m in ran])
 
+    def _clear(self, plot, note: str = "") -> bool:
+        """Empty ``plot``; with a ``note``, show it there instead of axes with nothing on them (a cluster run's
+        speed is per worker, its memory not measured). Whether the plot is to be drawn."""
+        plot.clear()
+        plot.getAxis("left").setStyle(showValues=not note)
+        if not note:  # as a report on one machine draws it: its own ticks and ranges (a note fixed them)
+            plot.getAxis("bottom").setTicks(None)
+            plot.enableAutoRange()
+            return True
+        plot.getAxis("bottom").setTicks([[]])
+        plot.setXRange(0, 1, padding=0)
+        plot.setYRange(0, 1, padding=0)
+        text = pg.TextItem(note, color="#555", anchor=(0.5, 0.5))
+        text.setPos(0.5, 0.5)
+        plot.addItem(text)
+        return False
+
+    PER_WORKER_NOTE = "Per worker on a cluster:\nsee the Workers tab"
+
     def _draw_throughput(self, ran) -> None:
         timed = self._timed  # a partial result has no throughput to draw
-        self.throughput.clear()
+        if not self._clear(self.throughput, self.PER_WORKER_NOTE if self._cluster and not timed else ""):
+            return
         x = np.arange(len(timed), dtype=float)
         heights = np.array([m.throughput_ips for m in timed], dtype=float)
         self.throughput.addItem(pg.BarGraphItem(x=x, height=heights, width=0.6,
@@ -587,8 +628,7 @@ class Charts(pg.GraphicsLayoutWidget):
         """The dots in one item per colour and each percentile's lines in one item: pyqtgraph's cost is
         per item and per brush (four items per result took 200 ms for 40 results)."""
         ran = self._timed  # the dots are those of the results with speed figures
-        self.latency.clear()
-        if not ran:
+        if not self._clear(self.latency, self.PER_WORKER_NOTE if self._cluster and not ran else "") or not ran:
             return
         by_colour: dict[str, list[int]] = {}
         for i, m in enumerate(ran):
@@ -605,8 +645,7 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _draw_scatter(self, ran) -> None:
         ran = self._timed
-        self.scatter.clear()
-        if not ran:
+        if not self._clear(self.scatter, self.PER_WORKER_NOTE if self._cluster and not ran else "") or not ran:
             return
         x = np.array([m.latency_ms["p50"] for m in ran], dtype=float)
         y = np.array([m.top1 * 100 for m in ran], dtype=float)
@@ -638,7 +677,8 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _draw_memory(self, ran) -> None:
         x = np.arange(len(ran), dtype=float)
-        self.memory.clear()
+        if not self._clear(self.memory, "Not measured on\nthe cluster's workers" if self._cluster else ""):
+            return
         self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
                                             **self._bars(ran)))
         self.memory.addItem(pg.BarGraphItem(x=x + 0.2, height=[m.param_mb for m in ran], width=0.38,
@@ -1014,8 +1054,78 @@ class ConfusionsView(QWidget):
 ANY = "any"
 
 
+class WorkersModel(RecordsModel):
+    """One row per (model, worker process) of a run on a cluster: core.report.ClusterSummary's cells."""
+
+    NUMBERS = (3, 6, 7, 8, 9, 10, 11)  # PID, Threads, Images, Shards, the two img/s, Load s: right-aligned
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        cell = self._rows[index.row()][index.column()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.UserRole):
+            return cell
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(f"{self.HEADERS[index.column()]}: {cell}")
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in self.NUMBERS:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class WorkersView(QWidget):
+    """A cluster run's workers: where the models ran, what was sent, how the work was split, and each worker
+    process's own speed (never summed), then the shards run again and the resumed sessions."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.about = QLabel("", self)  # rich text of ours; the report's text in it is escaped
+        self.about.setWordWrap(True)
+        self.about.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model = WorkersModel(self)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(False)
+        # As tall as its rows, the notes right under it (a few workers left a screen of empty table); many
+        # workers fill the page and scroll.
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.notes = QLabel("", self)
+        self.notes.setWordWrap(True)
+        self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.about)
+        layout.addWidget(self.table)
+        layout.addWidget(self.notes)
+        layout.addStretch(1)
+
+    def set_summary(self, summary) -> None:
+        """Show a core.report.ClusterSummary."""
+        from cnnviewer.core.report import NOT_SUMMED, WORKER_HEADERS
+
+        self.model.HEADERS = WORKER_HEADERS
+        self.model.set_records(summary.workers)
+        self.about.setText(f"<b>Engine:</b> {escape(summary.where)}<br><b>Sent to the workers:</b> "
+                           f"{escape(summary.sent)}<br><b>Split:</b> {escape(summary.split)}<br><b>{escape(NOT_SUMMED)}</b>")
+        notes = []
+        if summary.retries:
+            notes.append("<b>Shards run again</b> (each image is counted once, from the attempt that finished):<br>"
+                         + "<br>".join(f"• {escape(retry)}" for retry in summary.retries))
+        if summary.resumed:
+            notes.append("<b>Resumed sessions:</b><br>" + "<br>".join(f"• {escape(r)}" for r in summary.resumed))
+        if not summary.workers:
+            notes.insert(0, "No worker has finished a shard yet.")
+        self.notes.setText("<br>".join(notes))
+        self.notes.setVisible(bool(notes))
+
+
 class Dashboard(QTabWidget):
-    """Everything a report holds, in four tabs; ``show_report`` can be called again as results grow."""
+    """Everything a report holds, in four tabs (and a Workers tab for a run on a cluster); ``show_report`` can be
+    called again as results grow."""
 
     thumbnails_wanted = Signal(list)
     row_clicked = Signal(object)
@@ -1166,6 +1276,9 @@ class Dashboard(QTabWidget):
         self.confusions_tab = self.addTab(self.confusions, "Confusions")
         self._evaluated: object = None  # the report the Classes and Confusions tabs show
         self.currentChanged.connect(lambda _: self._refresh_evaluation())
+        # Last, and only while a cluster run's report is shown: the other tabs keep their places.
+        self.workers = WorkersView(self)
+        self.workers.hide()
 
     MODEL_COLUMN = 140  # px: "✓ 97 % American black bear" needs ~190; the rest is elided, whole in the tooltip
 
@@ -1209,6 +1322,27 @@ class Dashboard(QTabWidget):
         QTimer.singleShot(0, self, lambda: self._show_images(report, data) if self.report is report else None)
         self.summary_model.set_report(report)
         self.conclusions.setText("<br>".join(data.lines))
+        self._show_workers(report)
+
+    def workers_tab(self) -> int:
+        """The Workers tab's place; -1 while the report shown did not run on a cluster."""
+        return self.indexOf(self.workers)
+
+    def _show_workers(self, report) -> None:
+        if "cluster" not in report.environment and self.workers_tab() < 0:
+            return  # nothing to show or take away (and core.report, which imports torch, is not needed)
+        from cnnviewer.core.report import cluster_summary
+
+        summary = cluster_summary(report)
+        if summary is None:
+            if self.workers_tab() >= 0:
+                self.removeTab(self.workers_tab())
+            return
+        self.workers.set_summary(summary)
+        if self.workers_tab() < 0:
+            self.addTab(self.workers, "Workers")
+            self.setTabToolTip(self.workers_tab(), "Each worker process of the cluster run: its own speed, never "
+                               "summed")
 
     def clear(self) -> None:
         """Show nothing: another folder was chosen, or a run starts (earlier results must not linger)."""
@@ -1218,6 +1352,7 @@ class Dashboard(QTabWidget):
         empty = BenchmarkReport(root="", config={}, environment={})
         self.charts.show_report(empty)
         self.summary_model.set_report(empty)
+        self._show_workers(empty)
         self.images_model.set_report(empty)
         self._fill_filters(empty)
         self.classes_model.set_rows((), [])

@@ -11,6 +11,7 @@ from cnnviewer.workers.base import CancelToken, Reporter
 
 if TYPE_CHECKING:  # torch stays unimported until the job runs: the window shows first
     from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, Progress
+    from cnnviewer.core.cluster import ClusterOptions
     from cnnviewer.core.datasets import LabelledSet
 
 
@@ -29,15 +30,18 @@ def progress_text(p: Progress) -> str:
 
 
 def benchmark_job(token: CancelToken, report: Reporter, dataset: LabelledSet, config: BenchmarkConfig,
-                  out_dir: str, pause: Callable[[], float] | None = None) -> BenchmarkReport:
+                  out_dir: str, pause: Callable[[], float] | None = None,
+                  cluster: ClusterOptions | None = None) -> BenchmarkReport:
     """Run ``config`` over ``dataset`` (read once, by the window) into ``out_dir``, a folder made for this run.
 
     The session writes results.csv batch by batch, report.json after each model and every file at the
     end, a cancelled run's too. ``pause`` is called between batches and blocks while interactive work
     waits for the CPU; the session leaves that wait out of the timings. Each Progress value is also
     emitted as it is (besides ``report``'s line of text), between the BenchmarkSnapshots.
+
+    With ``cluster`` the same run goes to that Ray cluster (core.cluster.run_on_cluster: the same files,
+    progress and snapshots); ``pause`` is not used then, as the models run on the cluster's workers.
     """
-    from cnnviewer.core.session import run_to_folder
 
     def on_progress(p: Progress) -> None:
         report(int(p.fraction * 1000), 1000, progress_text(p))
@@ -47,6 +51,13 @@ def benchmark_job(token: CancelToken, report: Reporter, dataset: LabelledSet, co
     def on_snapshot(current: BenchmarkReport) -> None:
         # The session goes on changing its report; the GUI thread gets a copy of this moment.
         report.emit(BenchmarkSnapshot(copy.deepcopy(current)))
+
+    if cluster is not None:
+        from cnnviewer.core.cluster import run_on_cluster
+
+        return run_on_cluster(dataset, config, out_dir, cluster, progress=on_progress, should_cancel=token,
+                              on_snapshot=on_snapshot)
+    from cnnviewer.core.session import run_to_folder
 
     return run_to_folder(dataset, config, out_dir, progress=on_progress, should_cancel=token,
                          on_snapshot=on_snapshot, pause=pause)
