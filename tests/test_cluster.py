@@ -237,6 +237,8 @@ def test_paths_on_shared_storage_give_the_same_answers_as_bytes(cluster, local_t
     assert report["environment"]["cluster"]["data"] == "paths" and report["config"]["cluster"]["data"] == "paths"
     answers = top5_of(csv_rows(out / "results.csv"))
     assert len(answers) == 32 and all(local_top5[key] == top for key, top in answers.items())
+    # Two shards, two workers: one each (a shard to every worker before a second to any).
+    assert len({s["node"] for s in report["environment"]["cluster"]["shards"]}) == 2
 
 
 def test_a_bad_file_is_named_with_its_reason_and_the_rest_go_on(cluster, tmp_path):

@@ -534,8 +534,8 @@ class _Driver:
     def _check_workers(self, ray: Any, result: ModelResult, slots: list[_Slot]) -> None:
         """Each worker's description; a model that loads on none is the model's error, with the first reason.
         Workers whose weights differ from the others' (another file on another node) stop the model."""
-        for slot in slots:
-            self._describe(ray, slot)
+        if not self._describe_all(ray, slots):
+            return  # cancelled while the workers loaded the model: the caller marks the result partial
         ready = [slot for slot in slots if slot.alive and not slot.info.get("error")]
         if not ready:
             reasons = [slot.info.get("error") for slot in slots if slot.info.get("error")]
@@ -558,13 +558,23 @@ class _Driver:
         if first.get("weights", "").startswith("imported"):
             result.published = {**result.published, "acc1": None, "acc5": None}
 
-    def _describe(self, ray: Any, slot: _Slot) -> None:
-        try:
-            slot.info = dict(ray.get(slot.handle.describe.remote()))
-        except ray.exceptions.RayError as exc:
-            slot.alive = False
-            slot.info = {"error": f"a worker on node {slot.node} died while loading ({_first_line(exc)})",
-                         "error_kind": "failed"}
+    def _describe_all(self, ray: Any, slots: list[_Slot]) -> bool:
+        """Each worker's description, as each finishes loading (a big model, or auto measuring, takes a
+        while); False when Cancel came first. A worker that died while loading is left out."""
+        pending = {slot.handle.describe.remote(): slot for slot in slots}
+        while pending:
+            if self.cancelled():
+                return False
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_S)
+            for ref in ready:
+                slot = pending.pop(ref)
+                try:
+                    slot.info = dict(ray.get(ref))
+                except ray.exceptions.RayError as exc:
+                    slot.alive = False
+                    slot.info = {"error": f"a worker on node {slot.node} died while loading ({_first_line(exc)})",
+                                 "error_kind": "failed"}
+        return True
 
     def _hand_out(self, ray: Any, queue: deque[_Shard], flying: dict[Any, tuple[_Slot, _Shard]],
                   slots: list[_Slot], result: ModelResult, model: str, way: str) -> None:
