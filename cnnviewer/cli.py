@@ -800,6 +800,8 @@ def _cluster_from_args(args: argparse.Namespace, ways):
                          "bf16, onnxruntime or auto with --cluster, or run int8 without it")
     if args.resume and not args.out:
         raise UsageError("--resume needs --out: the folder of the run to continue")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite deletes it; choose one")
     return ClusterOptions(data=args.cluster_data, shard_images=args.shard_size)
 
 
@@ -964,9 +966,9 @@ def _cluster_table(cluster) -> list[str]:
     if not cluster:
         return []
     lines = [f"Cluster: Ray at {cluster.get('address')}, images sent as {cluster.get('data')}; {cluster.get('split')}.",
-             "Speed per worker (images/s; not summed: the workers are different processes or machines):"]
+             "Speed per worker (images/s; not summed: each worker measured only its own process):"]
     headers = ("model", "host", "node", "pid", "device", "way", "threads", "images", "shards", "forward",
-               "file-to-top-5", "peak MB")
+               "file-to-top-5", "process peak MB")
     rows = [(str(w.get("model")), str(w.get("host")), str(w.get("node")), str(w.get("pid")), str(w.get("device")),
              str(w.get("way")), str(w.get("threads")), str(w.get("images")), str(w.get("shards")),
              "-" if w.get("forward_ips") is None else f"{w['forward_ips']:.1f}",

@@ -49,11 +49,12 @@ def local_top5(tmp_path_factory) -> dict[tuple[str, str], list[int]]:
     return {(model, row.file): top for row in report.images for model, top in row.top5.items()}
 
 
-def bench(cluster: LocalRayCluster, out: Path, *extra: str, models: tuple[str, ...] = MODELS) -> subprocess.Popen[str]:
+def bench(cluster: LocalRayCluster, out: Path, *extra: str, models: tuple[str, ...] = MODELS,
+          folder: str = str(VAL_100), cwd: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "QT_QPA_PLATFORM": "offscreen"}
-    return subprocess.Popen([sys.executable, "-m", "cnnviewer", "bench", str(VAL_100), "--models", ",".join(models),
+    return subprocess.Popen([sys.executable, "-m", "cnnviewer", "bench", folder, "--models", ",".join(models),
                              "--run-as", "fp32", "--cluster", "ray", "--shard-size", SHARD, "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str, str]:
@@ -147,14 +148,14 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     out = tmp_path / "run"
     models = ("efficientnet_lite0", "efficientnet_lite1")
     proc = bench(cluster, out, "--limit", "64", models=models)
-    wait_for(lambda: len(csv_rows(out / "results.csv")) >= 32 if (out / "results.csv").exists() else 0,
-             "two shards were written", proc)
+    wait_for(lambda: len(csv_rows(out / "results.csv")) >= 80 if (out / "results.csv").exists() else 0,
+             "the first model and a shard of the second were written", proc)
     proc.kill()  # SIGKILL: no report is finished, no file closed
     proc.wait()
     before = (out / "results.csv").read_text()
     kept = before[: before.rfind("\n") + 1]
     finished_before = len(csv_rows(out / "results.csv"))
-    assert 32 <= finished_before < 128
+    assert 80 <= finished_before < 128
     code, stdout, stderr = finish(bench(cluster, out, "--limit", "64", "--resume", models=models))
     assert code == 0, stderr
     after = (out / "results.csv").read_text()
@@ -168,8 +169,12 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     assert [r["rows"] for r in resumed] == [len(csv_rows_text(kept))]
     assert "Resumed" in stdout
     # The shards run after the resume cover exactly the images that had no row.
-    again = sum(s["images"] for s in report["environment"]["cluster"]["shards"])
-    assert again == 128  # the shards file keeps the first session's shards; with the new ones: every image once
+    shards = report["environment"]["cluster"]["shards"]
+    assert sum(s["images"] for s in shards) == 128  # the first session's shards and the new ones: each image once
+    # The model that had finished was not loaded again; shard numbers go on from the first session's.
+    assert {s["model"] for s in shards if s["session"] == 1} == {"efficientnet_lite1"}
+    numbers = [s["shard"] for s in shards if s["model"] == "efficientnet_lite1"]
+    assert len(numbers) == len(set(numbers))
 
 
 def csv_rows_text(text: str) -> list[dict[str, str]]:
@@ -230,12 +235,14 @@ def test_options_a_cluster_cannot_honour_are_refused_before_any_work(tmp_path):
 
 def test_paths_on_shared_storage_give_the_same_answers_as_bytes(cluster, local_top5, tmp_path):
     out = tmp_path / "run"
+    # The folder as a user types it, relative to where they are: the workers get it whole.
     code, _, stderr = finish(bench(cluster, out, "--limit", "32", "--cluster-data", "paths",
-                                   models=("efficientnet_lite0",)))
+                                   models=("efficientnet_lite0",), folder=VAL_100.name, cwd=VAL_100.parent))
     assert code == 0, stderr
     report = json.loads((out / "report.json").read_text())
     assert report["environment"]["cluster"]["data"] == "paths" and report["config"]["cluster"]["data"] == "paths"
-    answers = top5_of(csv_rows(out / "results.csv"))
+    answers = {(model, os.path.join(VAL_100.parent, file)): top
+               for (model, file), top in top5_of(csv_rows(out / "results.csv")).items()}
     assert len(answers) == 32 and all(local_top5[key] == top for key, top in answers.items())
     # Two shards, two workers: one each (a shard to every worker before a second to any).
     assert len({s["node"] for s in report["environment"]["cluster"]["shards"]}) == 2
@@ -249,8 +256,9 @@ def test_a_bad_file_is_named_with_its_reason_and_the_rest_go_on(cluster, tmp_pat
         (folder / name).write_bytes((PHOTOS_13 / name).read_bytes())
     (folder / "cut.jpg").write_bytes((PHOTOS_13 / "polar_bear.jpg").read_bytes()[:3000])
     (folder / "notes.jpg").write_text("not a picture at all\n" * 10)
+    os.mkfifo(folder / "pipe.jpg")  # the driver must not block reading it, nor send it
     (folder / "labels.csv").write_text("file,label\npolar_bear.jpg,ice bear\nbanana_0.jpg,banana\n"
-                                       "jellyfish.jpg,jellyfish\ncut.jpg,ice bear\nnotes.jpg,banana\n")
+                                       "pipe.jpg,banana\njellyfish.jpg,jellyfish\ncut.jpg,ice bear\nnotes.jpg,banana\n")
     out = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": cluster.address}
     proc = subprocess.run([sys.executable, "-m", "cnnviewer", "bench", str(folder), "--models", "efficientnet_lite0",
@@ -259,7 +267,8 @@ def test_a_bad_file_is_named_with_its_reason_and_the_rest_go_on(cluster, tmp_pat
     assert proc.returncode == 1, proc.stderr  # as for a local run: a file was skipped
     assert f"{folder / 'cut.jpg'}: the file is truncated" in proc.stderr
     assert f"{folder / 'notes.jpg'}: not an image, or an unsupported format" in proc.stderr
+    assert f"{folder / 'pipe.jpg'}: not a regular file (a pipe, device or socket), so it is not read" in proc.stderr
     report = json.loads((out / "report.json").read_text())
-    assert {s["file"] for s in report["skipped"]} == {str(folder / "cut.jpg"), str(folder / "notes.jpg")}
-    assert report["models"][0]["images"] == 3 and report["models"][0]["failed"] == 2
+    assert {s["file"] for s in report["skipped"]} == {str(folder / name) for name in ("cut.jpg", "notes.jpg", "pipe.jpg")}
+    assert report["models"][0]["images"] == 3 and report["models"][0]["failed"] == 3
     assert len(csv_rows(out / "results.csv")) == 3

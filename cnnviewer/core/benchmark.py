@@ -1057,7 +1057,9 @@ def environment_line(env: dict[str, Any]) -> str:
     if isinstance(cluster, dict):  # the figures came from the workers (the Cluster section); this is the driver
         workers = cluster.get("workers")
         nodes = {str(w.get("node")) for w in (workers if isinstance(workers, list) else []) if isinstance(w, dict)}
-        driver = f"Models ran on {len(nodes)} machine(s) of a cluster; this line is the driver's machine: "
+        # Ray nodes, not machines: two nodes may be one machine. None yet: no worker finished a shard.
+        where = f"{len(nodes)} node(s) of a cluster" if nodes else "a cluster"
+        driver = f"Models ran on {where}; this line is the driver's machine: "
     return driver + (
             f"{env.get('cpu')} · {env.get('physical_cores')} cores / {env.get('logical_cores')} threads · "
             f"torch {env.get('torch')} ({env.get('torch_threads')} threads) · torchvision {env.get('torchvision')} "

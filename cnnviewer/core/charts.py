@@ -43,6 +43,14 @@ SCATTER = Chart("accuracy_vs_latency", "Top-1 accuracy against latency p50", "to
 CHARTS = (ACCURACY, THROUGHPUT, MEMORY, LATENCY, SCATTER)
 SCATTER_X_AXIS = "latency p50 at batch 1 (ms)"
 NO_SPEED = "No result has speed figures: each model that ran was cut short by Cancel."
+# A cluster run has no single figure per model: each worker process measured its own (core.report's Cluster section).
+CLUSTER_SPEED = "Speed is per worker on a cluster: see the Cluster section of the report."
+CLUSTER_MEMORY = "Memory is each worker's own: see the Cluster section of the report."
+
+
+def on_cluster(report: BenchmarkReport) -> bool:
+    """Whether ``report`` ran on a cluster (environment["cluster"]; core.report.ran_on_cluster)."""
+    return isinstance(report.environment.get("cluster"), dict)
 
 
 def memory_axis(caption: str) -> str:
@@ -221,17 +229,23 @@ def _pairs(figure: Figure, ax: Axes, results: Sequence[ModelResult], colours: di
     _legend(figure, items)
 
 
-def _no_speed(ax: Axes) -> None:
+def _note(ax: Axes, text: str, title: str | None = None) -> None:
+    """``text`` where the chart would be (no empty axes); with ``title``, under the chart's title."""
     ax.set_axis_off()
-    ax.text(0.5, 0.5, NO_SPEED, ha="center", va="center", fontsize=12, transform=ax.transAxes)
+    if title is not None:
+        ax.set_title(title, loc="left", fontsize=13, fontweight="bold")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, transform=ax.transAxes)
 
 
-def _speed_figure(report: BenchmarkReport) -> tuple[Figure, Axes, list[ModelResult]]:
-    """A new chart of the results with speed figures; with none, the chart says so (the list is empty)."""
+def _speed_figure(report: BenchmarkReport, chart: Chart) -> tuple[Figure, Axes, list[ModelResult]]:
+    """A new chart of the results with speed figures; with none, the chart says why (the list is empty)."""
     figure, ax = _new_figure()
     timed = [m for m in charted(report) if m.timed]
     if not timed:
-        _no_speed(ax)
+        if on_cluster(report):
+            _note(ax, CLUSTER_SPEED, chart.title)
+        else:
+            _note(ax, NO_SPEED)
     return figure, ax, timed
 
 
@@ -249,6 +263,9 @@ def _memory(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
     from cnnviewer.core.benchmark import memory_caption
 
     figure, ax = _new_figure()
+    if on_cluster(report):  # the driver measured no model: a bar of 0.00 MB each would be false
+        _note(ax, CLUSTER_MEMORY, MEMORY.title)
+        return figure
     results = charted(report)
     caption = memory_caption(report.models)
     _style(ax, MEMORY.title, memory_axis(caption), results)
@@ -259,7 +276,7 @@ def _memory(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
 
 
 def _throughput(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax, timed = _speed_figure(report)
+    figure, ax, timed = _speed_figure(report, THROUGHPUT)
     if not timed:
         return figure
     _style(ax, THROUGHPUT.title, THROUGHPUT.axis, timed)
@@ -289,7 +306,7 @@ def throughput_errors(timed: Sequence[ModelResult]) -> tuple[list[float], list[f
 
 
 def _latency(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax, timed = _speed_figure(report)
+    figure, ax, timed = _speed_figure(report, LATENCY)
     if not timed:
         return figure
     _style(ax, LATENCY.title, LATENCY.axis, timed)
@@ -308,7 +325,7 @@ def _latency(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
 
 
 def _scatter(report: BenchmarkReport, colours: dict[str, str]) -> Figure:
-    figure, ax, timed = _speed_figure(report)
+    figure, ax, timed = _speed_figure(report, SCATTER)
     if not timed:
         return figure
     _style(ax, SCATTER.title, SCATTER.axis, None)

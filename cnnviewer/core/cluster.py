@@ -19,6 +19,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -172,8 +173,10 @@ class ShardWorker:
     def describe(self) -> dict[str, Any]:
         return self.info
 
-    def classify(self, shard: int, names: list[str], payload: list[bytes] | None) -> dict[str, Any]:
-        """Each image of the shard: [position, top-5 indices, probabilities, error or None], in order."""
+    def classify(self, shard: int, names: list[str], payload: list[bytes | None] | None) -> dict[str, Any]:
+        """Each image of the shard: [position, top-5 indices, probabilities, error or None], in order. A None
+        in ``payload`` is a file the driver could not send: it keeps its place (so the batches are a local
+        run's, image for image) and fails here; the driver keeps its own reason for it."""
         if self.classifier is None:
             raise ClusterError(self.info["error"] or "the model did not load on this worker")
         started = time.perf_counter()
@@ -181,14 +184,15 @@ class ShardWorker:
         forward_ms = decode_ms = 0.0
         with tempfile.TemporaryDirectory(prefix="cnnviewer-shard-") as folder:
             if payload is None:
-                paths = list(names)
+                paths = list(names)  # absolute (the driver's): a worker's working folder is not the driver's
             else:  # the bytes as files, so every guard of load_image (size, time, format) applies as it does locally
                 paths = []
                 for position, (name, data) in enumerate(zip(names, payload, strict=True)):
                     suffix = Path(name).suffix
                     path = os.path.join(folder, f"{position:06d}{suffix if _SAFE_SUFFIX.fullmatch(suffix) else ''}")
-                    with open(path, "wb") as handle:
-                        handle.write(data)
+                    if data is not None:  # else no file: it fails where it stands, as in a local run
+                        with open(path, "wb") as handle:
+                            handle.write(data)
                     paths.append(path)
             outcomes = self.classifier.classify_files(paths, top_k=5, batch_size=self.spec.batch_size,
                                                       decode_threads=self.spec.decode_threads)
@@ -329,7 +333,7 @@ def finished_rows(csv_path: Path, items: list[LabelledImage], keys: Iterable[str
     return done
 
 
-def _check_resumable(out: Path, dataset: LabelledSet, config: BenchmarkConfig) -> dict[str, Any]:
+def _check_resumable(out: Path, dataset: LabelledSet, config: BenchmarkConfig) -> BenchmarkReport:
     """The earlier session's report.json, checked to be this run (folder, models, ways, batch, limit, device)."""
     from cnnviewer.core.report import load_json
 
@@ -350,7 +354,7 @@ def _check_resumable(out: Path, dataset: LabelledSet, config: BenchmarkConfig) -
                                "resume with the same models, ways and options")
     if os.path.realpath(earlier.root) != os.path.realpath(dataset.root):
         raise ClusterError(f"{out}: was a run of {earlier.root}, not of {dataset.root}")
-    return earlier.environment["cluster"]  # type: ignore[no-any-return]
+    return earlier
 
 
 # -- the driver --------------------------------------------------------------------------------------
@@ -365,15 +369,15 @@ class _Slot:
     info: dict[str, Any] = field(default_factory=dict)
     busy: int = 0
     alive: bool = True
-    replaced: bool = False  # a fresh worker took its place on its node
-    pending_info: Any = None  # a replacement's describe() call, read with its first answer
+    replaced: bool = False  # a fresh worker took its place on its node (or it was one, found unusable)
 
 
 @dataclass
 class _Shard:
-    number: int  # 1-based, of this model
+    number: int  # 1-based, of this model; a resumed session goes on from the earlier sessions' numbers
     items: list[LabelledImage]
     attempt: int = 1
+    unsent: dict[int, str] = field(default_factory=dict)  # position -> why the driver could not send it
 
 
 class _Driver:
@@ -382,7 +386,7 @@ class _Driver:
                  on_update: Callable[[BenchmarkReport], None], on_rows: Callable[[str, list[ImageRow]], None],
                  on_shard: Callable[[dict[str, Any]], None] | None, done: dict[tuple[str, str], tuple[list[int],
                                                                                                    list[float]]],
-                 earlier: dict[str, Any] | None) -> None:
+                 earlier: BenchmarkReport | None) -> None:
         from cnnviewer.core.benchmark import BenchmarkReport, ImageRow, environment
 
         self.config, self.options, self.out = config, options, out
@@ -402,10 +406,16 @@ class _Driver:
         self.cluster: dict[str, Any] = {
             "engine": options.engine, "address": "", "data": options.data, "shard_images": options.shard_images,
             "split": "", "nodes": [], "workers": [], "shards": [], "retries": [], "resumed": []}
+        #: result key -> (weights, SHA-256) of the interrupted session: the rows read back are that file's
+        self.earlier_weights = {m.name: (m.weights, m.weights_sha256) for m in earlier.models} if earlier else {}
         if earlier is not None:
+            before = earlier.environment["cluster"]
             for name in ("resumed", "retries"):
-                self.cluster[name] = list(earlier.get(name) or [])
+                self.cluster[name] = list(before.get(name) or [])
             self.cluster["shards"] = _kept_shards(out / SHARDS_FILE)
+            for shard in self.cluster["shards"]:  # a model the driver died in has no result yet, but its shards
+                if shard.get("weights_sha256") and shard["model"] not in self.earlier_weights:
+                    self.earlier_weights[shard["model"]] = ("", str(shard["weights_sha256"]))
             self.cluster["resumed"].append({"date": _now(), "rows": len(done)})
         self.report.environment["cluster"] = self.cluster
 
@@ -474,7 +484,7 @@ class _Driver:
                                       "params": entry.num_params})
 
     def _run_model(self, ray: Any, number: int, key: str, model: str, way: str, nodes: list[dict[str, Any]]) -> None:
-        from cnnviewer.core.benchmark import _count_from_rows, _mark_partial
+        from cnnviewer.core.benchmark import _mark_partial
 
         result = self._result(key, model, way)
         self.report.models.append(result)
@@ -483,7 +493,12 @@ class _Driver:
         started = time.perf_counter()
         todo = [item for item in self.items if (key, item.path) not in self.done]
         finished = len(self.items) - len(todo)
-        queue = deque(_Shard(n, items) for n, items in enumerate(plan_shards(
+        if not todo:  # every image's answer was read back from results.csv: nothing to load anywhere
+            self._settle(result, way, earlier=True)
+            return
+        before = max((int(s["shard"]) for s in self.cluster["shards"] + self.cluster["retries"]
+                      if s.get("model") == key and isinstance(s.get("shard"), int)), default=0)
+        queue = deque(_Shard(before + n, items) for n, items in enumerate(plan_shards(
             todo, self.options.shard_images, self.config.batch_size), 1))
         self._tell(number, key, finished, f"starting {len(nodes)} worker(s) for {key}")
         slots = [self._start(ray, model, way, node) for node in nodes]
@@ -506,14 +521,24 @@ class _Driver:
             for slot in slots:
                 _kill(ray, slot.handle)
         result.seconds = time.perf_counter() - started
-        _count_from_rows(result, self.report.images)
-        result.failed = sum(1 for item in self.items if item.path in self.skipped)
-        result.run_as = _one_way(self.cluster["workers"], key, way)
-        result.auto = way == "auto"
+        self._settle(result, way, earlier=False)
         if result.error is None and (queue or flying):  # Cancel: the images it saw, no speed figures
             _mark_partial(result)
-        elif result.error is None:
-            result.complete = True
+
+    def _settle(self, result: ModelResult, way: str, earlier: bool) -> None:
+        """A model's figures from its rows; complete unless something stopped it (the caller says partial).
+        ``earlier``: every row came from an earlier session, whose weights the report already names."""
+        from cnnviewer.core.benchmark import _count_from_rows
+
+        _count_from_rows(result, self.report.images)
+        result.failed = sum(1 for item in self.items if item.path in self.skipped)
+        result.run_as = _one_way(self.cluster["workers"], result.name, way)
+        result.auto = way == "auto"
+        if earlier:
+            kept = self.earlier_weights.get(result.name)
+            if kept:
+                result.weights, result.weights_sha256 = kept
+        result.complete = result.error is None
         # Speed is each worker's (environment["cluster"]["workers"]); one figure summed from different
         # machines would say nothing about any of them.
         result.throughput_ips = result.end_to_end_ips = result.latency_ms = None
@@ -555,6 +580,13 @@ class _Driver:
             return
         first = ready[0].info
         result.weights, result.weights_sha256 = first.get("weights") or result.weights, first.get("weights_sha256", "")
+        kept = self.earlier_weights.get(result.name)
+        if kept and kept[1] and kept[1] != result.weights_sha256:  # a resume: the rows read back are the old file's
+            result.error = (f"{result.name}: its weights file changed since the interrupted run (SHA-256 "
+                            f"{kept[1][:12]} then, {str(result.weights_sha256)[:12]} now); the rows read back and "
+                            "the new ones would mix two models: start a new run")
+            result.error_kind = "weights_file"
+            return
         if first.get("weights", "").startswith("imported"):
             result.published = {**result.published, "acc1": None, "acc5": None}
 
@@ -588,9 +620,15 @@ class _Driver:
                 tries = sum(1 for other in slots if other.node == slot.node)
                 if slot.node in alive and tries < self.options.max_attempts + 1:
                     fresh = self._start(ray, model, way, alive[slot.node])
-                    fresh.info = {**slot.info, "pid": None}
-                    fresh.pending_info = fresh.handle.describe.remote()  # answered before its first shard
                     slots.append(fresh)
+                    # Checked as the first workers were before it gets a shard: loaded, with the same weights.
+                    if not self._describe_all(ray, [fresh]):
+                        return
+                    if fresh.info.get("error") or fresh.info.get("weights_sha256") != result.weights_sha256:
+                        log.warning("a fresh worker for %s on node %s is not used: %s", result.name, slot.node,
+                                    fresh.info.get("error") or "its weights differ from the other workers'")
+                        fresh.alive, fresh.replaced = False, True
+                        _kill(ray, fresh.handle)
         if queue and not any(slot.alive for slot in slots):
             result.error = f"{result.name}: every worker of the cluster died; {len(queue)} shard(s) were not run"
             result.error_kind = "failed"
@@ -603,19 +641,21 @@ class _Driver:
                     slot.busy += 1
 
     def _send(self, slot: _Slot, shard: _Shard) -> Any:
-        names: list[str] = []
-        payload: list[bytes] = []
-        for item in shard.items:
-            if self.options.data == "bytes":
-                data = read_for_sending(item.path)
-                if isinstance(data, str):
-                    self.skipped[item.path] = data
-                    continue
+        """The shard to a worker: every image keeps its place (a file the driver cannot send is a gap that
+        fails there, its reason the driver's), so the worker's batches are a local run's."""
+        if self.options.data == "paths":
+            names = [os.path.abspath(item.path) for item in shard.items]
+            return slot.handle.classify.remote(shard.number, names, None)
+        payload: list[bytes | None] = []
+        shard.unsent = {}
+        for position, item in enumerate(shard.items):
+            data = read_for_sending(item.path)
+            if isinstance(data, str):
+                shard.unsent[position] = data
+                payload.append(None)
+            else:
                 payload.append(data)
-            names.append(item.path)
-        sent = set(names)
-        shard.items = [item for item in shard.items if item.path in sent]
-        return slot.handle.classify.remote(shard.number, names, payload if self.options.data == "bytes" else None)
+        return slot.handle.classify.remote(shard.number, [item.path for item in shard.items], payload)
 
     def _collect(self, ray: Any, ref: Any, slot: _Slot, shard: _Shard, queue: deque[_Shard],
                  result: ModelResult) -> int:
@@ -624,8 +664,6 @@ class _Driver:
         key = result.name
         try:
             answer = ray.get(ref)
-            if slot.pending_info is not None:  # a replacement's own description: done before this shard
-                slot.info, slot.pending_info = dict(ray.get(slot.pending_info)), None
         except ray.exceptions.RayError as exc:
             died = not isinstance(exc, ray.exceptions.RayTaskError)
             slot.alive = slot.alive and not died
@@ -642,29 +680,34 @@ class _Driver:
             shard.attempt += 1
             queue.appendleft(shard)
             return 0
-        by_position = shard.items
-        handed: list[ImageRow] = []
+        from cnnviewer.core.benchmark import ImageRow
+
+        answers: list[tuple[LabelledImage, list[int], list[float]]] = []
         failed = 0
         for position, top, probabilities, error in answer["rows"]:
-            item = by_position[position]
+            item = shard.items[position]
             if error is not None:
-                self.skipped[item.path] = str(error)
+                self.skipped[item.path] = shard.unsent.get(position) or str(error)
                 failed += 1
-                continue
+            else:
+                answers.append((item, list(top), list(probabilities)))
+        if answers:  # results.csv first: a stop while it is written leaves these rows out of the report too
+            self._on_rows(key, [ImageRow(item.path, item.label, item.index, {key: top}, {key: probabilities})
+                                for item, top, probabilities in answers])
+        for item, top, probabilities in answers:
             row = self.rows[item.path]
-            row.top5[key], row.probabilities[key] = list(top), list(probabilities)
-            self.done[(key, item.path)] = (list(top), list(probabilities))
-            handed.append(row)
-        if handed:
-            self._on_rows(key, handed)
+            row.top5[key], row.probabilities[key] = top, probabilities
+            self.done[(key, item.path)] = (top, probabilities)
         info = slot.info
-        record = {"model": key, "shard": shard.number, "images": len(handed), "failed": failed,
-                  "host": info.get("host", ""), "node": slot.node, "pid": answer.get("pid", info.get("pid")),
+        record = {"model": key, "shard": shard.number, "session": len(self.cluster["resumed"]),
+                  "images": len(answers), "failed": failed,
+                  "host": info.get("host", ""), "node": info.get("node") or slot.node,
+                  "pid": answer.get("pid", info.get("pid")),
                   "device": info.get("device", ""), "gpu": info.get("gpu"), "cpu": info.get("cpu", ""),
                   "threads": info.get("threads"), "way": info.get("way", ""), "attempt": shard.attempt,
                   "seconds": round(float(answer["seconds"]), 4), "forward_ms": round(float(answer["forward_ms"]), 3),
                   "decode_ms": round(float(answer["decode_ms"]), 3), "load_s": round(float(info.get("load_s", 0)), 3),
-                  "peak_rss_mb": answer.get("peak_rss_mb")}
+                  "peak_rss_mb": answer.get("peak_rss_mb"), "weights_sha256": info.get("weights_sha256", "")}
         self.cluster["shards"].append(record)
         _append_shard(self.out / SHARDS_FILE, record)
         self.cluster["workers"] = per_worker(self.cluster["shards"])
@@ -692,8 +735,9 @@ def per_worker(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for worker in workers.values():
         forward_s, seconds = worker.pop("forward_s"), worker.pop("seconds")
-        worker["forward_ips"] = round(worker["images"] / forward_s, 2) if forward_s > 0 else None
-        worker["end_to_end_ips"] = round((worker["images"] + worker["failed"]) / seconds, 2) if seconds > 0 else None
+        worker["forward_ips"] = round(worker["images"] / forward_s, 2) if forward_s > 0 and worker["images"] else None
+        # Images classified per second of its shards, file to top-5: a file that failed is no answer.
+        worker["end_to_end_ips"] = round(worker["images"] / seconds, 2) if seconds > 0 and worker["images"] else None
         rows.append(worker)
     return rows
 
@@ -763,23 +807,55 @@ def _kept_shards(path: Path) -> list[dict[str, Any]]:
     return kept
 
 
-def _connect(ray: Any, options: ClusterOptions, device: str) -> str:
-    """Connect to the cluster (ray.init); the address as the report says it ("local": started for this run)."""
+CONNECT_TIMEOUT_S = 60.0  # Ray's own connect retries for minutes when something else answers on the port
+
+
+def _connect(ray: Any, options: ClusterOptions, should_cancel: Callable[[], bool] | None = None,
+             timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+    """Connect to the cluster (ray.init); the address as the report says it ("local": started for this run).
+
+    ray.init runs in a thread of its own, so a port where something other than Ray's head answers (Ray would
+    retry for minutes), a slow network or Cancel never holds the run: after ``timeout_s`` it is a ClusterError."""
     address = configured_address(options.address)
     settings: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "namespace": "cnnviewer"}
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    hints = {"cli_hint": "Check RAY_ADDRESS, and that it is the address `ray start --head` printed.",
+             "gui_hint": "Check the cluster address, and that it is the address `ray start --head` printed."}
     if address is not None:
         _check_reachable(address)
+    outcome: list[BaseException | None] = []
+
+    def init() -> None:
+        try:
+            if address is None:
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local instance reports nothing anywhere
+                ray.init(address="local", include_dashboard=False, **settings)  # never a cluster found here
+            else:
+                ray.init(address=address, **settings)
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError...: said as one sentence
+            outcome.append(exc)
+
+    quiet = logging.getLogger("ray")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "SIGTERM handler is not set ... not the main thread": Ray's, not the user's
     try:
-        if address is None:
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local instance reports nothing anywhere
-            ray.init(address="local", include_dashboard=False, **settings)  # never a cluster found on the machine
-        else:
-            ray.init(address=address, **settings)
-    except Exception as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise ClusterError(f"cannot connect to {where} ({_first_line(exc)}).",
-                           cli_hint="Check RAY_ADDRESS and that `ray start --head` runs there.",
-                           gui_hint="Check the cluster address and that the cluster runs.") from exc
+        connecting = threading.Thread(target=init, name="cnnviewer-ray-connect", daemon=True)
+        connecting.start()
+        deadline = time.monotonic() + timeout_s
+        while connecting.is_alive():
+            connecting.join(_WAIT_S)
+            if connecting.is_alive() and should_cancel is not None and should_cancel():
+                raise ClusterError(f"cancelled while connecting to {where}")
+            if connecting.is_alive() and time.monotonic() > deadline:
+                raise ClusterError(f"cannot connect to {where}: it did not answer as a Ray cluster within "
+                                   f"{timeout_s:.0f} s.", **hints)
+    finally:
+        quiet.setLevel(level)
+    if outcome and outcome[0] is not None:
+        exc = outcome[0]
+        text = _first_line(exc).replace(f" at {address}", "") if address else _first_line(exc)
+        raise ClusterError(f"cannot connect to {where} ({text}).", **hints) from exc
     return address or "local"
 
 
@@ -840,7 +916,7 @@ def run_on_cluster(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str |
             raise OutputError(f"{out / SHARDS_FILE}: cannot be replaced ({exc.strerror or exc})") from exc
     import ray
 
-    address = _connect(ray, options, config.device)  # before any file: a cluster not there leaves nothing behind
+    address = _connect(ray, options, should_cancel)  # before any file: a cluster not there leaves nothing behind
     try:
         results = ResultsCsv(out / "results.csv", resume=resume)
     except OutputError:

@@ -112,23 +112,44 @@ class ResultsCsv:
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot be written ({reason_for_write_error(exc)})") from exc
         self._handle = open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
+        self._lock()
         self._writer = csv.writer(self._handle)
         self._write([CSV_HEADER])
 
+    def _lock(self) -> None:
+        """Only this run writes the file while it is open: a second run resuming it (or a first one still
+        alive) is refused, rather than both appending every image once each."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; one run per folder is then the user's care
+            return
+        try:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._handle.close()
+            raise OutputError(f"{self.path}: another run is writing it (still running, or resumed twice); "
+                              "wait for it, or stop it first") from exc
+
     def _continue(self) -> None:
-        """An earlier session's file, continued (a cluster run's resume): a last line cut short by a killed
-        run is removed first, so every line is whole; nothing before it is touched."""
+        """An earlier session's file, continued (a cluster run's resume): taken first (see _lock), then a last
+        line cut short by a killed run is removed, so every line is whole; nothing before it is touched."""
+        try:
+            self._handle = open(output_target(self.path), "a", newline="", encoding="utf-8",
+                                errors="surrogateescape")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot be continued ({reason_for_write_error(exc)})") from exc
+        self._lock()
         try:
             with open(output_target(self.path), "rb+") as earlier:
                 data = earlier.read()
                 if not data.startswith(",".join(CSV_HEADER).encode()):
                     raise OutputError(f"{self.path}: is not a cnnviewer results.csv, so it is not continued")
                 earlier.truncate(data.rfind(b"\n") + 1)
-            handle = open(output_target(self.path), "a", newline="", encoding="utf-8",
-                          errors="surrogateescape")
-        except OSError as exc:
+        except (OSError, OutputError) as exc:
+            self._handle.close()
+            if isinstance(exc, OutputError):
+                raise
             raise OutputError(f"{self.path}: cannot be continued ({reason_for_write_error(exc)})") from exc
-        self._handle = handle
         self._writer = csv.writer(self._handle)
 
     def _write(self, rows: Sequence[Sequence[object]]) -> None:
@@ -249,7 +270,7 @@ def speed_sentence(a: str, b: str, figures: dict[str, object], a_name: str) -> s
     ratio, interval, faster = figures.get("speed_ratio"), figures.get("speed_interval"), figures.get("faster")
     rounds = figures.get("speed_rounds") or 0
     if not isinstance(ratio, (int, float)) or ratio <= 0:
-        return f"{a} and {b}"
+        return f"{a} against {b}"
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
         low, high = float(interval[0]), float(interval[1])
         if faster is not None:
@@ -259,7 +280,7 @@ def speed_sentence(a: str, b: str, figures: dict[str, object], a_name: str) -> s
         if isinstance(rounds, int) and rounds >= MIN_CLAIM_ROUNDS:
             return (f"No clear speed difference between {a} and {b} (x{ratio:.2f}, 95 % interval "
                     f"{low:.2f}–{high:.2f})")
-    return (f"{a} and {b} (no speed claim: {a} ran at x{ratio:.2f} the throughput of {b} in "
+    return (f"{a} against {b} (no speed claim: {a} ran at x{ratio:.2f} the throughput of {b} in "
             f"{'one pass' if not rounds else f'{rounds} timing round(s)'}, fewer than the "
             f"{MIN_CLAIM_ROUNDS} an interval needs)")
 
@@ -429,24 +450,28 @@ def conclusions(report: BenchmarkReport) -> list[str]:
     for c in report.comparisons:
         a, b = titles.get(c["a"], c["a"]), titles.get(c["b"], c["b"])
         speed = speed_sentence(a, b, c if speeds else {}, c["a"])
+        # "A is faster than B; ..." is a clause; "A against B" (no speed claim) names the pair for what follows.
+        speed += ": " if speed.startswith(f"{a} against {b}") else "; "
         if c["significant"]:
             better = titles.get(c["more_accurate"], c["more_accurate"])
             other = b if better == a else a
-            sentences.append(f"{speed}; {better} is more accurate than {other} on top-1 "
+            sentences.append(f"{speed}{better} is more accurate than {other} on top-1 "
                              f"(exact McNemar p = {c['p_value']:.3g}, {c['only_a_right']} vs {c['only_b_right']} "
                              "discordant images).")
         else:
-            sentences.append(f"{speed}; their top-1 difference is not significant, p = {c['p_value']:.2f}.")
+            sentences.append(f"{speed}their top-1 difference is not significant, p = {c['p_value']:.2f}.")
     return sentences
 
 
 # -- a run on a cluster (core.cluster): speed per worker, never summed ---------------------------------
 
 PER_WORKER = "per worker"  # a cluster result's speed cells: each worker process has its own figures
-NOT_SUMMED = ("Speeds are per worker and are not summed: the workers are different machines, so a total would "
-              "describe none of them.")
+NOT_SUMMED = ("Speeds are per worker and are not summed: each worker process measured its own, on its own node "
+              "(two nodes may share a machine), so a total would describe none of them.")
+# A worker's memory is its whole process's (ru_maxrss), not the rise above its start as on one machine.
+PROCESS_PEAK = "Process peak MB: each worker process's peak resident memory, torch included."
 WORKER_HEADERS = ("Model", "Host", "Node", "PID", "Device", "Way", "Threads", "Images", "Shards", "Forward img/s",
-                  "File-to-top-5 img/s", "Peak MB", "Load s")
+                  "File-to-top-5 img/s", "Process peak MB", "Load s")
 SENT = {"bytes": "the image bytes (the driver read each image and sent it: no shared storage needed)",
         "paths": "the image paths (each worker opened the files itself, on shared storage at the same path)"}
 
@@ -457,14 +482,14 @@ class ClusterSummary:
     escapes them its own way). Read from environment["cluster"] field by field: a report.json may come from
     anywhere, so a wrong type shows "-" rather than stopping the report."""
 
-    where: str  # the engine, its address and the machines
+    where: str  # the engine, its address and the Ray nodes
     sent: str  # what went over the network
     split: str  # how the images were split into shards, and how many shards each model had
     workers: tuple[tuple[str, ...], ...]  # WORKER_HEADERS cells, one row per (model, worker process)
     retries: tuple[str, ...]  # a shard whose worker died or failed: where, why, and where it ran next
     resumed: tuple[str, ...]  # each earlier session read back from results.csv
     processes: int  # worker processes that finished a shard
-    machines: int  # the nodes they ran on
+    nodes: int  # the Ray nodes they ran on (two nodes may be one machine)
 
 
 def _entries(cluster: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -503,7 +528,7 @@ def cluster_summary(report: BenchmarkReport) -> ClusterSummary | None:
              else f"{engine} at {_word(address)}")
     nodes = _entries(cluster, "nodes")
     if nodes:
-        where += f"; {len(nodes)} machine(s): " + ", ".join(
+        where += f"; {len(nodes)} node(s): " + ", ".join(
             f"{_word(n.get('host'))} ({_word(n.get('ip'))}, {_figure(n.get('cpus'))} CPU(s), "
             f"{_figure(n.get('gpus'))} GPU(s))" for n in nodes)
     data = cluster.get("data")
@@ -556,10 +581,12 @@ def cluster_note(report: BenchmarkReport) -> str | None:
     summary = cluster_summary(report)
     if summary is None:
         return None
-    return (f"The models ran on {summary.machines} machine(s) of a cluster ({summary.processes} worker process(es), "
+    if not summary.processes:  # during a run, before any shard came back (the window shows it then)
+        return "The models run on a cluster: each worker's own speed is listed as its shards come back."
+    return (f"The models ran on {summary.nodes} node(s) of a cluster ({summary.processes} worker process(es), "
             "one per model on each), so there is no single speed "
             "figure per model: each worker's own is listed (the Cluster section; the Workers tab in the window), "
-            "never summed, because the workers are different machines.")
+            "never summed into one figure.")
 
 
 _FIGURE = re.compile(r"-|\d+(\.\d+)?")
@@ -581,6 +608,7 @@ def cluster_lines(report: BenchmarkReport) -> list[str]:
     lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in summary.workers]
     if not summary.workers:
         lines.append("| no worker finished a shard |" + " |" * (len(WORKER_HEADERS) - 1))
+    lines += ["", PROCESS_PEAK]
     if summary.retries:
         lines += ["", "Shards run again (each image is counted once, from the attempt that finished):", ""]
         lines += [f"- {cell(retry)}" for retry in summary.retries]
@@ -600,7 +628,7 @@ def _html_cluster(report: BenchmarkReport) -> list[str]:
            f"<p><strong>{esc(NOT_SUMMED)}</strong></p>",
            "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in WORKER_HEADERS) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{esc(value)}</td>" for value in row) + "</tr>" for row in summary.workers]
-    out.append("</table>")
+    out += ["</table>", f"<p>{esc(PROCESS_PEAK)}</p>"]
     if summary.retries:
         out += ["<p>Shards run again (each image is counted once, from the attempt that finished):</p><ul>"]
         out += [f"<li>{esc(retry)}</li>" for retry in summary.retries] + ["</ul>"]

@@ -202,9 +202,8 @@ class SummaryModel(RecordsModel):
             return QBrush(PARTIAL)
         cluster = m.name in self.per_worker and index.column() in self.SPEED_COLUMNS + self.DRIVER_COLUMNS
         if role == Qt.ItemDataRole.ToolTipRole and cluster:
-            return tooltip("This model ran on a cluster: each worker process has its own speed (the Workers tab), "
-                           "never summed into one figure, because the workers are different machines. Memory is "
-                           "not measured on the workers.")
+            return tooltip("This model ran on a cluster: each worker process has its own speed and memory (the "
+                           "Workers tab), never summed into one figure.")
         if role == Qt.ItemDataRole.ForegroundRole and cluster:
             return QBrush(PARTIAL)
         if role != Qt.ItemDataRole.DisplayRole:
@@ -486,7 +485,7 @@ class Charts(pg.GraphicsLayoutWidget):
         self._points: tuple = ()  # latency dots of each timed result drawn
         self._timed: tuple = ()  # the results drawn that have speed figures
         self._colours: dict[str, str] = {}  # each result's palette colour, by its place in the report
-        self._cluster = False  # the report is a cluster run's: speed per worker, memory not measured
+        self._cluster = False  # the report is a cluster run's: speed and memory per worker (the Workers tab)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -534,13 +533,17 @@ class Charts(pg.GraphicsLayoutWidget):
 
         self._colours = model_colours([m.name for m in report.models])
         memory = memory_caption(list(report.models))
-        self.memory.setLabel("left", chart_specs.memory_axis(memory))
+        # A cluster's workers measured their whole processes (the Workers tab), not the rise above a start.
+        self.memory.setLabel("left", chart_specs.MEMORY.axis if self._cluster else chart_specs.memory_axis(memory))
         partial = [m.name for m in ran if m.partial]
         swatches = " &nbsp;".join(f"<span style='color:{self._colours[m.name]}'>■</span> {escape(name)}"
                                   for m, name in zip(ran, short_names([m.name for m in ran]), strict=True))
         self.legend_text.setText(
-            f"{swatches} &nbsp;·&nbsp; solid: top-1, {memory[:-5]} &nbsp; light: top-5, parameters"
-            " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)"
+            f"{swatches} &nbsp;·&nbsp; "
+            # A cluster run draws no memory bars and no latency dots: their keys would describe nothing.
+            + ("solid: top-1 &nbsp; light: top-5" if self._cluster
+               else f"solid: top-1, {memory[:-5]} &nbsp; light: top-5, parameters"
+                    " &nbsp;·&nbsp; latency: dots are single runs, lines p50 (thick) / p90 / p99 (thin)")
             + (" &nbsp;·&nbsp; img/s whiskers: 95 % interval over the timing rounds"
                if any(m.throughput_ci for m in self._timed) else "")
             + (" &nbsp;·&nbsp; hatched: partial, cut short by Cancel (no speed figures)" if partial else ""))
@@ -592,7 +595,7 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _clear(self, plot, note: str = "") -> bool:
         """Empty ``plot``; with a ``note``, show it there instead of axes with nothing on them (a cluster run's
-        speed is per worker, its memory not measured). Whether the plot is to be drawn."""
+        speed and memory are per worker). Whether the plot is to be drawn."""
         plot.clear()
         plot.getAxis("left").setStyle(showValues=not note)
         if not note:  # as a report on one machine draws it: its own ticks and ranges (a note fixed them)
@@ -608,6 +611,7 @@ class Charts(pg.GraphicsLayoutWidget):
         return False
 
     PER_WORKER_NOTE = "Per worker on a cluster:\nsee the Workers tab"
+    MEMORY_NOTE = "Each worker's own:\nsee the Workers tab"  # its Process peak MB column
 
     def _draw_throughput(self, ran) -> None:
         timed = self._timed  # a partial result has no throughput to draw
@@ -677,7 +681,7 @@ class Charts(pg.GraphicsLayoutWidget):
 
     def _draw_memory(self, ran) -> None:
         x = np.arange(len(ran), dtype=float)
-        if not self._clear(self.memory, "Not measured on\nthe cluster's workers" if self._cluster else ""):
+        if not self._clear(self.memory, self.MEMORY_NOTE if self._cluster else ""):
             return
         self.memory.addItem(pg.BarGraphItem(x=x - 0.2, height=[m.peak_rss_mb for m in ran], width=0.38,
                                             **self._bars(ran)))
@@ -1057,7 +1061,7 @@ ANY = "any"
 class WorkersModel(RecordsModel):
     """One row per (model, worker process) of a run on a cluster: core.report.ClusterSummary's cells."""
 
-    NUMBERS = (3, 6, 7, 8, 9, 10, 11)  # PID, Threads, Images, Shards, the two img/s, Load s: right-aligned
+    NUMBERS = (3, 6, 7, 8, 9, 10, 11, 12)  # PID, Threads, Images, Shards, the two img/s, MB, Load s: right-aligned
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -1105,12 +1109,13 @@ class WorkersView(QWidget):
 
     def set_summary(self, summary) -> None:
         """Show a core.report.ClusterSummary."""
-        from cnnviewer.core.report import NOT_SUMMED, WORKER_HEADERS
+        from cnnviewer.core.report import NOT_SUMMED, PROCESS_PEAK, WORKER_HEADERS
 
         self.model.HEADERS = WORKER_HEADERS
         self.model.set_records(summary.workers)
         self.about.setText(f"<b>Engine:</b> {escape(summary.where)}<br><b>Sent to the workers:</b> "
-                           f"{escape(summary.sent)}<br><b>Split:</b> {escape(summary.split)}<br><b>{escape(NOT_SUMMED)}</b>")
+                           f"{escape(summary.sent)}<br><b>Split:</b> {escape(summary.split)}<br><b>{escape(NOT_SUMMED)}</b> "
+                           f"{escape(PROCESS_PEAK)}")
         notes = []
         if summary.retries:
             notes.append("<b>Shards run again</b> (each image is counted once, from the attempt that finished):<br>"

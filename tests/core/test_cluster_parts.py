@@ -90,6 +90,18 @@ def test_a_resume_reads_back_whole_rows_and_drops_the_line_a_killed_driver_cut_s
     assert [line[0] for line in lines[1:]] == [item.path for item in items]
 
 
+def test_only_one_run_writes_a_results_file(tmp_path):
+    items = images(tmp_path, 2)
+    path = _rows_file(tmp_path, items, "efficientnet_lite0")
+    first = ResultsCsv(path, resume=True)  # a driver still running, or a resume started twice
+    try:
+        with pytest.raises(OutputError, match="another run is writing it"):
+            ResultsCsv(path, resume=True)
+    finally:
+        first.close()
+    ResultsCsv(path, resume=True).close()  # once the first is gone, a resume takes it
+
+
 def test_a_resume_refuses_rows_of_another_run(tmp_path):
     items = images(tmp_path, 3)
     path = _rows_file(tmp_path, items, "efficientnet_lite0")
@@ -114,6 +126,9 @@ def test_each_worker_keeps_its_own_speed(tmp_path):
     assert [(w["host"], w["images"], w["shards"], w["forward_ips"]) for w in workers] == [
         ("a", 20, 2, 20.0), ("b", 10, 1, 100.0)]
     assert workers[0]["peak_rss_mb"] == 320.0 and workers[0]["end_to_end_ips"] == 10.0
+    # Files that failed are no answers: a worker whose every file failed has no speed at all.
+    failing = per_worker([{**shard, "images": 0, "failed": 13, "forward_ms": 0.0, "seconds": 0.01}])
+    assert failing[0]["end_to_end_ips"] is None and failing[0]["forward_ips"] is None
 
 
 def test_options_and_addresses(monkeypatch):
@@ -128,3 +143,28 @@ def test_options_and_addresses(monkeypatch):
         ClusterOptions(engine="dask")
     with pytest.raises(ClusterError, match="is not a cluster address"):
         cluster._check_reachable("head-without-port")
+
+
+def test_a_port_where_no_ray_head_answers_is_an_error_within_the_deadline(tmp_path):
+    """Something else listens (a web server, the dashboard's port): Ray would retry for minutes."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    code = ("import ray; from cnnviewer.core import cluster\n"
+            f"cluster._connect(ray, cluster.ClusterOptions(address='127.0.0.1:{port}'), timeout_s=5)")
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "RAY_ADDRESS": ""})
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 1
+    assert (f"ClusterError: cannot connect to the Ray cluster at 127.0.0.1:{port}: it did not answer as a Ray "
+            "cluster within 5 s.") in proc.stderr

@@ -12,9 +12,11 @@ from cnnviewer.core.benchmark import BenchmarkReport, _finish_statistics, enviro
 from cnnviewer.core.report import (
     NOT_SUMMED,
     PER_WORKER,
+    PROCESS_PEAK,
     cluster_lines,
     conclusions,
     html,
+    html_escape,
     load_json,
     markdown,
     save_json,
@@ -79,7 +81,7 @@ def _cells(line: str) -> list[str]:
 def test_report_md_of_a_cluster_run_lists_each_worker_and_sums_nothing(cluster_run):
     text = markdown(cluster_run)
     section = _section(text, "Cluster")
-    assert section[0] == ("- Engine: Ray at 127.0.0.1:6390; 2 machine(s): host-a (10.0.0.2, 2 CPU(s), 0 GPU(s)), "
+    assert section[0] == ("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (10.0.0.2, 2 CPU(s), 0 GPU(s)), "
                           "host-b (10.0.0.3, 2 CPU(s), 0 GPU(s))")
     assert section[1].startswith("- Sent to the workers: the image bytes")
     assert section[2] == (r"- Split: 13 images per model in 2 shard(s) of up to 8, handed to 2 worker(s) (one per "
@@ -101,7 +103,7 @@ def test_report_md_of_a_cluster_run_lists_each_worker_and_sums_nothing(cluster_r
     lab = [_cells(line) for line in _section(text, "The lab report's table") if line.startswith("| EfficientNet")]
     assert [row[2] for row in lab] == ["-", "-"]  # memory: not measured on the workers
     assert _section(text, "Environment")[0].startswith(
-        "Models ran on 2 machine(s) of a cluster; this line is the driver's machine: ")
+        "Models ran on 2 node(s) of a cluster; this line is the driver's machine: ")
 
 
 def test_retries_and_resumed_sessions_say_what_happened(cluster_run):
@@ -140,9 +142,9 @@ def test_conclusions_of_a_cluster_run_claim_no_speed_difference(cluster_run):
     said = conclusions(cluster_run)
     assert said and not any(re.search(r"faster|speed difference|x\d", s) for s in said), said
     notes = timing_notes(cluster_run)
-    assert notes[0] == ("The models ran on 2 machine(s) of a cluster (2 worker process(es), one per model on each), "
-                        "so there is no single speed figure per model: each worker's own is listed (the Cluster section; the Workers tab in the window), "
-                        "never summed, because the workers are different machines.")
+    assert notes[0] == ("The models ran on 2 node(s) of a cluster (2 worker process(es), one per model on each), "
+                        "so there is no single speed figure per model: each worker's own is listed (the Cluster "
+                        "section; the Workers tab in the window), never summed into one figure.")
     assert not any("Throughput:" in note or "Other programs" in note for note in notes)
     md = markdown(cluster_run)
     assert "faster than" not in md and "speed claim" not in md
@@ -187,5 +189,80 @@ def test_wrong_types_in_a_cluster_section_show_as_dashes(cluster_run, tmp_path):
     assert rows == [[r"\['x'\]", "7", "-", "-", "-", "-", "-", "3 (1 failed)", "-", "-", "-", "-", "-"]]
     assert r"- efficientnet\_lite0 shard \[1\]: - on - (pid -, attempt -); not run again (the run ended first)" in \
         cluster_lines(loaded)
-    assert "Models ran on 1 machine(s) of a cluster" in markdown(loaded)
+    assert "Models ran on 1 node(s) of a cluster" in markdown(loaded)
     assert "<td>3 (1 failed)</td>" in html(loaded)
+
+
+def test_chart_files_of_a_cluster_run_point_to_the_cluster_section(cluster_run, photos_13_run):
+    """The speed charts of a cluster run say where its speed is (not that Cancel cut every model short), and the
+    memory chart draws no 0 MB bar per model: the driver measured none of it."""
+    from cnnviewer.core import charts
+
+    for chart in (charts.THROUGHPUT, charts.LATENCY, charts.SCATTER):
+        [ax] = charts.figure(chart, cluster_run).axes
+        assert [t.get_text() for t in ax.texts] == [charts.CLUSTER_SPEED], chart.name
+        assert ax.get_title(loc="left") == chart.title and not ax.patches and not ax.collections
+    [ax] = charts.figure(charts.MEMORY, cluster_run).axes
+    assert [t.get_text() for t in ax.texts] == [charts.CLUSTER_MEMORY] and not ax.patches
+    assert "Cluster section" in charts.CLUSTER_SPEED and "Cancel" not in charts.CLUSTER_SPEED
+    assert sorted(charts.render(cluster_run)) == sorted(charts.CHART_FILES)
+    # A local run draws its bars as before.
+    local = photos_13_run[0]
+    [ax] = charts.figure(charts.MEMORY, local).axes
+    assert len(ax.patches) == 2 * len(local.models)
+    [ax] = charts.figure(charts.THROUGHPUT, local).axes
+    assert len(ax.patches) == len(local.models) and charts.CLUSTER_SPEED not in [t.get_text() for t in ax.texts]
+
+
+def test_ray_nodes_are_counted_as_nodes_even_on_one_machine(cluster_run):
+    for node in cluster_run.environment["cluster"]["nodes"]:  # the test cluster: two nodes, one host
+        node.update(host="host-a", ip="127.0.0.1")
+    where = cluster_lines(cluster_run)[2]
+    assert where.startswith("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (127.0.0.1, ") and "machine(s)" \
+        not in where
+    assert timing_notes(cluster_run)[0].startswith("The models ran on 2 node(s) of a cluster (2 worker process(es)")
+    assert environment_line(cluster_run.environment).startswith("Models ran on 2 node(s) of a cluster; ")
+    assert "machine(s)" not in markdown(cluster_run)
+
+
+def test_before_any_shard_came_back_the_note_is_in_the_present(cluster_run):
+    cluster_run.environment["cluster"].update(workers=[], shards=[], retries=[], resumed=[])
+    assert timing_notes(cluster_run)[0] == ("The models run on a cluster: each worker's own speed is listed as its "
+                                            "shards come back.")
+    assert environment_line(cluster_run.environment).startswith("Models ran on a cluster; this line is the driver's")
+    assert "0 node(s)" not in markdown(cluster_run) and "0 machine(s)" not in markdown(cluster_run)
+
+
+def test_the_worker_memory_column_is_the_process_peak(cluster_run):
+    lines = cluster_lines(cluster_run)
+    header = next(line for line in lines if line.startswith("| Model |"))
+    assert _cells(header)[11] == "Process peak MB" and "above start" not in header
+    assert PROCESS_PEAK in lines and "peak resident memory" in PROCESS_PEAK
+    page = html(cluster_run)
+    assert "<th>Process peak MB</th>" in page and f"<p>{html_escape(PROCESS_PEAK)}</p>" in page
+
+
+def _pair_sentences(report: BenchmarkReport) -> list[str]:
+    return [s for s in conclusions(report) if "top-1 difference" in s or "more accurate than" in s]
+
+
+def test_a_pair_without_speed_figures_makes_a_whole_sentence(cluster_run, photos_13_run):
+    [said] = _pair_sentences(cluster_run)
+    p = cluster_run.comparisons[0]["p_value"]
+    assert said == (f"EfficientNet-Lite0 against EfficientNet-Lite1: their top-1 difference is not significant, "
+                    f"p = {p:.2f}.")
+    assert f"- {said}" in markdown(cluster_run).splitlines()
+    # A local run with no timing rounds (--rounds 0): one pass's ratio, no claim, and still a whole sentence.
+    local = copy.deepcopy(photos_13_run[0])
+    for m in local.models:
+        m.throughput_rounds, m.throughput_ci = [], None
+    local.timing = {}
+    _finish_statistics(local)
+    [said] = _pair_sentences(local)
+    assert said.startswith("EfficientNet-Lite0 against EfficientNet-Lite1 (no speed claim: EfficientNet-Lite0 ran at x")
+    assert "in one pass, fewer than the 3 an interval needs): their top-1 difference is not significant" in said
+    # A speed claim stays a clause of its own before the accuracy's.
+    for c in local.comparisons:
+        c.update(speed_ratio=1.8, speed_interval=[1.6, 2.0], speed_rounds=5, faster=c["a"])
+    [said] = _pair_sentences(local)
+    assert said.startswith("EfficientNet-Lite0 is faster than EfficientNet-Lite1 (x1.80, 95 % interval 1.60–2.00); ")

@@ -150,7 +150,7 @@ def test_an_old_report_without_rounds_loads_and_shows_without_intervals(tmp_path
     text = markdown(report)
     assert "| 200.0 |" in text  # the figure, without an interval
     assert "is faster than" not in text
-    assert "FAST and SLOW (no speed claim: FAST ran at x2.00 the throughput of SLOW in one pass" in text
+    assert "FAST against SLOW (no speed claim: FAST ran at x2.00 the throughput of SLOW in one pass" in text
     assert "interleaved rounds" not in text
 
 

@@ -57,7 +57,10 @@ def test_a_cluster_report_shows_each_worker_and_no_summed_speed(bench, qtbot, ph
         row = _summary_row(dashboard, name)
         assert [row[h] for h in ("img/s", "p50 ms", "p90 ms", "p99 ms", "Load s")] == ["per worker"] * 5
         assert row["Status"] == "done" and row["Top-1 %"] == f"{cluster_run.result(name).top1 * 100:.1f}"
-    assert any("2 machine(s) of a cluster" in line for line in [dashboard.conclusions.text()])
+    assert "2 node(s) of a cluster" in dashboard.conclusions.text()
+    assert "machine(s)" not in dashboard.conclusions.text()
+    # The pair's sentence is whole: no speed figure to compare, so the pair is named and the accuracy follows.
+    assert "EfficientNet-Lite0 against EfficientNet-Lite1: their top-1 difference" in dashboard.conclusions.text()
 
     bench.resize(width, height)
     bench.show()
@@ -68,7 +71,16 @@ def test_a_cluster_report_shows_each_worker_and_no_summed_speed(bench, qtbot, ph
     # it is empty (the charts are drawn one per turn of the event loop).
     qtbot.waitUntil(lambda: _notes(charts.scatter) == [charts.PER_WORKER_NOTE], timeout=10_000)
     assert _notes(charts.throughput) == _notes(charts.latency) == [charts.PER_WORKER_NOTE]
-    assert _notes(charts.memory) == ["Not measured on\nthe cluster's workers"]
+    # Memory was measured, by each worker process: the chart points at the Workers tab's column, as the tooltip does.
+    assert _notes(charts.memory) == ["Each worker's own:\nsee the Workers tab"]
+    assert workers.headerData(11, Qt.Orientation.Horizontal) == "Process peak MB"
+    assert "peak resident memory" in about
+    # Nor "MB above start" on its axis, or keys for bars and dots that are not drawn.
+    assert charts.memory.getAxis("left").labelText == "MB"
+    assert "above start" not in charts.legend_text.text() and "latency: dots" not in charts.legend_text.text()
+    summary = dashboard.summary_model
+    memory_cell = summary.index(0, summary.HEADERS.index("Peak MB above start"))
+    assert "not measured" not in summary.data(memory_cell, Qt.ItemDataRole.ToolTipRole).lower()
     assert not any(isinstance(item, pg.BarGraphItem) for item in charts.memory.items)
     save_screenshot(bench, f"cluster-summary-{width}x{height}")
     dashboard.setCurrentIndex(dashboard.workers_tab())
@@ -86,6 +98,8 @@ def test_a_cluster_report_shows_each_worker_and_no_summed_speed(bench, qtbot, ph
         assert not _notes(plot) or plot is charts.scatter  # the scatter's own labels are text items too
         assert plot.getAxis("left").style["showValues"]
     assert charts.throughput.getViewBox().autoRangeEnabled()[1]
+    assert charts.memory.getAxis("left").labelText == "MB above start"
+    assert "peak memory above start" in charts.legend_text.text() and "latency: dots" in charts.legend_text.text()
 
 
 def test_a_cluster_report_opened_with_no_worker_yet_says_so(bench, photos_13_run):
@@ -94,5 +108,9 @@ def test_a_cluster_report_opened_with_no_worker_yet_says_so(bench, photos_13_run
     bench.show_report(cluster_run)
     assert bench.dashboard.workers.model.rowCount() == 0
     assert bench.dashboard.workers.notes.text() == "No worker has finished a shard yet."
+    # As during a run: the note says where the speed will be, not "ran on 0 machine(s)".
+    text = bench.dashboard.conclusions.text()
+    assert "The models run on a cluster: each worker's own speed is listed as its shards come back." in text
+    assert "0 node(s)" not in text and "0 machine(s)" not in text
     bench.dashboard.clear()
     assert bench.dashboard.workers_tab() == -1
