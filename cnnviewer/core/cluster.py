@@ -7,7 +7,6 @@ when a run starts: the module, the window and the bundle need none.
 
 from __future__ import annotations
 
-import copy
 import csv
 import datetime as _dt
 import importlib.util
@@ -892,7 +891,8 @@ def run_on_cluster(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str |
     finished. With ``resume`` the run in ``out_dir`` goes on from its results.csv: finished rows are read
     back, never run again. int8 is refused (its calibration is one machine's).
     """
-    from cnnviewer.core.report import ResultsCsv, save_json, write_all
+    from cnnviewer.core.report import ResultsCsv, write_all
+    from cnnviewer.core.session import RunOutputs
     from cnnviewer.core.ways import INT8
 
     if INT8 in config.ways:
@@ -922,30 +922,8 @@ def run_on_cluster(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str |
     except OutputError:
         ray.shutdown()
         raise
-    broken: set[str] = set()
-
-    def problem(kind: str, exc: OutputError) -> None:
-        if on_problem is not None:
-            on_problem(kind, exc)
-        else:
-            log.warning("%s; the run goes on", exc)
-
-    def on_rows(model: str, rows: list[ImageRow]) -> None:
-        if "csv" in broken:
-            return
-        try:
-            results.add(model, rows)
-        except OutputError as exc:
-            broken.add("csv")
-            problem("csv", exc)
-
-    def on_update(report: BenchmarkReport) -> None:
-        try:
-            save_json(report, out / "report.json")
-        except OutputError as exc:
-            problem("json", exc)
-        if on_snapshot is not None:
-            on_snapshot(copy.deepcopy(report))
+    outputs = RunOutputs(out, results, on_snapshot, on_problem)
+    on_rows, on_update = outputs.on_rows, outputs.on_update
 
     driver = _Driver(dataset, config, out, options, progress=progress, should_cancel=should_cancel,
                      on_update=on_update, on_rows=on_rows, on_shard=on_shard, done=done, earlier=earlier)

@@ -21,6 +21,41 @@ log = logging.getLogger(__name__)
 OnProblem = Callable[[str, OutputError], None]
 
 
+class RunOutputs:
+    """What a run writes as it goes, for a local run and a cluster run alike: results.csv batch by batch
+    (after a failure to write it, the rest of the run is not added, and ``on_problem`` hears once), report.json
+    at each update (tried again at the end), and a deep copy of the report for ``on_snapshot``."""
+
+    def __init__(self, out: Path, results: ResultsCsv, on_snapshot: Callable[[BenchmarkReport], None] | None,
+                 on_problem: OnProblem | None) -> None:
+        self.out, self.results = out, results
+        self._on_snapshot, self._on_problem = on_snapshot, on_problem
+        self.broken: set[str] = set()
+
+    def problem(self, kind: str, exc: OutputError) -> None:
+        if self._on_problem is not None:
+            self._on_problem(kind, exc)
+        else:
+            log.warning("%s; the run goes on", exc)
+
+    def on_rows(self, model: str, rows: list[ImageRow]) -> None:
+        if "csv" in self.broken:
+            return
+        try:
+            self.results.add(model, rows)
+        except OutputError as exc:
+            self.broken.add("csv")
+            self.problem("csv", exc)
+
+    def on_update(self, report: BenchmarkReport) -> None:
+        try:
+            save_json(report, self.out / "report.json")
+        except OutputError as exc:
+            self.problem("json", exc)
+        if self._on_snapshot is not None:
+            self._on_snapshot(copy.deepcopy(report))  # the run goes on changing its own
+
+
 def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | os.PathLike[str], *,
                   progress: Callable[[Progress], None] | None = None,
                   should_cancel: Callable[[], bool] | None = None,
@@ -36,31 +71,9 @@ def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | 
     ``on_problem`` a file that cannot be written is logged, and the final files' failure is raised.
     """
     out = Path(os.fspath(out_dir))
-    results = ResultsCsv(out / "results.csv")
-    broken: set[str] = set()
-
-    def problem(kind: str, exc: OutputError) -> None:
-        if on_problem is not None:
-            on_problem(kind, exc)
-        else:
-            log.warning("%s; the run goes on", exc)
-
-    def on_rows(model: str, rows: list[ImageRow]) -> None:
-        if "csv" in broken:
-            return
-        try:
-            results.add(model, rows)
-        except OutputError as exc:
-            broken.add("csv")
-            problem("csv", exc)
-
-    def on_update(report: BenchmarkReport) -> None:
-        try:
-            save_json(report, out / "report.json")
-        except OutputError as exc:
-            problem("json", exc)
-        if on_snapshot is not None:
-            on_snapshot(copy.deepcopy(report))  # the run goes on changing its own
+    outputs = RunOutputs(out, ResultsCsv(out / "results.csv"), on_snapshot, on_problem)
+    results = outputs.results
+    on_rows, on_update = outputs.on_rows, outputs.on_update
 
     run = BenchmarkRun(dataset, config, progress=progress, should_cancel=should_cancel, pause=pause,
                        on_rows=on_rows)
