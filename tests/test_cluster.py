@@ -272,3 +272,17 @@ def test_a_bad_file_is_named_with_its_reason_and_the_rest_go_on(cluster, tmp_pat
     assert {s["file"] for s in report["skipped"]} == {str(folder / name) for name in ("cut.jpg", "notes.jpg", "pipe.jpg")}
     assert report["models"][0]["images"] == 3 and report["models"][0]["failed"] == 3
     assert len(csv_rows(out / "results.csv")) == 3
+
+
+def test_without_an_address_a_local_ray_instance_runs_the_benchmark(tmp_path):
+    """No RAY_ADDRESS: Ray is started on this machine for the run (and stopped after it)."""
+    out = tmp_path / "run"
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "cnnviewer", "bench", str(PHOTOS_13), "--models", "efficientnet_lite0",
+                           "--run-as", "fp32", "--cluster", "ray", "--limit", "8", "--batch-size", "4", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] and report["environment"]["cluster"]["address"] == "local"
+    assert report["models"][0]["images"] == 8 and len(csv_rows(out / "results.csv")) == 8
+    assert "Cluster: Ray at local" in proc.stdout

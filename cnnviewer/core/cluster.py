@@ -813,8 +813,10 @@ def _connect(ray: Any, options: ClusterOptions, should_cancel: Callable[[], bool
              timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     """Connect to the cluster (ray.init); the address as the report says it ("local": started for this run).
 
-    ray.init runs in a thread of its own, so a port where something other than Ray's head answers (Ray would
-    retry for minutes), a slow network or Cancel never holds the run: after ``timeout_s`` it is a ClusterError."""
+    For a cluster, ray.init runs in a thread of its own, so a port where something other than Ray's head
+    answers (Ray would retry for minutes), a slow network or Cancel never holds the run: after ``timeout_s``
+    it is a ClusterError. A local instance starts in the calling thread: Ray ties the processes it starts to
+    the thread that started them (they are killed when it ends), and the run goes on in this one."""
     address = configured_address(options.address)
     settings: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "namespace": "cnnviewer"}
     where = f"the Ray cluster at {address}" if address else "a local Ray instance"
@@ -840,7 +842,10 @@ def _connect(ray: Any, options: ClusterOptions, should_cancel: Callable[[], bool
     quiet.setLevel(logging.ERROR)  # "SIGTERM handler is not set ... not the main thread": Ray's, not the user's
     try:
         connecting = threading.Thread(target=init, name="cnnviewer-ray-connect", daemon=True)
-        connecting.start()
+        if address is None:
+            init()
+        else:
+            connecting.start()
         deadline = time.monotonic() + timeout_s
         while connecting.is_alive():
             connecting.join(_WAIT_S)
