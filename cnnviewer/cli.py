@@ -872,9 +872,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             folder = prepare_run_folder(shown, overwrite=args.overwrite)
         except EarlierRunError as exc:
-            raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out folder, add "
-                              "--overwrite to replace that run" + (", or --resume to continue it" if args.cluster
-                                                                    else "")) from exc
+            choices = ("add --overwrite to replace that run, or --resume to continue it" if args.cluster
+                       else "or add --overwrite to replace that run")
+            raise OutputError(f"{shown}: already holds an earlier run ({exc.listed}); give a new --out folder, "
+                              f"{choices}") from exc
     out = shown  # the same folder as folder.path; files are named as the user named it
     problems: dict[str, str] = {}  # output -> why it could not be written; the run goes on without it
 
