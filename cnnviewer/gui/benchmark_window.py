@@ -321,7 +321,13 @@ class BenchmarkWindow(QMainWindow):
         """Start sends the run to the cluster: Ray is installed, an address is set and the box is ticked."""
         return self._cluster_offered and self.cluster_box.isEnabled() and self.cluster_box.isChecked()
 
+    def _forget_refusal(self) -> None:
+        """A choice changed after Start refused the last one: the refusal no longer applies, so it goes."""
+        if not self.is_running() and self.error_note.isVisible():
+            self._say("")
+
     def _on_cluster_clicked(self, checked: bool) -> None:
+        self._forget_refusal()
         self._wants_cluster = checked
         self.main.settings.setValue(RUN_ON_CLUSTER_KEY, checked)
         self.main.settings.sync()
@@ -392,6 +398,7 @@ class BenchmarkWindow(QMainWindow):
         for number, way in enumerate(offered):
             box = QCheckBox(way.label, self.ways)
             box.setChecked(way.label in ticked)
+            box.toggled.connect(self._forget_refusal)
             layout.addWidget(box, number // 2, number % 2)
 
     PREFERRED = (1280, 860)

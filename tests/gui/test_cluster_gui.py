@@ -124,6 +124,8 @@ def test_int8_on_the_cluster_is_refused_at_start(make_window, qtbot, monkeypatch
     assert bench.error_note.text() == ("int8 does not run on the cluster at 10.0.0.2:6379 (its calibration and "
                                        "quantized model stay on this machine); untick int8 or Run on cluster.")
     screenshots(qtbot, bench, "19-bench-cluster-int8-refused")
+    only_ways(bench, "fp32")  # the choice the sentence asked for: the refusal goes with it
+    assert not bench.error_note.isVisible() and bench.start_button.isEnabled()
 
 
 def test_a_cluster_that_cannot_be_reached_is_the_windows_error_line_naming_it(make_window, qtbot, monkeypatch,
