@@ -334,9 +334,11 @@ def _required(data: dict[str, Any], key: str, path: str) -> Any:
     return data[key]
 
 
-def _interval(value: Any, path: str) -> tuple[float, float]:
+def _interval(value: Any, path: str, bound: Callable[[Any, str], float] | None = None) -> tuple[float, float]:
+    """[low, high], low not above high: fractions (accuracy), or with ``bound=_number`` numbers of at least 0."""
     pair = _list(value, path, 2, 2)
-    low, high = _fraction(pair[0], f"{path}[0]"), _fraction(pair[1], f"{path}[1]")
+    check = bound or _fraction
+    low, high = check(pair[0], f"{path}[0]"), check(pair[1], f"{path}[1]")
     if low > high:
         raise ReportFormatError(f"{path}: the interval's low end {low:g} is above its high end {high:g}")
     return low, high
@@ -344,11 +346,7 @@ def _interval(value: Any, path: str) -> tuple[float, float]:
 
 def _range(value: Any, path: str) -> tuple[float, float]:
     """A speed interval [low, high]: numbers of at least 0, low not above high."""
-    pair = _list(value, path, 2, 2)
-    low, high = _number(pair[0], f"{path}[0]"), _number(pair[1], f"{path}[1]")
-    if low > high:
-        raise ReportFormatError(f"{path}: the interval's low end {low:g} is above its high end {high:g}")
-    return low, high
+    return _interval(value, path, _number)
 
 
 def _rounds(value: Any, path: str) -> list[float]:
