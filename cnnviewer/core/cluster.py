@@ -896,7 +896,7 @@ def run_on_cluster(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str |
     finished. With ``resume`` the run in ``out_dir`` goes on from its results.csv: finished rows are read
     back, never run again. int8 is refused (its calibration is one machine's).
     """
-    from cnnviewer.core.report import ResultsCsv, write_all
+    from cnnviewer.core.report import ResultsCsv
     from cnnviewer.core.session import RunOutputs
     from cnnviewer.core.ways import INT8
 
@@ -938,25 +938,14 @@ def run_on_cluster(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str |
             report = driver.run(ray)
         except KeyboardInterrupt:  # stopped at once: the report keeps the shards that had come back
             report = driver.finish(cancelled=True)
-        except ClusterError:
-            write_all(_cut_short(driver), out)
-            raise
-        except Exception:
-            try:
-                write_all(_cut_short(driver), out)
-            except CnnviewerError as exc:
-                log.info("the report of the failed run could not be written either: %s", exc)
+        except Exception:  # a cluster that stopped answering, or anything else: the report of what came back
+            outputs.write_after_failure(_cut_short(driver))
             raise
     finally:
         results.close()
         if ray.is_initialized():
             ray.shutdown()  # disconnects from a cluster; stops a local instance started for the run
-    try:
-        write_all(report, out)
-    except OutputError as exc:
-        if on_problem is None:
-            raise
-        on_problem("report", exc)
+    outputs.write_final(report)
     return report
 
 

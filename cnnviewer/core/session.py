@@ -55,6 +55,24 @@ class RunOutputs:
         if self._on_snapshot is not None:
             self._on_snapshot(copy.deepcopy(report))  # the run goes on changing its own
 
+    def write_final(self, report: BenchmarkReport) -> None:
+        """report.json, report.md, report.html and the charts at the end; a failure goes to ``on_problem``
+        when there is one, else it is raised."""
+        try:
+            write_all(report, self.out)
+        except OutputError as exc:
+            if self._on_problem is None:
+                raise
+            self._on_problem("report", exc)
+
+    def write_after_failure(self, report: BenchmarkReport) -> None:
+        """The report of what had finished when the run failed; the failure being raised is the one to show,
+        so this one's own failure is only logged."""
+        try:
+            write_all(report, self.out)
+        except CnnviewerError as exc:
+            log.info("the report of the failed run could not be written either: %s", exc)
+
 
 def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | os.PathLike[str], *,
                   progress: Callable[[Progress], None] | None = None,
@@ -84,17 +102,9 @@ def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | 
         if on_snapshot is not None:
             on_snapshot(copy.deepcopy(report))
     except Exception:  # an unexpected failure still leaves a report of what had finished
-        try:
-            write_all(run.cut_short(cancelled=False), out)
-        except CnnviewerError as exc:  # the failure being raised is the one to show
-            log.info("the report of the failed run could not be written either: %s", exc)
+        outputs.write_after_failure(run.cut_short(cancelled=False))
         raise
     finally:
         results.close()
-    try:
-        write_all(report, out)
-    except OutputError as exc:
-        if on_problem is None:
-            raise
-        on_problem("report", exc)
+    outputs.write_final(report)
     return report
