@@ -212,6 +212,20 @@ def test_a_resume_that_is_not_the_same_run_is_refused(cluster, tmp_path):
                "--run-as", "fp32", "--resume", "--out", str(out), env_extra={"RAY_ADDRESS": cluster.address})
     assert proc.returncode == 1 and "was a run of" in proc.stderr
     assert len(csv_rows(out / "results.csv")) == 16  # refused before anything was written
+    # The same run, but its weights file changed since (here: what the report recorded differs): the rows
+    # read back and new ones would mix two models, so the unfinished model is refused; its rows stay as they were.
+    lines = (out / "results.csv").read_text().splitlines(keepends=True)
+    (out / "results.csv").write_text("".join(lines[:9]))  # 8 of 16 rows finished
+    report = json.loads((out / "report.json").read_text())
+    report["models"][0]["weights_sha256"] = "0" * 64
+    (out / "report.json").write_text(json.dumps(report))
+    proc = cli("bench", str(VAL_100), "--models", "efficientnet_lite0", "--limit", "16", "--cluster", "ray",
+               "--run-as", "fp32", "--shard-size", SHARD, "--resume", "--out", str(out),
+               env_extra={"RAY_ADDRESS": cluster.address})
+    assert proc.returncode == 1
+    assert "efficientnet_lite0: its weights file changed since the interrupted run (SHA-256 000000000000 then" \
+        in proc.stderr
+    assert len(csv_rows(out / "results.csv")) == 8
 
 
 def test_options_a_cluster_cannot_honour_are_refused_before_any_work(tmp_path):
