@@ -464,6 +464,9 @@ class _Driver:
         return report
 
     def _publish(self) -> None:
+        # The per-worker table from every shard so far: after each model and at the end, not after each shard
+        # (a sweep has tens of thousands of shards, and each would go over all the others).
+        self.cluster["workers"] = per_worker(self.cluster["shards"])
         self.report.skipped = [{"file": f, "reason": r} for f, r in self.skipped.items()]
         self._on_update(self.report)
 
@@ -531,7 +534,7 @@ class _Driver:
 
         _count_from_rows(result, self.report.images)
         result.failed = sum(1 for item in self.items if item.path in self.skipped)
-        result.run_as = _one_way(self.cluster["workers"], result.name, way)
+        result.run_as = _one_way(self.cluster["shards"], result.name, way)
         result.auto = way == "auto"
         if earlier:
             kept = self.earlier_weights.get(result.name)
@@ -709,7 +712,6 @@ class _Driver:
                   "peak_rss_mb": answer.get("peak_rss_mb"), "weights_sha256": info.get("weights_sha256", "")}
         self.cluster["shards"].append(record)
         _append_shard(self.out / SHARDS_FILE, record)
-        self.cluster["workers"] = per_worker(self.cluster["shards"])
         if self._on_shard is not None:
             self._on_shard(dict(record))
         return len(answer["rows"])
@@ -741,9 +743,9 @@ def per_worker(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _one_way(workers: list[dict[str, Any]], key: str, asked: str) -> str:
-    """The way a model ran: the workers' one way, or "auto: fp32/onnxruntime" when auto chose differently."""
-    ways = sorted({str(w["way"]) for w in workers if w["model"] == key})
+def _one_way(shards: list[dict[str, Any]], key: str, asked: str) -> str:
+    """The way a model ran: its shards' one way, or "fp32/onnxruntime" when auto chose differently on workers."""
+    ways = sorted({str(shard["way"]) for shard in shards if shard["model"] == key})
     return ways[0] if len(ways) == 1 else "/".join(ways) if ways else asked
 
 
@@ -954,6 +956,7 @@ def _cut_short(driver: _Driver) -> BenchmarkReport:
 
     report = driver.report
     report.complete = False
+    driver.cluster["workers"] = per_worker(driver.cluster["shards"])
     report.skipped = [{"file": f, "reason": r} for f, r in driver.skipped.items()]
     _finish_statistics(report)
     return report
