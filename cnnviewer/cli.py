@@ -964,6 +964,8 @@ def _bench_table(report) -> str:
 def _cluster_table(cluster) -> list[str]:
     """A cluster run's split, its workers (each with its own speed: different machines are never summed)
     and the shards that were tried again; [] for a run on this machine."""
+    from cnnviewer.core.report import resumed_sentence
+
     if not cluster:
         return []
     lines = [f"Cluster: Ray at {cluster.get('address')}, images sent as {cluster.get('data')}; {cluster.get('split')}.",
@@ -983,7 +985,7 @@ def _cluster_table(cluster) -> list[str]:
         lines.append(f"Shard {retry.get('shard')} of {retry.get('model')} was tried again: on {retry.get('host')} "
                      f"(pid {retry.get('pid')}) {retry.get('reason')}.")
     for resumed in cluster.get("resumed") or []:
-        lines.append(f"Resumed {resumed.get('date')}: {resumed.get('rows')} finished row(s) read back from results.csv.")
+        lines.append(f"Resumed {resumed_sentence(resumed)}.")
     return [*lines, ""]
 
 

@@ -415,7 +415,11 @@ class _Driver:
             for shard in self.cluster["shards"]:  # a model the driver died in has no result yet, but its shards
                 if shard.get("weights_sha256") and shard["model"] not in self.earlier_weights:
                     self.earlier_weights[shard["model"]] = ("", str(shard["weights_sha256"]))
-            self.cluster["resumed"].append({"date": _now(), "rows": len(done)})
+            entry: dict[str, Any] = {"date": _now(), "rows": len(done)}
+            unrecorded = unrecorded_rows(done, self.cluster["shards"], self.cluster["resumed"])
+            if unrecorded:  # the driver died after their rows reached results.csv, before their shard's record
+                entry["unrecorded"] = unrecorded
+            self.cluster["resumed"].append(entry)
         self.report.environment["cluster"] = self.cluster
 
     def cancelled(self) -> bool:
@@ -788,6 +792,27 @@ def _append_shard(path: Path, record: dict[str, Any]) -> None:
             os.fsync(handle.fileno())
     except OSError as exc:  # results.csv holds the answers; this only keeps the speed of a resumed run's shards
         log.warning("%s: cannot be written (%s); a resumed run would lack these shards' speed", path, exc)
+
+
+def unrecorded_rows(done: dict[tuple[str, str], Any], shards: list[dict[str, Any]],
+                    resumed: list[dict[str, Any]]) -> dict[str, int]:
+    """Result key -> rows of results.csv that no shard record (and no earlier resume) accounts for.
+
+    A shard's rows are written before its record, so a driver killed between the two leaves rows whose
+    worker and speed are unknown: they are counted (not classified again) and said to be unrecorded."""
+    def whole(value: object) -> int:  # the files were written by an earlier session, but may have been edited
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    counts: dict[str, int] = {}
+    for key, _path in done:
+        counts[key] = counts.get(key, 0) + 1
+    for shard in shards:
+        counts[str(shard["model"])] = counts.get(str(shard["model"]), 0) - whole(shard["images"])
+    for entry in resumed:
+        earlier = entry.get("unrecorded") if isinstance(entry, dict) else None
+        for key, rows in (earlier.items() if isinstance(earlier, dict) else ()):
+            counts[str(key)] = counts.get(str(key), 0) - whole(rows)
+    return {key: rows for key, rows in counts.items() if rows > 0}
 
 
 def _kept_shards(path: Path) -> list[dict[str, Any]]:

@@ -549,11 +549,25 @@ def cluster_summary(report: BenchmarkReport) -> ClusterSummary | None:
          _figure(w.get("shards")), _figure(w.get("forward_ips"), 1), _figure(w.get("end_to_end_ips"), 1),
          _figure(w.get("peak_rss_mb")), _figure(w.get("load_s"), 2)) for w in _entries(cluster, "workers"))
     retries = tuple(_retry(r, cluster) for r in _entries(cluster, "retries"))
-    resumed = tuple(f"{_word(r.get('date'))}: {_figure(r.get('rows'))} row(s) read back from results.csv, not "
-                    "classified again" for r in _entries(cluster, "resumed"))
+    resumed = tuple(resumed_sentence(r) for r in _entries(cluster, "resumed"))
     processes = len({(row[2], row[3]) for row in workers})
     return ClusterSummary(where, sent, split + ".", workers, retries, resumed, processes,
                           len({row[2] for row in workers}))
+
+
+def resumed_sentence(resumed: dict[str, Any]) -> str:
+    """"DATE: 80 row(s) read back from results.csv, not classified again; 16 of them (lite1 16) have no shard
+    record ..." for one entry of environment["cluster"]["resumed"]."""
+    text = f"{_word(resumed.get('date'))}: {_figure(resumed.get('rows'))} row(s) read back from results.csv, " \
+           "not classified again"
+    unrecorded = resumed.get("unrecorded")
+    counts = {_word(key): rows for key, rows in (unrecorded.items() if isinstance(unrecorded, dict) else ())
+              if isinstance(rows, int) and not isinstance(rows, bool) and rows > 0}
+    if counts:
+        text += (f"; {sum(counts.values())} of them ({', '.join(f'{key} {rows}' for key, rows in counts.items())}) "
+                 "have no shard record (the driver stopped after writing their rows, before their record): counted, but which "
+                 "worker ran them and how fast is unknown")
+    return text
 
 
 def _retry(retry: dict[str, Any], cluster: dict[str, Any]) -> str:

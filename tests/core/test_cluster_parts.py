@@ -19,6 +19,7 @@ from cnnviewer.core.cluster import (
     per_worker,
     plan_shards,
     read_for_sending,
+    unrecorded_rows,
 )
 from cnnviewer.core.datasets import LabelledImage
 from cnnviewer.core.errors import OutputError
@@ -168,3 +169,19 @@ def test_a_port_where_no_ray_head_answers_is_an_error_within_the_deadline(tmp_pa
     assert proc.returncode == 1
     assert (f"ClusterError: cannot connect to the Ray cluster at 127.0.0.1:{port}: it did not answer as a Ray "
             "cluster within 5 s.") in proc.stderr
+
+
+def test_rows_whose_shard_record_was_lost_are_counted_once_across_resumes(tmp_path):
+    """A driver killed between a shard's rows and its record leaves rows no record accounts for: the resume
+    counts them (they are not classified again) and a second resume does not count them again."""
+    paths = [item.path for item in images(tmp_path, 100)]
+    done = {**{("lite0", p): ([1], [0.5]) for p in paths[:64]}, **{("lite1", p): ([1], [0.5]) for p in paths[:48]}}
+    shards = [{"model": "lite0", "images": 32}, {"model": "lite0", "images": 32}, {"model": "lite1", "images": 32}]
+    assert unrecorded_rows(done, shards, []) == {"lite1": 16}
+    first = [{"date": "d", "rows": 112, "unrecorded": {"lite1": 16}}]
+    assert unrecorded_rows(done, shards, first) == {}
+    done.update({("lite1", p): ([1], [0.5]) for p in paths[48:64]})  # the second session's shard, its record lost
+    assert unrecorded_rows(done, shards, first) == {"lite1": 16}
+    # An edited file's junk counts as nothing instead of stopping the resume.
+    junk = [{"date": "d", "unrecorded": {"lite1": "16"}}, {"unrecorded": [3]}, {"rows": 1}]
+    assert unrecorded_rows(done, [*shards, {"model": "lite1", "images": "x"}], junk) == {"lite1": 32}

@@ -118,6 +118,16 @@ def test_retries_and_resumed_sessions_say_what_happened(cluster_run):
             "first)") in cluster_lines(cluster_run)
 
 
+def test_rows_without_a_shard_record_are_said_to_have_no_known_speed(cluster_run):
+    cluster_run.environment["cluster"]["resumed"] = [
+        {"date": "2026-11-30T21:00:00+00:00", "rows": 80, "unrecorded": {LITE1: 16, LITE0: "x"}}]
+    line = ("2026-11-30T21:00:00+00:00: 80 row(s) read back from results.csv, not classified again; 16 of them "
+            r"(efficientnet\_lite1 16) have no shard record (the driver stopped after writing their rows, before "
+            "their record): counted, but which worker ran them and how fast is unknown")
+    assert f"- {line}" in cluster_lines(cluster_run)
+    assert "16 of them (efficientnet_lite1 16) have no shard record" in html(cluster_run)
+
+
 def test_report_html_of_a_cluster_run_has_the_worker_table_escaped(cluster_run):
     cluster_run.environment["cluster"]["workers"][0]["host"] = "<script>alert(1)</script>"
     page = html(cluster_run)
