@@ -133,7 +133,9 @@ def test_models_are_unloaded_after_their_turn_and_memory_is_per_model(tmp_path):
         assert process.memory_info().rss / 2**20 > after[-1] + 500
     finally:
         del held
-    assert abs(beside - alone) <= max(0.10 * alone, 15), (alone, beside, figures)
+    # Identical runs differ by tens of MB here (155-190 MB, more on a loaded machine: allocator arenas, the
+    # decode pool); what the figure must not hold is the 600 MB beside it.
+    assert abs(beside - alone) <= max(0.25 * alone, 60), (alone, beside, figures)
     assert 20 < alone < 600  # the model, its activations and the decoded photos; not the process's 700 MB
 
 
