@@ -266,8 +266,10 @@ def test_a_result_for_an_image_left_meanwhile_is_kept_not_shown(make_window, qtb
         window.open_path(banana)
         window.browser.go_to(polar)  # previewed while the banana is being classified
         gate.set()
-        qtbot.waitUntil(lambda: classify_runs == [banana] and not window.runner.running("main"), timeout=60_000)
-    qapp.processEvents()
+        # A run is over ("ended") just before its outcome is emitted to this thread: wait for the outcome to be
+        # kept, not for a number of event-loop turns (under load the emission came after two of them).
+        qtbot.waitUntil(lambda: classify_runs == [banana] and not window.runner.running("main")
+                        and window._kept_result(banana) is not None, timeout=60_000)
     qapp.processEvents()
     assert window.last_outcome is None and window.predictions.model.rowCount() == 0
     assert "polar.jpg" in window.predictions.title.text() and "Double-click" in window.predictions.title.text()
