@@ -272,8 +272,14 @@ def _way_label(precision: object, engine: object) -> str:
 def memory_caption(models: list[ModelResult]) -> str:
     """What the memory figures of these results are: above the start of each model's turn, or (reports
     written before that) the whole process's peak."""
-    ran = [m for m in models if m.error is None]
+    ran = [m for m in models if m.error is None and memory_measured(m)]
     return OLD_MEMORY_CAPTION if any(m.rss_before_mb is None for m in ran) else MEMORY_CAPTION
+
+
+def memory_measured(m: ModelResult) -> bool:
+    """Whether this process measured the result's memory: not for a model it never loaded (a cluster's workers
+    measure their own), whose 0 is no figure at all."""
+    return m.rss_before_mb is not None or m.peak_rss_mb > 0
 
 
 def environment(config: BenchmarkConfig) -> dict[str, Any]:

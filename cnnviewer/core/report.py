@@ -378,7 +378,7 @@ def markdown(report: BenchmarkReport) -> str:
             f"| {pub.get('gmacs', 0):.2f} | {pub.get('params', 0) / 1e6:.1f} "
             f"| {PER_WORKER if per_worker(report, m) else _throughput(m)} | {_latency(report, m)} "
             f"| {_driver_figure(report, m, m.decode_ms_mean, '.1f')} | {_driver_figure(report, m, m.param_mb, '.0f')} "
-            f"| {PER_WORKER if per_worker(report, m) else f'{m.load_s:.2f}'} |")
+            f"| {PER_WORKER if per_worker(report, m) else _driver_figure(report, m, m.load_s, '.2f')} |")
     ways = against_fp32(report)
     if ways:
         lines += ["", "## Ways of running against FP32 (the same images)", "",
@@ -735,7 +735,7 @@ def html(report: BenchmarkReport, svgs: dict[str, bytes] | None = None) -> str:
                    f"<td>{PER_WORKER if per_worker(report, m) else _throughput(m)}</td>"
                    f"<td>{esc(_latency(report, m))}</td><td>{_driver_figure(report, m, m.peak_rss_mb, '.0f')}</td>"
                    f"<td>{_driver_figure(report, m, m.param_mb, '.0f')}</td>"
-                   f"<td>{PER_WORKER if per_worker(report, m) else f'{m.load_s:.2f}'}</td></tr>")
+                   f"<td>{PER_WORKER if per_worker(report, m) else _driver_figure(report, m, m.load_s, '.2f')}</td></tr>")
     out.append("</table>")
     failed = [m for m in report.models if m.error]
     if failed:

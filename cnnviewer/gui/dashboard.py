@@ -210,6 +210,8 @@ class SummaryModel(RecordsModel):
             return None
         if cluster:
             return PER_WORKER if index.column() in self.SPEED_COLUMNS else "-"
+        from cnnviewer.core.benchmark import memory_measured
+
         status = status_of(m, self.total_images)
         if m.error:
             return (m.name, "", "", "", "", "", "", "", "", "", "", "", "", "", status)[index.column()]
@@ -225,7 +227,10 @@ class SummaryModel(RecordsModel):
         return (m.name, str(m.images), *accuracy, published,
                 "-" if m.throughput_ips is None else f"{m.throughput_ips:.1f}",
                 *(f"{lat[key]:.0f}" if lat else "-" for key in ("p50", "p90", "p99")),
-                f"{m.peak_rss_mb:.0f}", f"{m.param_mb:.0f}", f"{m.load_s:.2f}", status)[index.column()]
+                # "-" for what was never measured (a model cut short on a cluster before its workers' figures
+                # came in): a 0 there reads as a measurement
+                f"{m.peak_rss_mb:.0f}" if memory_measured(m) else "-", f"{m.param_mb:.0f}" if m.param_mb else "-",
+                f"{m.load_s:.2f}" if m.load_s else "-", status)[index.column()]
 
 
 class ImagesModel(QAbstractTableModel):

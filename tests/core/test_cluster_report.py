@@ -36,6 +36,7 @@ def as_cluster_run(report: BenchmarkReport) -> BenchmarkReport:
         m.throughput_ips = m.end_to_end_ips = m.latency_ms = m.throughput_ci = None
         m.throughput_rounds, m.latencies_ms = [], []
         m.peak_rss_mb = m.param_mb = m.load_s = m.decode_ms_mean = 0.0
+        m.rss_before_mb = None  # the driver loads no model
     cluster_run.timing = {}
     cluster_run.environment.pop("load_while_timing", None)  # the driver times nothing
     shards, workers = [], []
@@ -116,6 +117,18 @@ def test_retries_and_resumed_sessions_say_what_happened(cluster_run):
         {"model": LITE1, "shard": 7, "host": "host-a", "pid": 1234, "attempt": 3, "reason": "gave up"})
     assert (r"- efficientnet\_lite1 shard 7: gave up on host-a (pid 1234, attempt 3); not run again (the run ended "
             "first)") in cluster_lines(cluster_run)
+
+
+def test_a_cancelled_cluster_model_shows_no_figure_the_driver_never_measured(cluster_run):
+    """Cut short on a cluster: no load time, memory or parameters were measured by the driver, so none is
+    shown as 0, and the memory heading is not the old reports' "whole process" one."""
+    lite1 = cluster_run.models[1]
+    lite1.partial, cluster_run.cancelled = True, True
+    text, page = markdown(cluster_run), html(cluster_run)
+    assert "whole process" not in text and "whole process" not in page
+    measured = [_cells(line) for line in _section(text, "Measured and published") if line.startswith("| efficientnet")]
+    assert measured[1][8:11] == ["-", "-", "-"]  # decode, parameters, load s
+    assert "<td>0.00</td>" not in page and "<td>0</td>" not in page
 
 
 def test_rows_without_a_shard_record_are_said_to_have_no_known_speed(cluster_run):
