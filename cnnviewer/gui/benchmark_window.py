@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QEvent, QMargins, QRect, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QTextLayout, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -36,7 +36,7 @@ from cnnviewer.core.cluster import cluster_available, configured_address
 from cnnviewer.core.errors import CnnviewerError
 from cnnviewer.core.ways import AUTO, INT8, parse_way, parse_way_choice
 from cnnviewer.gui.dashboard import Dashboard, DashboardData, prepare_dashboard
-from cnnviewer.gui.main_window import flag, read_setting, text_of
+from cnnviewer.gui.main_window import fitted, flag, read_setting, text_of
 from cnnviewer.gui.text import escape, make_plain, tooltip
 from cnnviewer.workers import jobs
 from cnnviewer.workers.benchmark_job import BenchmarkSnapshot, benchmark_job, progress_text
@@ -80,23 +80,26 @@ def seconds_left(models: int, number: int, model_fraction: float, elapsed: float
     return this_turn + per_turn * max(0, models - number)
 
 
-class ElidedLabel(QLabel):
-    """One line of plain text, cut with "…" in its middle to the width it gets (a sentence ending in a
-    folder keeps the folder's own name), the whole of it in the tooltip; ``text()`` is the whole text,
-    ``shown_text()`` what is drawn."""
+class StatusLabel(QLabel):
+    """Plain text in up to ``lines`` lines of the width it gets, broken between words (inside a word too long for
+    a line, such as a path), and always that high, so a longer or shorter text moves nothing; a text that needs more lines is cut with
+    "…" in its middle (a sentence ending in a folder keeps the folder's own name), the whole of it in the
+    tooltip. ``text()`` is the whole text, ``shown_text()`` what is drawn (its lines joined by newlines)."""
 
-    def __init__(self, text: str = "", parent: QWidget | None = None):
+    def __init__(self, lines: int, parent: QWidget | None = None):
         super().__init__(parent)
         self.setTextFormat(Qt.TextFormat.PlainText)  # errors name files and folders
-        self.setWordWrap(False)
+        self.setWordWrap(False)  # broken here: QLabel's own wrapping leaves a long path sticking out
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # The panel's width sets the label's, never the other way round.
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.lines = lines
         self._full = ""
-        self.setText(text)
+        self._fit_height()
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt override
         self._full = text
-        self._elide()
+        self._break()
 
     def text(self) -> str:
         return self._full
@@ -104,14 +107,52 @@ class ElidedLabel(QLabel):
     def shown_text(self) -> str:
         return super().text()
 
-    def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(0, self.contentsRect().width()))
-        self.setToolTip(tooltip(self._full) if shown != self._full else "")
+    def _fit_height(self) -> None:
+        margins = self.contentsMargins()
+        self.setFixedHeight(self.lines * self.fontMetrics().lineSpacing() + margins.top() + margins.bottom())
+
+    def _broken(self, text: str, width: int) -> list[str]:
+        """``text`` in lines of at most ``width`` px: between words where it can, inside a long word where not."""
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            layout = QTextLayout(paragraph, self.font())
+            layout.setTextOption(option)
+            layout.beginLayout()
+            while (line := layout.createLine()).isValid():
+                line.setLineWidth(width)
+                lines.append(paragraph[line.textStart(): line.textStart() + line.textLength()].rstrip())
+            layout.endLayout()
+        return lines
+
+    def _break(self) -> None:
+        width = max(1, self.contentsRect().width())
+        full = self._full
+        lines = self._broken(full, width)
+        if len(lines) > self.lines:  # the most of its two ends that fits, "…" between them
+            low, high = 0, len(full)
+            while low < high:
+                kept = (low + high + 1) // 2
+                cut = full[: (kept + 1) // 2] + "…" + full[len(full) - kept // 2:]
+                if len(self._broken(cut, width)) <= self.lines:
+                    low = kept
+                else:
+                    high = kept - 1
+            lines = self._broken(full[: (low + 1) // 2] + "…" + full[len(full) - low // 2:], width)
+        shown = "\n".join(lines)
+        self.setToolTip(tooltip(full) if "".join(shown.split()) != "".join(full.split()) else "")
         super().setText(shown)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        self._elide()
+        self._break()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_height()
+            self._break()
 
 
 def default_out_dir(folder: str) -> str:
@@ -181,6 +222,7 @@ class BenchmarkWindow(QMainWindow):
         self._started = 0.0
         self._cluster: ClusterOptions | None = None  # the run in flight goes to this cluster; None: here
         self._cluster_workers = 0
+        self._refused = False  # what is said is Start's refusal of the choices shown: it goes when they change
 
         self.folder_label = QLabel("No folder chosen.")  # rich text: the folder's name in it is escaped
         self.folder_label.setWordWrap(True)
@@ -189,12 +231,15 @@ class BenchmarkWindow(QMainWindow):
         self.labels_note = QLabel("")  # rich text: the labels and sentences in it are escaped
         self.labels_note.setWordWrap(True)
         self.models = QListWidget(self)
+        self.models.itemChanged.connect(self._forget_refusal)  # a model ticked or unticked
         self.batch_size = QSpinBox(self)
         self.batch_size.setRange(1, 256)
         self.batch_size.setValue(16)
         self.limit = QSpinBox(self)
         self.limit.setRange(0, 1_000_000)
         self.limit.setSpecialValueText("all")
+        self.batch_size.valueChanged.connect(self._forget_refusal)
+        self.limit.valueChanged.connect(self._forget_refusal)  # fewer images: int8's sample may fit, or not
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.start_button.setEnabled(False)  # until a folder with labelled images is read
@@ -211,11 +256,10 @@ class BenchmarkWindow(QMainWindow):
         self.open_folder_button.clicked.connect(self.open_report_folder)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
-        self.progress_text = ElidedLabel("", self)  # one line: a wrapped one made the panel jump
-        # An error is read whole: it wraps, in place of the progress line (which keeps the same text).
-        self.error_note = QLabel("", self)
-        self.error_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_note.setWordWrap(True)
+        # The run's sentence, read whole at 1280 px; an error takes its place (the progress line keeps the same
+        # text). Both are STATUS_LINES high whatever they say: a red line that grew made the controls jump.
+        self.progress_text = StatusLabel(self.STATUS_LINES, self)
+        self.error_note = StatusLabel(self.STATUS_LINES, self)
         self.error_note.setStyleSheet("color: #b00020;")
         self.error_note.hide()
         self._turn: tuple[int, int] = (0, 0)  # (model number, models) of the run in flight, from its progress
@@ -289,6 +333,7 @@ class BenchmarkWindow(QMainWindow):
         panel = QWidget(self)
         self.cluster_box = QCheckBox("Run on cluster", panel)
         self.cluster_box.clicked.connect(self._on_cluster_clicked)  # the user's tick only, not a disabled box's
+        self.cluster_box.toggled.connect(self._forget_refusal)  # also off with the address it needs
         self.cluster_address = QLineEdit(panel)
         self.cluster_address.setClearButtonEnabled(True)
         self.cluster_address.setPlaceholderText("host:port")
@@ -322,8 +367,9 @@ class BenchmarkWindow(QMainWindow):
         return self._cluster_offered and self.cluster_box.isEnabled() and self.cluster_box.isChecked()
 
     def _forget_refusal(self) -> None:
-        """A choice changed after Start refused the last one: the refusal no longer applies, so it goes."""
-        if not self.is_running() and self.error_note.isVisible():
+        """A choice changed after Start refused the last ones: the refusal no longer applies, so it goes (a run's
+        own error stays: it says how that run ended and where its results are)."""
+        if self._refused and not self.is_running():
             self._say("")
 
     def _on_cluster_clicked(self, checked: bool) -> None:
@@ -334,6 +380,7 @@ class BenchmarkWindow(QMainWindow):
         self._update_cluster_box()
 
     def _on_cluster_address_changed(self, text: str) -> None:
+        self._forget_refusal()  # a refusal names the address; with none, Run on cluster goes off too
         self.main.settings.setValue(CLUSTER_ADDRESS_KEY, text.strip())
         self._update_cluster_box()
 
@@ -401,20 +448,22 @@ class BenchmarkWindow(QMainWindow):
             box.toggled.connect(self._forget_refusal)
             layout.addWidget(box, number // 2, number % 2)
 
-    PREFERRED = (1280, 860)
+    PREFERRED = (1280, 860)  # the least a first opening asks for: the dashboard's tables and charts uncut
+    SHARE = 0.85  # of a bigger screen's free area: at 1920 x 1080 the dashboard gets the room it has
     FRAME = (16, 48)  # px a window manager's frame and title bar may add, before the window has been framed
+    STATUS_LINES = 5  # the run's sentence and an error, whole in the panel's 232 px: a path takes two or three
 
     def fit_to(self, available: QRect) -> None:
-        """Size the window to ``available`` (a screen's free area) less its frame, at most PREFERRED, and put
-        it inside: 1280 x 860 is taller than a 1280 x 800 screen, and the progress and buttons were below it."""
-        frame = self.frameGeometry().size() - self.geometry().size()
-        extra_w, extra_h = max(frame.width(), self.FRAME[0]), max(frame.height(), self.FRAME[1])
-        width = max(self.minimumWidth(), min(self.PREFERRED[0], available.width() - extra_w))
-        height = max(self.minimumHeight(), min(self.PREFERRED[1], available.height() - extra_h))
-        self.resize(width, height)
-        x = available.x() + max(0, (available.width() - width - extra_w) // 2)
-        y = available.y() + max(0, (available.height() - height - extra_h) // 2)
-        self.move(x, y)
+        """Size the window to ``available`` (a screen's free area) less its frame: PREFERRED or SHARE of it,
+        whichever is more, and no more than it has (1280 x 860 is taller than a 1280 x 800 screen); centred."""
+        inner, outer = self.geometry(), self.frameGeometry()
+        guess = QMargins(self.FRAME[0] // 2, self.FRAME[1] - self.FRAME[0] // 2, self.FRAME[0] // 2, self.FRAME[0] // 2)
+        frame = QMargins(max(inner.left() - outer.left(), guess.left()), max(inner.top() - outer.top(), guess.top()),
+                         max(outer.right() - inner.right(), guess.right()),
+                         max(outer.bottom() - inner.bottom(), guess.bottom()))
+        wanted = QSize(max(self.PREFERRED[0], int(available.width() * self.SHARE)),
+                       max(self.PREFERRED[1], int(available.height() * self.SHARE)))
+        self.setGeometry(fitted(available, frame, wanted))
 
     def showEvent(self, event):  # noqa: N802 - Qt override
         if not self._fitted:
@@ -477,12 +526,12 @@ class BenchmarkWindow(QMainWindow):
             self.set_folder(self.folder)
         models, ways = self.checked_models(), self.checked_ways()
         if self.dataset is None or not self.dataset.images or not models or not ways:
-            self._say("Choose a folder of labelled images and tick at least one model and one way to run.")
+            self._refuse("Choose a folder of labelled images and tick at least one model and one way to run.")
             return None
         cluster = self._cluster_options()
         if cluster is not None and INT8 in ways:
-            self._say(f"int8 does not run on the cluster at {cluster.address} (its calibration and quantized "
-                      "model stay on this machine); untick int8 or Run on cluster.", error=True)
+            self._refuse(f"int8 does not run on the cluster at {cluster.address} (its calibration and quantized "
+                         "model stay on this machine); untick int8 or Run on cluster.")
             return None
         out_dir = default_out_dir(self.dataset.root)
         try:
@@ -501,7 +550,7 @@ class BenchmarkWindow(QMainWindow):
                 benchmark_calibration([INT8], [image.path for image in images], self.dataset.root)
             run_folder = prepare_run_folder(out_dir)  # a new folder per run: an earlier run is never replaced
         except CnnviewerError as exc:
-            self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
+            self._refuse(f"The benchmark did not start: {exc.for_window()}")
             return None
         self.out_dir, self._run_folder = out_dir, run_folder
         self._cluster, self._cluster_workers = cluster, 0
@@ -635,7 +684,13 @@ class BenchmarkWindow(QMainWindow):
         self._update_folder_button()
         self.run_ended.emit(outcome)
 
+    def _refuse(self, text: str) -> None:
+        """Start's red line about the choices shown: it goes as soon as one of them changes."""
+        self._say(text, error=True)
+        self._refused = True
+
     def _say(self, text: str, error: bool = False) -> None:
+        self._refused = False
         self.progress_text.setStyleSheet("color: #b00020;" if error else "")
         self.progress_text.setText(text)
         self.error_note.setText(text if error else "")
