@@ -821,10 +821,10 @@ def _html_per_class(report: BenchmarkReport, names: Sequence[str]) -> list[str]:
 
 
 def write_all(report: BenchmarkReport, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """report.json, report.md, report.html and the charts (PNG and SVG); results.csv is written as the run
-    goes (ResultsCsv)."""
+    """report.md, report.html, the charts (PNG and SVG) and, last, report.json; results.csv is written as the
+    run goes (ResultsCsv). report.json comes last: a finished one is the sign that the rest was written (a
+    run killed while the charts were drawn can be resumed, not refused as finished without its report.md)."""
     folder = Path(os.fspath(folder))
-    save_json(report, folder / "report.json")
     from cnnviewer.core.measured import record  # the model picker shows each model's images/s on this machine
 
     record(report)
@@ -832,5 +832,6 @@ def write_all(report: BenchmarkReport, folder: str | os.PathLike[str]) -> dict[s
     files = charts.render(report)
     written = save_charts(report, folder, files)
     atomic_write(folder / "report.html", _writer(html(report, files).encode("utf-8")))
+    save_json(report, folder / "report.json")
     return {"json": folder / "report.json", "markdown": folder / "report.md", "html": folder / "report.html",
             **{p.name: p for p in written}}

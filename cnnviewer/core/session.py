@@ -24,7 +24,8 @@ OnProblem = Callable[[str, OutputError], None]
 class RunOutputs:
     """What a run writes as it goes, for a local run and a cluster run alike: results.csv batch by batch
     (after a failure to write it, the rest of the run is not added, and ``on_problem`` hears once), report.json
-    at each update (tried again at the end), and a deep copy of the report for ``on_snapshot``."""
+    at each update until the run finished (the finished one is written last, by write_final), and a deep copy
+    of the report for ``on_snapshot``."""
 
     def __init__(self, out: Path, results: ResultsCsv, on_snapshot: Callable[[BenchmarkReport], None] | None,
                  on_problem: OnProblem | None) -> None:
@@ -49,7 +50,8 @@ class RunOutputs:
 
     def on_update(self, report: BenchmarkReport) -> None:
         try:
-            save_json(report, self.out / "report.json")
+            if not report.complete:  # the finished report.json is written by write_final, after report.md
+                save_json(report, self.out / "report.json")
         except OutputError as exc:
             self.problem("json", exc)
         if self._on_snapshot is not None:

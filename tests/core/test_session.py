@@ -95,8 +95,9 @@ def test_a_report_that_cannot_be_written_is_told_and_the_run_goes_on(tmp_path):
     report = run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path,
                            on_problem=lambda kind, exc: told.append((kind, str(exc))))
     assert report.complete and len(_csv_rows(tmp_path)) == 4
-    # After the model, after each timing round, at the end; then the final report's failure.
-    assert [kind for kind, _ in told] == ["json"] * (1 + config.timing_rounds + 1) + ["report"]
+    # After the model and after each timing round; then the final report's failure (the finished report.json
+    # is written only there, after report.md).
+    assert [kind for kind, _ in told] == ["json"] * (1 + config.timing_rounds) + ["report"]
     assert all("report.json" in sentence for _, sentence in told)
     (tmp_path / "b" / "report.json").mkdir(parents=True)
     with pytest.raises(OutputError, match="report.json"):  # nobody to tell: the final failure is raised
@@ -112,6 +113,27 @@ def _lite0_run(folder) -> float:
     [result] = report.models
     assert result.complete and result.rss_before_mb is not None
     return result.peak_rss_mb
+
+
+def test_a_finished_report_json_is_written_after_everything_else(tmp_path):
+    """report.json saying "complete" is the last file a run writes: a run killed while its charts were drawn
+    (seconds) left a finished report.json without report.md, and a resume refused it as finished."""
+    seen: list[tuple[bool, bool]] = []
+
+    def snapshot(report) -> None:  # at each update, what is on disk by then
+        on_disk = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else {}
+        seen.append((bool(on_disk.get("complete")), (tmp_path / "report.md").exists()))
+
+    config = BenchmarkConfig(models=("efficientnet_lite0",), batch_size=8, limit=8, timing_rounds=0)
+    report = run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path, on_snapshot=snapshot)
+    assert report.complete and seen and all(not complete for complete, _ in seen), seen
+    assert json.loads((tmp_path / "report.json").read_text())["complete"]
+    # The final write stopped before its end (here: report.html cannot be written): report.json is not finished.
+    (tmp_path / "b" / "report.html").mkdir(parents=True)
+    with pytest.raises(OutputError, match="report.html"):
+        run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path / "b")
+    assert (tmp_path / "b" / "report.md").exists()
+    assert not json.loads((tmp_path / "b" / "report.json").read_text())["complete"]
 
 
 def test_models_are_unloaded_after_their_turn_and_memory_is_per_model(tmp_path):
