@@ -158,6 +158,8 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     (out / "cluster-shards.jsonl").write_text("".join(records[:-1]))
     before = (out / "results.csv").read_text()
     kept = before[: before.rfind("\n") + 1]
+    lite0_seconds = {m["name"]: m["seconds"] for m in json.loads((out / "report.json").read_text())["models"]}[
+        "efficientnet_lite0"]  # its turn, in the interrupted session
     finished_before = len(csv_rows(out / "results.csv"))
     assert 80 <= finished_before < 128
     code, stdout, stderr = finish(bench(cluster, out, "--limit", "64", "--resume", models=models))
@@ -183,6 +185,13 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     assert {s["model"] for s in shards if s["session"] == 1} == {"efficientnet_lite1"}
     numbers = [s["shard"] for s in shards if s["model"] == "efficientnet_lite1"]
     assert len(numbers) == len(set(numbers))
+    # A model's time is its turns in both sessions: the finished one keeps its first session's time, the
+    # other adds how far into its turn the first session had come.
+    seconds = {m["name"]: m["seconds"] for m in report["models"]}
+    assert seconds["efficientnet_lite0"] == lite0_seconds > 0
+    reached = max((s["turn_s"] for s in shards if s["model"] == "efficientnet_lite1" and s["session"] == 0), default=0)
+    now = max(s["turn_s"] for s in shards if s["model"] == "efficientnet_lite1" and s["session"] == 1)
+    assert seconds["efficientnet_lite1"] >= reached + now
 
 
 def csv_rows_text(text: str) -> list[dict[str, str]]:

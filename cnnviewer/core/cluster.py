@@ -407,6 +407,9 @@ class _Driver:
             "split": "", "nodes": [], "workers": [], "shards": [], "retries": [], "resumed": []}
         #: result key -> (weights, SHA-256) of the interrupted session: the rows read back are that file's
         self.earlier_weights = {m.name: (m.weights, m.weights_sha256) for m in earlier.models} if earlier else {}
+        #: result key -> seconds of its turns in the interrupted sessions, for a model that finished in one
+        self.earlier_seconds = {m.name: m.seconds for m in earlier.models if m.error is None} if earlier else {}
+        self._turn_started = time.perf_counter()
         if earlier is not None:
             before = earlier.environment["cluster"]
             for name in ("resumed", "retries"):
@@ -496,11 +499,12 @@ class _Driver:
         self.report.models.append(result)
         if result.error:
             return
-        started = time.perf_counter()
+        started = self._turn_started = time.perf_counter()
         todo = [item for item in self.items if (key, item.path) not in self.done]
         finished = len(self.items) - len(todo)
         if not todo:  # every image's answer was read back from results.csv: nothing to load anywhere
             self._settle(result, way, earlier=True)
+            result.seconds = self._seconds_before(key)
             return
         before = max((int(s["shard"]) for s in self.cluster["shards"] + self.cluster["retries"]
                       if s.get("model") == key and isinstance(s.get("shard"), int)), default=0)
@@ -526,10 +530,24 @@ class _Driver:
         finally:
             for slot in slots:
                 _kill(ray, slot.handle)
-        result.seconds = time.perf_counter() - started
+        result.seconds = time.perf_counter() - started + self._seconds_before(key)
         self._settle(result, way, earlier=False)
         if result.error is None and (queue or flying):  # Cancel: the images it saw, no speed figures
             _mark_partial(result)
+
+    def _seconds_before(self, key: str) -> float:
+        """The model's time in the interrupted sessions: its result's, when it finished in one; else, for each
+        session, how far into its turn that session's last shard of it came back (0 for a first session)."""
+        if self.earlier_seconds.get(key):
+            return float(self.earlier_seconds[key])
+        reached: dict[Any, float] = {}
+        now = len(self.cluster["resumed"])  # this session's shards are in its own time
+        for shard in self.cluster["shards"]:
+            turn, session = shard.get("turn_s"), shard.get("session")
+            if shard.get("model") == key and session != now and isinstance(turn, (int, float)) \
+                    and not isinstance(turn, bool):
+                reached[session] = max(reached.get(session, 0.0), float(turn))
+        return sum(reached.values())
 
     def _settle(self, result: ModelResult, way: str, earlier: bool) -> None:
         """A model's figures from its rows; complete unless something stopped it (the caller says partial).
@@ -713,7 +731,9 @@ class _Driver:
                   "threads": info.get("threads"), "way": info.get("way", ""), "attempt": shard.attempt,
                   "seconds": round(float(answer["seconds"]), 4), "forward_ms": round(float(answer["forward_ms"]), 3),
                   "decode_ms": round(float(answer["decode_ms"]), 3), "load_s": round(float(info.get("load_s", 0)), 3),
-                  "peak_rss_mb": answer.get("peak_rss_mb"), "weights_sha256": info.get("weights_sha256", "")}
+                  "peak_rss_mb": answer.get("peak_rss_mb"), "weights_sha256": info.get("weights_sha256", ""),
+                  # how far into the model's turn (this session's) it came back: a resume adds it to the turn's time
+                  "turn_s": round(time.perf_counter() - self._turn_started, 3)}
         self.cluster["shards"].append(record)
         _append_shard(self.out / SHARDS_FILE, record)
         if self._on_shard is not None:
