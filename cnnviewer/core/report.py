@@ -529,7 +529,7 @@ def cluster_summary(report: BenchmarkReport) -> ClusterSummary | None:
     nodes = _entries(cluster, "nodes")
     if nodes:
         where += f"; {len(nodes)} node(s): " + ", ".join(
-            f"{_word(n.get('host'))} ({_word(n.get('ip'))}, {_figure(n.get('cpus'))} CPU(s), "
+            f"{_word(n.get('host'))} (node {_word(n.get('node'))}, {_word(n.get('ip'))}, {_figure(n.get('cpus'))} CPU(s), "
             f"{_figure(n.get('gpus'))} GPU(s))" for n in nodes)
     data = cluster.get("data")
     sent = SENT.get(str(data), _word(data))
@@ -597,8 +597,13 @@ def cluster_note(report: BenchmarkReport) -> str | None:
         return None
     if not summary.processes:  # during a run, before any shard came back (the window shows it then)
         return "The models run on a cluster: each worker's own speed is listed as its shards come back."
+    per_place: dict[tuple[str, str], int] = {}
+    for row in summary.workers:
+        per_place[(row[0], row[2])] = per_place.get((row[0], row[2]), 0) + 1
+    how = ("one per model on each" if all(count == 1 for count in per_place.values()) else
+           "one per model on each, and another where a worker died or a resumed session started its own")
     return (f"The models ran on {summary.nodes} node(s) of a cluster ({summary.processes} worker process(es), "
-            "one per model on each), so there is no single speed "
+            f"{how}), so there is no single speed "
             "figure per model: each worker's own is listed (the Cluster section; the Workers tab in the window), "
             "never summed into one figure.")
 

@@ -82,8 +82,9 @@ def _cells(line: str) -> list[str]:
 def test_report_md_of_a_cluster_run_lists_each_worker_and_sums_nothing(cluster_run):
     text = markdown(cluster_run)
     section = _section(text, "Cluster")
-    assert section[0] == ("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (10.0.0.2, 2 CPU(s), 0 GPU(s)), "
-                          "host-b (10.0.0.3, 2 CPU(s), 0 GPU(s))")
+    # Two nodes may be one machine (one host name, one address): the node tells them apart.
+    assert section[0] == ("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (node a1b2c3d4, 10.0.0.2, 2 CPU(s), "
+                          "0 GPU(s)), host-b (node e5f6a7b8, 10.0.0.3, 2 CPU(s), 0 GPU(s))")
     assert section[1].startswith("- Sent to the workers: the image bytes")
     assert section[2] == (r"- Split: 13 images per model in 2 shard(s) of up to 8, handed to 2 worker(s) (one per "
                           r"node) as each became free. Shards of up to 8 images; shards per model: "
@@ -169,6 +170,11 @@ def test_conclusions_of_a_cluster_run_claim_no_speed_difference(cluster_run):
                         "so there is no single speed figure per model: each worker's own is listed (the Cluster "
                         "section; the Workers tab in the window), never summed into one figure.")
     assert not any("Throughput:" in note or "Other programs" in note for note in notes)
+    # A second worker for a model on a node (one died, or a resumed session started its own) is not "one each".
+    cluster_run.environment["cluster"]["workers"].append(
+        {**cluster_run.environment["cluster"]["workers"][0], "pid": 4567})
+    assert "(3 worker process(es), one per model on each, and another where a worker died or a resumed session " \
+        "started its own)" in timing_notes(cluster_run)[0]
     md = markdown(cluster_run)
     assert "faster than" not in md and "speed claim" not in md
 
@@ -241,7 +247,7 @@ def test_ray_nodes_are_counted_as_nodes_even_on_one_machine(cluster_run):
     for node in cluster_run.environment["cluster"]["nodes"]:  # the test cluster: two nodes, one host
         node.update(host="host-a", ip="127.0.0.1")
     where = cluster_lines(cluster_run)[2]
-    assert where.startswith("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (127.0.0.1, ") and "machine(s)" \
+    assert where.startswith("- Engine: Ray at 127.0.0.1:6390; 2 node(s): host-a (node a1b2c3d4, 127.0.0.1, ") and "machine(s)" \
         not in where
     assert timing_notes(cluster_run)[0].startswith("The models ran on 2 node(s) of a cluster (2 worker process(es)")
     assert environment_line(cluster_run.environment).startswith("Models ran on 2 node(s) of a cluster; ")
