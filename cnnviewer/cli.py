@@ -723,6 +723,7 @@ class _BenchProgress:
     def __init__(self, stopping=lambda: False):
         self.tty = sys.stderr.isatty()
         self.started = None
+        self.first_fraction = 0.0
         self.last_model = None
         self.stopping = stopping
         self.said_stopping = False
@@ -736,11 +737,11 @@ class _BenchProgress:
             _print_err("stopping after this batch; the report is written for what finished (Ctrl+C again stops "
                        "at once)")
         now = time.monotonic()
-        if self.started is None:
-            self.started = now
-        elapsed = now - self.started
         fraction = p.fraction
-        left = f", {elapsed / fraction * (1 - fraction):.0f} s left" if fraction > 0.02 else ""
+        if self.started is None:  # a resumed run starts part done: time left comes from what this run did
+            self.started, self.first_fraction = now, fraction
+        elapsed, progressed = now - self.started, fraction - self.first_fraction
+        left = f", {elapsed / progressed * (1 - fraction):.0f} s left" if progressed > 0.02 else ""
         if self.tty:
             bar = "#" * int(fraction * 30)
             _to_stderr(f"\r[{bar:<30}] {fraction * 100:5.1f}%  model {p.model_number}/{p.models} {p.model}: "
@@ -890,6 +891,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if cluster is not None:
                 from cnnviewer.core.cluster import run_on_cluster
 
+                if args.resume:
+                    _to_stderr(f"Resuming the run in {out}: the images with a row in its results.csv are not run "
+                               "again.")
                 report = run_on_cluster(dataset, config, out, cluster, progress=bar, should_cancel=stop,
                                         on_problem=on_problem, resume=args.resume)
             else:

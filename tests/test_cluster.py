@@ -173,7 +173,7 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     assert report["complete"] and [m["images"] for m in report["models"]] == [64, 64]
     resumed = report["environment"]["cluster"]["resumed"]
     assert [r["rows"] for r in resumed] == [len(csv_rows_text(kept))]
-    assert "Resumed" in stdout
+    assert "Resumed" in stdout and f"Resuming the run in {out}" in stderr
     # The shards run after the resume cover exactly the images that had no row.
     shards = report["environment"]["cluster"]["shards"]
     # The first session's shards, the rows whose record was lost and the new shards: each image once.
