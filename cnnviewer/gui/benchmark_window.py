@@ -175,18 +175,14 @@ def open_report_job(token, report, path: str) -> DashboardData:
 
 
 def kept_sentence(report: BenchmarkReport, out_dir: str) -> str:
-    """What a cancelled run left behind, in one sentence: finished models, the one cut short, where."""
-    total = len(report.images)
-    finished = [m.name for m in report.models if m.complete]
-    parts = []
-    if finished:
-        parts.append(f"{len(finished)} finished model{'s' if len(finished) > 1 else ''} ({', '.join(finished)})")
-    for m in report.models:
-        if m.partial:
-            seen = m.images + m.failed
-            parts.append(f"{m.name} cut short after {seen} of {total} images (partial)" if seen
-                         else f"{m.name} cut short before its first image")
-    return f"Cancelled; kept in {out_dir}: " + " and ".join(parts or ["the report of a run that had classified nothing"])
+    """What a cancelled run left behind, in one sentence short enough to be read whole in the panel: how many
+    models finished, which was cut short, and the folder last (each model's count of images is in the table)."""
+    finished = sum(1 for m in report.models if m.complete)
+    cut = [m.name for m in report.models if m.partial]
+    parts = [f"{finished} model{'s' if finished != 1 else ''} finished"] if finished else []
+    if cut:
+        parts.append(f"{cut[0] if len(cut) == 1 else f'{len(cut)} models'} cut short")
+    return f"Cancelled: {', '.join(parts) or 'nothing classified yet'}; report in {out_dir}"
 
 
 def cluster_workers(report: BenchmarkReport) -> int:
@@ -216,6 +212,7 @@ class BenchmarkWindow(QMainWindow):
         self.folder: str | None = None
         self.dataset: LabelledSet | None = None  # the folder as read when chosen; a run uses this very list
         self.out_dir: str | None = None
+        self._out_dir_before: str | None = None  # what Open report folder showed before the run in flight
         self.request_id: int | None = None  # the run in flight, until one of its three endings arrives
         self.report: BenchmarkReport | None = None
         self._run_folder: RunFolder | None = None
@@ -339,9 +336,9 @@ class BenchmarkWindow(QMainWindow):
         self.cluster_address.setPlaceholderText("host:port")
         self.cluster_address.setToolTip("The Ray cluster's address (host:port of its head, as `ray start --head` "
                                         "prints it); empty: RAY_ADDRESS when it is set")
-        self.cluster_note = QLabel("", panel)  # says which address a run uses, then where the run is
-        self.cluster_note.setTextFormat(Qt.TextFormat.PlainText)  # the address is the user's text
-        self.cluster_note.setWordWrap(True)
+        # Says which address a run uses, then where the run is; always CLUSTER_NOTE_LINES high, so typing an
+        # address (3 lines of "No address…" become 1 of "At …") moves neither the ways nor Start under the mouse.
+        self.cluster_note = StatusLabel(self.CLUSTER_NOTE_LINES, panel)
         column = QVBoxLayout(panel)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.cluster_box)
@@ -452,6 +449,7 @@ class BenchmarkWindow(QMainWindow):
     SHARE = 0.85  # of a bigger screen's free area: at 1920 x 1080 the dashboard gets the room it has
     FRAME = (16, 48)  # px a window manager's frame and title bar may add, before the window has been framed
     STATUS_LINES = 5  # the run's sentence and an error, whole in the panel's 232 px: a path takes two or three
+    CLUSTER_NOTE_LINES = 3  # "No address: enter the head's, or set RAY_ADDRESS", the longest, in the field's width
 
     def fit_to(self, available: QRect) -> None:
         """Size the window to ``available`` (a screen's free area) less its frame: PREFERRED or SHARE of it,
@@ -525,8 +523,14 @@ class BenchmarkWindow(QMainWindow):
         if self.dataset is None and self.folder:  # a report was opened since: its folder is read now
             self.set_folder(self.folder)
         models, ways = self.checked_models(), self.checked_ways()
-        if self.dataset is None or not self.dataset.images or not models or not ways:
-            self._refuse("Choose a folder of labelled images and tick at least one model and one way to run.")
+        # Only what is missing is asked for: with a folder chosen, "choose a folder" sent users looking for one.
+        needed = [] if self.dataset is not None and self.dataset.images else ["choose a folder of labelled images"]
+        ticks = [what for what, have in (("one model", models), ("one way to run", ways)) if not have]
+        if ticks:
+            needed.append("tick at least " + " and ".join(ticks))
+        if needed or self.dataset is None:
+            sentence = " and ".join(needed)
+            self._refuse(f"{sentence[0].upper()}{sentence[1:]}.")
             return None
         cluster = self._cluster_options()
         if cluster is not None and INT8 in ways:
@@ -552,6 +556,7 @@ class BenchmarkWindow(QMainWindow):
         except CnnviewerError as exc:
             self._refuse(f"The benchmark did not start: {exc.for_window()}")
             return None
+        self._out_dir_before = self.out_dir
         self.out_dir, self._run_folder = out_dir, run_folder
         self._cluster, self._cluster_workers = cluster, 0
         self._clear_results()
@@ -670,12 +675,21 @@ class BenchmarkWindow(QMainWindow):
             self._end("cancelled", kept_sentence(kept, out_dir))
         elif out_dir and os.path.exists(os.path.join(out_dir, "report.json")):  # it stopped on an error
             self._end("cancelled", f"Cancelled; what the run finished is in {out_dir}")
-        else:  # it never started: nothing was written, so the folder made for it goes too
-            if self._run_folder is not None:
-                self._run_folder.remove_if_empty()
+        else:  # it never started: nothing was written, so the folder made for it goes too (in _end)
             self._end("cancelled", "Cancelled before it started; nothing was run and no folder was kept.")
 
+    def _drop_empty_run_folder(self) -> None:
+        """A run that wrote nothing (cancelled before it started, a cluster that could not be reached) leaves no
+        empty folder behind, and Open report folder shows again what it showed before the run."""
+        folder = self._run_folder
+        if folder is None or not folder.path.is_dir() or any(folder.path.iterdir()):
+            return  # the run wrote something: its folder and the button's are the run's
+        folder.remove_if_empty()  # rmdir only, for the folders made for the run: never what is in them
+        if not folder.path.exists():
+            self.out_dir = self._out_dir_before
+
     def _end(self, outcome: str, text: str, error: bool = False) -> None:
+        self._drop_empty_run_folder()
         self.request_id, self._run_folder, self._cluster = None, None, None
         self._update_cluster_box()
         self._say(text, error)

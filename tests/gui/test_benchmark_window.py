@@ -74,9 +74,10 @@ def test_cancel_while_running_ends_in_cancelled_and_says_what_was_kept(make_wind
     assert ended.args == ["cancelled"]
     assert bench.start_button.isEnabled() and not bench.cancel_button.isEnabled() and not bench.is_running()
     # What was kept is read back from the run's own report.json, and said in one sentence.
-    qtbot.waitUntil(lambda: bench.progress_text.text().startswith("Cancelled; kept in "), timeout=30_000)
+    qtbot.waitUntil(lambda: bench.progress_text.text().startswith("Cancelled: "), timeout=30_000)
     text = bench.progress_text.text()
-    assert text.startswith("Cancelled; kept in ") and "efficientnet_lite0" in text, text
+    assert text.startswith("Cancelled: ") and " finished" in text, text
+    assert text.endswith(f"; report in {bench.out_dir}"), text  # the folder last: read whole in the panel
     on_disk = load_json(Path(bench.out_dir) / "report.json")
     assert on_disk.cancelled and on_disk.result("efficientnet_lite0").images == 24
     assert bench.report.cancelled and bench.dashboard.report is bench.report

@@ -1,14 +1,19 @@
 """The benchmark window's leftovers from the cluster round: a refusal that goes with its cause, a red line that
-moves nothing, a status read whole, "-" for memory never measured, a first size in step with the screen."""
+moves nothing, a status read whole, "-" for memory never measured, a first size in step with the screen, the end of
+a run said whole, a cluster note that moves nothing, no empty folder left by a run that wrote nothing, and a refusal
+that names only what is missing."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtWidgets import QCheckBox
+from PySide6.QtWidgets import QApplication, QCheckBox
 
 from cnnviewer.core.benchmark import Progress
 from tests.core.test_cluster_report import LITE0, LITE1, as_cluster_run
@@ -112,7 +117,7 @@ def test_a_refusal_to_start_without_a_model_goes_when_one_is_ticked(make_window,
     for index in range(bench.models.count()):
         bench.models.item(index).setCheckState(Qt.CheckState.Unchecked)
     assert bench.start() is None
-    assert bench.error_note.isVisible() and "tick at least one model" in bench.error_note.text()
+    assert bench.error_note.isVisible() and bench.error_note.text() == "Tick at least one model."
     bench.models.item(0).setCheckState(Qt.CheckState.Checked)
     assert not bench.error_note.isVisible() and bench.progress_text.text() == ""
 
@@ -225,3 +230,145 @@ def test_a_size_the_user_chose_stays_when_the_window_is_shown_again(bench, qtbot
     bench.main.show_benchmark_window()
     qtbot.waitExposed(bench)
     assert (bench.width(), bench.height()) == (1100, 700)
+
+
+# -- 6: the end of a run is read whole, the folder included ------------------------------------------------------
+
+LONG_FOLDER = "/home/someone/cnnviewer-benchmarks/photos-13-20261130-221212"
+
+
+def cancelled_two_model_run(photos_13_run: Any) -> Any:
+    """photos-13's real run of lite0 and lite1 as Cancel leaves it five images into lite1."""
+    report = copy.deepcopy(photos_13_run[0])
+    cut = report.result(LITE1)
+    cut.partial, cut.complete, cut.images = True, False, 5
+    cut.throughput_ips = cut.latency_ms = None
+    report.cancelled, report.complete = True, False
+    return report
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "done", "done on a cluster"])
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_end_of_a_run_is_read_whole_with_its_folder(bench, qtbot, photos_13_run, outcome, width, height):
+    from cnnviewer.core.cluster import ClusterOptions
+
+    laid_out(qtbot, bench, width, height)
+    bench.out_dir = LONG_FOLDER  # as a user's home names it, longer than the tests' own
+    bench._started = time.monotonic() - 104
+    if outcome == "cancelled":
+        bench._on_cancelled(cancelled_two_model_run(photos_13_run))
+        expected = f"Cancelled: 1 model finished, {LITE1} cut short; report in {LONG_FOLDER}"
+    elif outcome == "done":
+        bench._on_returned(copy.deepcopy(photos_13_run[0]))
+        expected = f"Done in 104 s; report in {LONG_FOLDER}"
+    else:
+        bench._cluster = ClusterOptions(address=ADDRESS)
+        bench._on_returned(as_cluster_run(photos_13_run[0]))
+        expected = f"Done on the cluster at {ADDRESS}: 2 workers in 104 s; report in {LONG_FOLDER}"
+    label = bench.progress_text
+    assert label.isVisible()
+    assert "…" not in label.shown_text() and shown_whole(label) and label.toolTip() == "", label.shown_text()
+    assert label.text() == expected
+    save_screenshot(bench, f"leftovers-end-{outcome.replace(' ', '-')}-{width}x{height}")
+
+
+# -- 7: typing a cluster address moves nothing --------------------------------------------------------------------
+
+def settled(qtbot: Any) -> None:
+    """Every layout request posted has been handled: a wrapped label's new height reaches the panel a few
+    turns of the event loop after its text changed."""
+    for _ in range(5):
+        QApplication.sendPostedEvents()
+        qtbot.wait(50)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_typing_a_cluster_address_moves_no_control(make_window, qtbot, width, height):
+    window = make_window()
+    qtbot.waitUntil(lambda: "int8" in [str(w) for w in window.ways_offered()], timeout=60_000)
+    bench = window.open_benchmark(str(PHOTOS_13))
+    laid_out(qtbot, bench, width, height)
+    watched = (way_box(bench, "int8"), bench.start_button, bench.models, bench.cluster_box, bench.cluster_address)
+    before = [where(widget, bench) for widget in watched]
+    assert bench.cluster_note.text() == "No address: enter the head's, or set RAY_ADDRESS"
+    save_screenshot(bench, f"leftovers-cluster-no-address-{width}x{height}")
+    qtbot.keyClicks(bench.cluster_address, "127.0.0.1:1")
+    settled(qtbot)
+    assert bench.cluster_note.text() == "At 127.0.0.1:1" and bench.cluster_box.isEnabled()
+    assert [where(widget, bench) for widget in watched] == before
+    save_screenshot(bench, f"leftovers-cluster-address-{width}x{height}")
+    bench.cluster_address.clear()
+    settled(qtbot)
+    assert [where(widget, bench) for widget in watched] == before
+    assert shown_whole(bench.cluster_note)  # the longest note, whole in its fixed height
+
+
+# -- 8: a run that wrote nothing leaves no folder ------------------------------------------------------------------
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Run on cluster needs Ray")
+@pytest.mark.parametrize("before", ["no folder", "an opened report"])
+def test_a_cluster_start_that_fails_leaves_no_empty_folder(make_window, qtbot, photos_13_run, tmp_path, before):
+    from cnnviewer.core.report import save_json
+    from tests.ray_cluster import free_port
+
+    bench = make_window().open_benchmark(str(PHOTOS_13))
+    earlier = None
+    if before == "an opened report":  # Open report folder shows its folder before the run, and after it
+        earlier = tmp_path / "earlier"
+        earlier.mkdir()
+        save_json(photos_13_run[0], earlier / "report.json")
+        bench.open_report(str(earlier / "report.json"))
+        qtbot.waitUntil(lambda: bench.report_folder() == str(earlier), timeout=30_000)
+    assert bench.open_folder_button.isEnabled() == (earlier is not None)
+    for index in range(bench.models.count()):
+        bench.models.item(index).setCheckState(Qt.CheckState.Checked if index == 0 else Qt.CheckState.Unchecked)
+    for box in bench.ways.findChildren(QCheckBox):
+        box.setChecked(box.text() == "fp32")
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there: refused within seconds
+    bench.cluster_address.setText(address)
+    click(qtbot, bench.cluster_box)
+    with qtbot.waitSignal(bench.run_ended, timeout=60_000) as ended:
+        assert bench.start() is not None
+        run_dir = Path(bench.out_dir)
+        assert run_dir.is_dir() and bench.open_folder_button.isEnabled()  # made at Start, for the run
+    assert ended.args == ["errored"] and "cannot connect" in bench.error_note.text()
+    assert not run_dir.exists()
+    assert not (Path.home() / "cnnviewer-benchmarks").exists()  # made for this run only, and empty: gone too
+    assert bench.report_folder() == (str(earlier) if earlier else None)
+    assert bench.open_folder_button.isEnabled() == (earlier is not None)
+
+
+def test_a_run_that_wrote_something_keeps_its_folder(bench, tmp_path):
+    from cnnviewer.core.report import prepare_run_folder
+
+    run_dir = tmp_path / "run"
+    bench.out_dir, bench._run_folder = str(run_dir), prepare_run_folder(run_dir)
+    (run_dir / "run.log").write_text("a line\n")
+    bench._end("errored", "The benchmark stopped: the disk is full.", error=True)
+    assert (run_dir / "run.log").exists() and bench.report_folder() == str(run_dir)
+    assert bench.open_folder_button.isEnabled()
+
+
+# -- 9: a refusal names only what is missing ----------------------------------------------------------------------
+
+def test_a_refusal_to_start_names_only_what_is_missing(make_window, qtbot, tmp_path):
+    bench = make_window().open_benchmark(str(PHOTOS_13))
+    models = [bench.models.item(index) for index in range(bench.models.count())]
+    ways = bench.ways.findChildren(QCheckBox)
+
+    def refused(models_ticked: bool, ways_ticked: bool) -> str:
+        for item in models:
+            item.setCheckState(Qt.CheckState.Checked if models_ticked else Qt.CheckState.Unchecked)
+        for box in ways:
+            box.setChecked(ways_ticked and box.text() == "fp32")
+        assert bench.start() is None and not bench.is_running() and bench.error_note.isVisible()
+        return bench.error_note.text()
+
+    assert refused(False, True) == "Tick at least one model."
+    assert refused(True, False) == "Tick at least one way to run."
+    assert refused(False, False) == "Tick at least one model and one way to run."
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not bench.set_folder(str(empty))  # no labelled images: no folder to run on
+    assert refused(True, True) == "Choose a folder of labelled images."
+    assert refused(False, True) == "Choose a folder of labelled images and tick at least one model."
