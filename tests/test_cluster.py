@@ -173,6 +173,7 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_missing(cluster, l
     assert report["complete"] and [m["images"] for m in report["models"]] == [64, 64]
     resumed = report["environment"]["cluster"]["resumed"]
     assert [r["rows"] for r in resumed] == [len(csv_rows_text(kept))]
+    assert resumed[0]["models"] == {"efficientnet_lite0": 64, "efficientnet_lite1": len(csv_rows_text(kept)) - 64}
     assert "Resumed" in stdout and f"Resuming the run in {out}" in stderr
     # The shards run after the resume cover exactly the images that had no row.
     shards = report["environment"]["cluster"]["shards"]

@@ -418,7 +418,10 @@ class _Driver:
             for shard in self.cluster["shards"]:  # a model the driver died in has no result yet, but its shards
                 if shard.get("weights_sha256") and shard["model"] not in self.earlier_weights:
                     self.earlier_weights[shard["model"]] = ("", str(shard["weights_sha256"]))
-            entry: dict[str, Any] = {"date": _now(), "rows": len(done)}
+            per_model: dict[str, int] = {}
+            for key, _path in done:
+                per_model[key] = per_model.get(key, 0) + 1
+            entry: dict[str, Any] = {"date": _now(), "rows": len(done), "models": per_model}
             unrecorded = unrecorded_rows(done, self.cluster["shards"], self.cluster["resumed"])
             if unrecorded:  # the driver died after their rows reached results.csv, before their shard's record
                 entry["unrecorded"] = unrecorded

@@ -558,8 +558,10 @@ def cluster_summary(report: BenchmarkReport) -> ClusterSummary | None:
 def resumed_sentence(resumed: dict[str, Any]) -> str:
     """"DATE: 80 row(s) read back from results.csv, not classified again; 16 of them (lite1 16) have no shard
     record ..." for one entry of environment["cluster"]["resumed"]."""
-    text = f"{_word(resumed.get('date'))}: {_figure(resumed.get('rows'))} row(s) read back from results.csv, " \
-           "not classified again"
+    models = resumed.get("models")
+    each = ", ".join(f"{_word(key)} {_figure(rows)}" for key, rows in models.items()) if isinstance(models, dict) else ""
+    text = f"{_word(resumed.get('date'))}: {_figure(resumed.get('rows'))} row(s) " \
+           f"{f'({each}) ' if each else ''}read back from results.csv, not classified again"
     unrecorded = resumed.get("unrecorded")
     counts = {_word(key): rows for key, rows in (unrecorded.items() if isinstance(unrecorded, dict) else ())
               if isinstance(rows, int) and not isinstance(rows, bool) and rows > 0}

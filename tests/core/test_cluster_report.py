@@ -134,8 +134,10 @@ def test_a_cancelled_cluster_model_shows_no_figure_the_driver_never_measured(clu
 
 def test_rows_without_a_shard_record_are_said_to_have_no_known_speed(cluster_run):
     cluster_run.environment["cluster"]["resumed"] = [
-        {"date": "2026-11-30T21:00:00+00:00", "rows": 80, "unrecorded": {LITE1: 16, LITE0: "x"}}]
-    line = ("2026-11-30T21:00:00+00:00: 80 row(s) read back from results.csv, not classified again; 16 of them "
+        {"date": "2026-11-30T21:00:00+00:00", "rows": 80, "models": {LITE0: 64, LITE1: 16},
+         "unrecorded": {LITE1: 16, LITE0: "x"}}]
+    line = (r"2026-11-30T21:00:00+00:00: 80 row(s) (efficientnet\_lite0 64, efficientnet\_lite1 16) read back from "
+            "results.csv, not classified again; 16 of them "
             r"(efficientnet\_lite1 16) have no shard record (the driver stopped after writing their rows, before "
             "their record): counted, but which worker ran them and how fast is unknown")
     assert f"- {line}" in cluster_lines(cluster_run)
