@@ -276,6 +276,13 @@ def memory_caption(models: list[ModelResult]) -> str:
     return OLD_MEMORY_CAPTION if any(m.rss_before_mb is None for m in ran) else MEMORY_CAPTION
 
 
+def choosing(text: str, name: str) -> str:
+    """"choosing the fastest way: timing onnxruntime (round 2 of 3)" from core.auto's "Timing efficientnet_lite0
+    as onnxruntime (round 2 of 3)": the benchmark's own timing rounds come later, in other words."""
+    step = text.replace(f" {name} as ", " ")
+    return f"choosing the fastest way: {step[:1].lower()}{step[1:]}"
+
+
 def memory_measured(m: ModelResult) -> bool:
     """Whether this process measured the result's memory: not for a model it never loaded (a cluster's workers
     measure their own), whose 0 is no figure at all."""
@@ -794,7 +801,7 @@ class BenchmarkRun:
                 self._tell(number, key, 0, f"choosing the fastest way for {key} (once; cached)")
                 try:
                     way = resolve_way(entry, self.config.device, way, should_cancel=self.cancelled,
-                                      progress=lambda text: self._tell(number, key, 0, text)).way
+                                      progress=lambda text: self._tell(number, key, 0, choosing(text, entry.name))).way
                 except CnnviewerError as exc:  # weights missing, cancelled: this model's result says so
                     result.error, result.error_kind = str(exc), error_kind(exc)
                     return result

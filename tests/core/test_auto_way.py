@@ -82,3 +82,21 @@ def test_a_damaged_or_foreign_cache_is_ignored_with_a_log_line(content, caplog):
                              "2026-01-01T00:00:00+00:00", (WayResult("fp32", 1.0, True),), "fp32")
     auto.save_record(record)  # the damaged file is replaced by a good one
     assert cached_record("efficientnet_lite0", sha) == record
+
+
+def test_a_benchmark_says_auto_is_choosing_while_it_measures(tmp_path, monkeypatch):
+    """While auto measures a model's ways, the progress says so: "Timing ... (round 1 of 3)" read like the
+    benchmark's own timing rounds, which come later."""
+    from cnnviewer.core.benchmark import BenchmarkConfig
+    from cnnviewer.core.datasets import load_labelled_folder
+    from cnnviewer.core.session import run_to_folder
+    from tests.helpers import PHOTOS_13
+
+    monkeypatch.setenv("CNNVIEWER_CACHE_DIR", str(tmp_path / "cache"))  # nothing measured yet
+    texts: list[str] = []
+    config = BenchmarkConfig(models=("efficientnet_lite0",), ways=(AUTO,), batch_size=4, limit=4, timing_rounds=0)
+    run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path / "run", progress=lambda p: texts.append(p.text))
+    steps = [text for text in texts if text.startswith("choosing the fastest way: ")]
+    assert "choosing the fastest way: loading fp32 (1 of " in " ".join(steps)
+    assert any(text.startswith("choosing the fastest way: timing fp32 (round 1 of ") for text in steps), steps
+    assert not any(text.startswith(("Loading", "Timing")) for text in texts), texts
