@@ -63,6 +63,7 @@ class RunOutputs:
         try:
             write_all(report, self.out)
         except OutputError as exc:
+            self._save_json_anyway(report)
             if self._on_problem is None:
                 raise
             self._on_problem("report", exc)
@@ -74,6 +75,15 @@ class RunOutputs:
             write_all(report, self.out)
         except CnnviewerError as exc:
             log.info("the report of the failed run could not be written either: %s", exc)
+            self._save_json_anyway(report)
+
+    def _save_json_anyway(self, report: BenchmarkReport) -> None:
+        """report.json when another file of the final report failed (write_all saves it last): what the run
+        finished is all there, and a run that finished is not one to resume."""
+        try:
+            save_json(report, self.out / "report.json")
+        except OutputError as exc:
+            log.info("report.json could not be written either: %s", exc)
 
 
 def run_to_folder(dataset: LabelledSet, config: BenchmarkConfig, out_dir: str | os.PathLike[str], *,

@@ -12,7 +12,7 @@ import pytest
 from cnnviewer.core.benchmark import BenchmarkConfig, BenchmarkReport, Progress
 from cnnviewer.core.datasets import load_labelled_folder
 from cnnviewer.core.errors import OutputError
-from cnnviewer.core.report import load_json
+from cnnviewer.core.report import load_json, write_all
 from cnnviewer.core.session import run_to_folder
 from tests.helpers import PHOTOS_13, VAL_100
 
@@ -128,12 +128,17 @@ def test_a_finished_report_json_is_written_after_everything_else(tmp_path):
     report = run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path, on_snapshot=snapshot)
     assert report.complete and seen and all(not complete for complete, _ in seen), seen
     assert json.loads((tmp_path / "report.json").read_text())["complete"]
-    # The final write stopped before its end (here: report.html cannot be written): report.json is not finished.
+    # write_all saves report.json after the rest: a stop before its end (a kill; here report.html cannot be
+    # written) leaves no finished report.json behind.
     (tmp_path / "b" / "report.html").mkdir(parents=True)
     with pytest.raises(OutputError, match="report.html"):
-        run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path / "b")
-    assert (tmp_path / "b" / "report.md").exists()
-    assert not json.loads((tmp_path / "b" / "report.json").read_text())["complete"]
+        write_all(report, tmp_path / "b")
+    assert (tmp_path / "b" / "report.md").exists() and not (tmp_path / "b" / "report.json").exists()
+    # A run whose final write fails with an error it catches still finishes report.json: its results are there.
+    (tmp_path / "c" / "report.html").mkdir(parents=True)
+    with pytest.raises(OutputError, match="report.html"):
+        run_to_folder(load_labelled_folder(PHOTOS_13), config, tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["complete"]
 
 
 def test_models_are_unloaded_after_their_turn_and_memory_is_per_model(tmp_path):
