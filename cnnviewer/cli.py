@@ -720,8 +720,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 class _BenchProgress:
     """A progress bar with time left on stderr (a line per model when stderr is not a terminal)."""
 
-    def __init__(self, stopping=lambda: False):
+    def __init__(self, stopping=lambda: False, clock=None):
         self.tty = sys.stderr.isatty()
+        self.clock = clock  # None: time.monotonic
         self.started = None
         self.first_fraction = 0.0
         self.last_model = None
@@ -736,7 +737,7 @@ class _BenchProgress:
             self.done()
             _print_err("stopping after this batch; the report is written for what finished (Ctrl+C again stops "
                        "at once)")
-        now = time.monotonic()
+        now = (self.clock or time.monotonic)()
         fraction = p.fraction
         if self.started is None:  # a resumed run starts part done: time left comes from what this run did
             self.started, self.first_fraction = now, fraction
@@ -928,6 +929,7 @@ _GOES_ON = {"csv": "the run goes on without it", "json": "the run goes on, and t
 
 
 def _bench_table(report) -> str:
+    from cnnviewer.core.benchmark import memory_measured
     from cnnviewer.core.report import conclusions, timing_notes
 
     headers: tuple[str, ...] = ("model", "images", "top-1 %", "95% CI", "top-5 %", "img/s", "p50 ms", "p99 ms",
@@ -943,7 +945,9 @@ def _bench_table(report) -> str:
                      ("per worker" if "cluster" in report.environment else "-") if m.throughput_ips is None
                      else f"{m.throughput_ips:.1f}",
                      f"{lat['p50']:.0f}" if lat else "-", f"{lat['p99']:.0f}" if lat else "-",
-                     *(("-", "-") if "cluster" in report.environment else (f"{m.peak_rss_mb:.0f}", f"{m.load_s:.2f}"))))
+                     *(("-", "-") if "cluster" in report.environment else (  # "-": never measured, not 0
+                         f"{m.peak_rss_mb:.0f}" if memory_measured(m) else "-",
+                         f"{m.load_s:.2f}" if m.load_s else "-"))))
     if any(m.peak_gpu_mb for m in report.models):
         headers += ("GPU MB",)
         rows = [(*row, f"{m.peak_gpu_mb:.0f}" if not m.error else "")

@@ -65,3 +65,29 @@ def test_a_real_run_on_photos_13_calls_no_class_at_100_percent_weak(tmp_path, ph
         assert all(int(right) < int(total) and int(pct) < 100 for pct, right, total in listed), line
         assert (line == f"- **{model}**: every class right ({len(classes)} classes)") == (not wrong)
     assert "batch-1 latency runs" in _section(text, "The lab report's table")[-1]
+
+
+def test_a_model_cut_short_before_it_loaded_shows_no_figure_as_0(photos_13_run):
+    """A second Ctrl+C while a model was loading leaves its memory, parameters and load time unmeasured: "-"
+    in report.md, report.html and the terminal's table, never 0 (which reads as a measurement)."""
+    from cnnviewer.cli import _bench_table
+    from cnnviewer.core.report import html, markdown
+
+    report = copy.deepcopy(photos_13_run[0])
+    cut = report.models[1]
+    cut.partial, cut.images = True, 0
+    cut.peak_rss_mb = cut.param_mb = cut.load_s = cut.decode_ms_mean = 0.0
+    cut.rss_before_mb = None
+    lab = [line for line in _section(markdown(report), "The lab report's table") if line.startswith(f"| {cut.title}")]
+    assert lab and lab[0].split(" | ")[2] == "-"
+    measured = [line for line in _section(markdown(report), "Measured and published")
+                if line.startswith(f"| {cut.name} ")]
+    assert measured and measured[0].rstrip(" |").split(" | ")[-3:] == ["-", "-", "-"]  # decode, parameters, load
+    page = html(report)
+    row = page[page.index(f"{cut.name}</td>"):]
+    row = row[: row.index("</tr>")]
+    assert row.endswith("<td>-</td><td>-</td><td>-</td>")  # peak, parameters, load
+    line = next(line for line in _bench_table(report).splitlines() if line.lstrip().startswith(cut.name))
+    assert line.split()[-2:] == ["-", "-"]  # peak MB, load s
+    # The figures of the model that loaded are still shown.
+    assert f"{report.models[0].load_s:.2f}" in markdown(report)

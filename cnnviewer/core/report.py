@@ -28,6 +28,7 @@ from cnnviewer.core.benchmark import (
     environment_line,
     load_warning,
     memory_caption,
+    memory_measured,
 )
 from cnnviewer.core.charts import CHART_FILES
 from cnnviewer.core.errors import CnnviewerError, OutputError
@@ -328,9 +329,14 @@ def _latency(report: BenchmarkReport, m: ModelResult) -> str:
     return "-" if lat is None else f"{lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f}"
 
 
-def _driver_figure(report: BenchmarkReport, m: ModelResult, value: float, spec: str) -> str:
-    """A figure measured in the process that ran the model: "-" for a cluster result, whose driver ran none."""
-    return "-" if ran_on_cluster(report) and m.error is None else format(value, spec)
+def _driver_figure(report: BenchmarkReport, m: ModelResult, value: float, spec: str,
+                   measured: bool | None = None) -> str:
+    """A figure measured in the process that ran the model: "-" for a cluster result, whose driver ran none,
+    and for one never measured (``measured``; by default a value above 0: a model cut short before it loaded
+    has 0 there, which is no figure)."""
+    if ran_on_cluster(report) and m.error is None:
+        return "-"
+    return format(value, spec) if (value > 0 if measured is None else measured) else "-"
 
 
 def _not_run(m: ModelResult) -> str:
@@ -355,7 +361,8 @@ def markdown(report: BenchmarkReport) -> str:
     for m in ran:
         title = f"{m.title} ({report.partial_note(m)})" if m.partial else m.title
         seconds = "-" if m.partial else f"{m.seconds:.2f}"
-        lines.append(f"| {title} | {seconds} | {_driver_figure(report, m, m.peak_rss_mb, '.0f')} | {_pct(m.top1)} "
+        peak = _driver_figure(report, m, m.peak_rss_mb, '.0f', memory_measured(m))
+        lines.append(f"| {title} | {seconds} | {peak} | {_pct(m.top1)} "
                      f"| {_pct(m.top5)} |")
     samples = report.config.get("latency_samples", 20)
     time_line = ("Time, s: each model's whole turn: loading it (and hashing its weights file the first time), a "
@@ -740,7 +747,8 @@ def html(report: BenchmarkReport, svgs: dict[str, bytes] | None = None) -> str:
         out.append(f"<tr><td>{swatch}{esc(m.name)}</td><td>{esc(_run_as(m))}</td><td>{m.images}</td>"
                    f"<td>{_pct(m.top1)} ({_ci(m.top1_ci)})</td><td>{_pct(m.top5)} ({_ci(m.top5_ci)})</td>"
                    f"<td>{PER_WORKER if per_worker(report, m) else _throughput(m)}</td>"
-                   f"<td>{esc(_latency(report, m))}</td><td>{_driver_figure(report, m, m.peak_rss_mb, '.0f')}</td>"
+                   f"<td>{esc(_latency(report, m))}</td>"
+                   f"<td>{_driver_figure(report, m, m.peak_rss_mb, '.0f', memory_measured(m))}</td>"
                    f"<td>{_driver_figure(report, m, m.param_mb, '.0f')}</td>"
                    f"<td>{PER_WORKER if per_worker(report, m) else _driver_figure(report, m, m.load_s, '.2f')}</td></tr>")
     out.append("</table>")
