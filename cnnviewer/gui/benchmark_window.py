@@ -552,9 +552,13 @@ class BenchmarkWindow(QMainWindow):
 
                 images = self.dataset.images[: config.limit] if config.limit else self.dataset.images
                 benchmark_calibration([INT8], [image.path for image in images], self.dataset.root)
-            run_folder = prepare_run_folder(out_dir)  # a new folder per run: an earlier run is never replaced
-        except CnnviewerError as exc:
+        except CnnviewerError as exc:  # the choices (int8 on too few photos, a batch size): goes when they change
             self._refuse(f"The benchmark did not start: {exc.for_window()}")
+            return None
+        try:
+            run_folder = prepare_run_folder(out_dir)  # a new folder per run: an earlier run is never replaced
+        except CnnviewerError as exc:  # the disk, not the choices: it stays until the next Start
+            self._say(f"The benchmark did not start: {exc.for_window()}", error=True)
             return None
         self._out_dir_before = self.out_dir
         self.out_dir, self._run_folder = out_dir, run_folder
@@ -682,10 +686,12 @@ class BenchmarkWindow(QMainWindow):
         """A run that wrote nothing (cancelled before it started, a cluster that could not be reached) leaves no
         empty folder behind, and Open report folder shows again what it showed before the run."""
         folder = self._run_folder
-        if folder is None or not folder.path.is_dir() or any(folder.path.iterdir()):
-            return  # the run wrote something: its folder and the button's are the run's
-        folder.remove_if_empty()  # rmdir only, for the folders made for the run: never what is in them
-        if not folder.path.exists():
+        if folder is None:
+            return
+        # rmdir only, of the folders made for the run: one that holds anything (or cannot be read) stays, and so
+        # does the button's folder. Nothing here may raise: the rest of _end gives Start back.
+        folder.remove_if_empty()
+        if not os.path.exists(folder.path):  # os.path: never raises, unlike Path.exists on an unreadable parent
             self.out_dir = self._out_dir_before
 
     def _end(self, outcome: str, text: str, error: bool = False) -> None:

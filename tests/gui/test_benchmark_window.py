@@ -150,6 +150,9 @@ def test_a_run_never_replaces_an_earlier_one(make_window, tmp_path, monkeypatch)
     assert bench.progress_text.text().startswith(f"The benchmark did not start: {earlier}: already holds an earlier run")
     assert not bench.is_running() and bench.start_button.isEnabled()
     assert (earlier / "report.json").read_text(encoding="utf-8") == "{}"
+    # The disk, not the choices, stopped it: ticking a model does not make the sentence go.
+    bench.models.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert not bench.error_note.isHidden() and "already holds an earlier run" in bench.error_note.text()
 
 
 def test_a_classification_asked_during_a_benchmark_is_answered_within_5_s(make_window, qtbot):

@@ -1,7 +1,4 @@
-"""The benchmark window's leftovers from the cluster round: a refusal that goes with its cause, a red line that
-moves nothing, a status read whole, "-" for memory never measured, a first size in step with the screen, the end of
-a run said whole, a cluster note that moves nothing, no empty folder left by a run that wrote nothing, and a refusal
-that names only what is missing."""
+"""The benchmark window's set-up panel and status as a user meets them: refusals, status, folders, first size."""
 
 from __future__ import annotations
 
