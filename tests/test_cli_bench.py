@@ -173,17 +173,14 @@ def test_ctrl_c_writes_a_cancelled_report_for_what_finished(tmp_path):
     assert "efficientnet_lite0" in stdout  # the summary of what finished
 
 
-def test_time_left_of_a_resumed_run_comes_from_what_it_did_itself(monkeypatch, capsys):
+def test_time_left_of_a_resumed_run_comes_from_what_it_did_itself(capsys):
     """A resumed run starts with most rows read back: measured from the run's start as if it had done them,
     "0 s left" was printed at once. The estimate comes from the progress this run made."""
-    import time
-
     from cnnviewer.cli import _BenchProgress
     from cnnviewer.core.benchmark import Progress
 
     clock = iter([100.0, 110.0])
-    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
-    bar = _BenchProgress()
+    bar = _BenchProgress(clock=lambda: next(clock))
     bar.tty = True  # the line with time left, as a terminal shows it
     bar(Progress("efficientnet_lite1", 2, 2, 16, 64))  # 62.5 % done when the resumed run starts
     bar(Progress("efficientnet_lite1", 2, 2, 32, 64))  # 12.5 points in 10 s, 25 to go: 20 s
