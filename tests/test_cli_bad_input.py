@@ -86,9 +86,11 @@ def test_export_to_a_read_only_folder_is_a_clear_error(reachable):
     os.chmod(target, 0o755)  # owned by root: read-only for 'nobody'
     code = ("rep = BenchmarkReport(root='x', config={}, environment={})\n"
             f"try:\n    r.write_all(rep, {str(target)!r})\nexcept OutputError as e:\n    print('ERROR', e)\n")
-    proc = _as_nobody("from cnnviewer.core import report as r\nfrom cnnviewer.core.benchmark import BenchmarkReport",
-                      code)
-    assert "ERROR" in proc.stdout and "report.json: cannot be written (permission denied)" in proc.stdout, \
+    # The class names are read as root (they import torchvision, which 'nobody' cannot reach here).
+    proc = _as_nobody("from cnnviewer.core import report as r\nfrom cnnviewer.core.benchmark import BenchmarkReport\n"
+                      "from cnnviewer.core.labels import imagenet_categories\nimagenet_categories()", code)
+    # report.md is the first file written (report.json comes last: a finished one says the rest was written).
+    assert "ERROR" in proc.stdout and "report.md: cannot be written (permission denied)" in proc.stdout, \
         proc.stdout + proc.stderr
     assert list(target.iterdir()) == []
 
