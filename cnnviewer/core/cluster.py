@@ -20,7 +20,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -418,10 +418,7 @@ class _Driver:
             for shard in self.cluster["shards"]:  # a model the driver died in has no result yet, but its shards
                 if shard.get("weights_sha256") and shard["model"] not in self.earlier_weights:
                     self.earlier_weights[shard["model"]] = ("", str(shard["weights_sha256"]))
-            per_model: dict[str, int] = {}
-            for key, _path in done:
-                per_model[key] = per_model.get(key, 0) + 1
-            entry: dict[str, Any] = {"date": _now(), "rows": len(done), "models": per_model}
+            entry: dict[str, Any] = {"date": _now(), "rows": len(done), "models": _rows_per_model(done)}
             unrecorded = unrecorded_rows(done, self.cluster["shards"], self.cluster["resumed"])
             if unrecorded:  # the driver died after their rows reached results.csv, before their shard's record
                 entry["unrecorded"] = unrecorded
@@ -826,9 +823,7 @@ def unrecorded_rows(done: dict[tuple[str, str], Any], shards: list[dict[str, Any
     def whole(value: object) -> int:  # the files were written by an earlier session, but may have been edited
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
-    counts: dict[str, int] = {}
-    for key, _path in done:
-        counts[key] = counts.get(key, 0) + 1
+    counts = _rows_per_model(done)
     for shard in shards:
         counts[str(shard["model"])] = counts.get(str(shard["model"]), 0) - whole(shard["images"])
     for entry in resumed:
@@ -836,6 +831,11 @@ def unrecorded_rows(done: dict[tuple[str, str], Any], shards: list[dict[str, Any
         for key, rows in (earlier.items() if isinstance(earlier, dict) else ()):
             counts[str(key)] = counts.get(str(key), 0) - whole(rows)
     return {key: rows for key, rows in counts.items() if rows > 0}
+
+
+def _rows_per_model(done: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Result key -> rows read back, from the (result key, image path) keys of finished_rows."""
+    return dict(Counter(key for key, _path in done))
 
 
 def _kept_shards(path: Path) -> list[dict[str, Any]]:
